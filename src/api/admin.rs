@@ -1,0 +1,184 @@
+//! `/admin/*` (admin key only): the kill switch, sessions, and the weekly report.
+
+use super::error::ApiError;
+use super::extract::JsonBody;
+use super::middleware::RequestContext;
+use crate::domain::SessionId;
+use crate::orchestrator::SessionView;
+use crate::state::AppState;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+pub struct KillSwitch {
+    /// true: every reply is a static one and nothing reaches OpenAI.
+    pub enabled: Option<bool>,
+}
+
+/// Whether the kill switch is on.
+#[utoipa::path(get, path = "/admin/kill-switch", tag = "admin", responses(
+    (status = 200, description = "Current state", body = KillSwitch),
+    (status = 401, description = "Missing or invalid admin key"),
+    (status = 403, description = "Admin routes disabled (no VELOCHAT_ADMIN_KEY)")
+), security(("bearer" = [])))]
+pub async fn get_kill_switch(State(state): State<AppState>) -> Response {
+    Json(json!({"enabled": state.orchestrator.store.kill_switch().await})).into_response()
+}
+
+/// Flips the kill switch (on every replica sharing the store). Logged with who and when.
+#[utoipa::path(put, path = "/admin/kill-switch", tag = "admin", request_body = KillSwitch, responses(
+    (status = 200, description = "New state", body = KillSwitch),
+    (status = 400, description = "`enabled` missing or not a boolean"),
+    (status = 401, description = "Missing or invalid admin key"),
+    (status = 403, description = "Admin routes disabled (no VELOCHAT_ADMIN_KEY)"),
+    (status = 415, description = "Not application/json"),
+    (status = 503, description = "The shared store did not take the change")
+), security(("bearer" = [])))]
+pub async fn put_kill_switch(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    JsonBody(body): JsonBody<KillSwitch>,
+) -> Result<Response, ApiError> {
+    let enabled = body
+        .enabled
+        .ok_or_else(|| crate::domain::InvalidField::missing("enabled"))?;
+    state
+        .orchestrator
+        .store
+        .set_kill_switch(enabled)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("kill switch not stored: {e}")))?;
+    state.metrics.kill_switch.set(i64::from(enabled));
+    tracing::warn!(enabled, by = "admin", request_id = %ctx.request_id, at = %chrono::Utc::now().to_rfc3339(), "kill switch flipped");
+    Ok(Json(json!({"enabled": enabled})).into_response())
+}
+
+fn session_id(raw: &str) -> Result<SessionId, ApiError> {
+    Ok(SessionId::parse(Some(raw), "sessionId")?)
+}
+
+/// A session's state.
+#[utoipa::path(get, path = "/admin/sessions/{sessionId}", tag = "admin",
+    params(("sessionId" = String, Path, description = "The session")),
+    responses(
+        (status = 200, description = "The session", body = Object),
+        (status = 400, description = "Invalid session id"),
+        (status = 401, description = "Missing or invalid admin key"),
+        (status = 403, description = "Admin routes disabled"),
+        (status = 404, description = "No state kept for that session")
+    ), security(("bearer" = [])))]
+pub async fn get_session(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Json<SessionView>, ApiError> {
+    let id = session_id(&raw)?;
+    state
+        .orchestrator
+        .session_view(id.as_str())
+        .await
+        .map(Json)
+        .ok_or(ApiError::SessionNotFound)
+}
+
+/// Hands the session back to the bot (sends a `released` webhook event when a human owned it).
+#[utoipa::path(post, path = "/admin/sessions/{sessionId}/release", tag = "admin",
+    params(("sessionId" = String, Path, description = "The session")),
+    responses(
+        (status = 200, description = "The session, now `bot`", body = Object),
+        (status = 400, description = "Invalid session id"),
+        (status = 401, description = "Missing or invalid admin key"),
+        (status = 403, description = "Admin routes disabled"),
+        (status = 404, description = "No state kept for that session")
+    ), security(("bearer" = [])))]
+pub async fn release_session(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Json<SessionView>, ApiError> {
+    let id = session_id(&raw)?;
+    state
+        .orchestrator
+        .release(id.as_str(), "released")
+        .await
+        .map(Json)
+        .ok_or(ApiError::SessionNotFound)
+}
+
+/// A human agent takes the session: the bot goes quiet (sends a `handoff` webhook event).
+#[utoipa::path(post, path = "/admin/sessions/{sessionId}/handoff", tag = "admin",
+    params(("sessionId" = String, Path, description = "The session")),
+    responses(
+        (status = 200, description = "The session, now `human`", body = Object),
+        (status = 400, description = "Invalid session id"),
+        (status = 401, description = "Missing or invalid key"),
+        (status = 403, description = "Admin routes disabled")
+    ), security(("bearer" = [])))]
+pub async fn take_over_session(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Json<SessionView>, ApiError> {
+    let id = session_id(&raw)?;
+    Ok(Json(state.orchestrator.take_over(id.as_str()).await))
+}
+
+/// Erases a session's state, events and outbox entries (privacy requests).
+#[utoipa::path(delete, path = "/admin/sessions/{sessionId}", tag = "admin",
+    params(("sessionId" = String, Path, description = "The session")),
+    responses(
+        (status = 200, description = "Erased", body = Object),
+        (status = 400, description = "Invalid session id"),
+        (status = 401, description = "Missing or invalid admin key"),
+        (status = 403, description = "Admin routes disabled"),
+        (status = 503, description = "The durable store failed")
+    ), security(("bearer" = [])))]
+pub async fn erase_session(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = session_id(&raw)?;
+    let rows = state
+        .orchestrator
+        .erase(id.as_str())
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("erase failed: {e}")))?;
+    Ok(
+        Json(json!({"sessionId": id.as_str(), "erased": true, "rowsRemoved": rows}))
+            .into_response(),
+    )
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ReportQuery {
+    pub since: Option<String>,
+}
+
+/// The weekly review as JSON (`?since=7d`).
+#[utoipa::path(get, path = "/admin/report", tag = "admin",
+    params(("since" = Option<String>, Query, description = "How far back, e.g. 7d, 24h (default 7d)")),
+    responses(
+        (status = 200, description = "The report", body = Object),
+        (status = 400, description = "`since` is not a duration"),
+        (status = 401, description = "Missing or invalid admin key"),
+        (status = 403, description = "Admin routes disabled"),
+        (status = 503, description = "The durable store failed")
+    ), security(("bearer" = [])))]
+pub async fn report(
+    State(state): State<AppState>,
+    Query(query): Query<ReportQuery>,
+) -> Result<Response, ApiError> {
+    let since = query.since.as_deref().unwrap_or("7d");
+    let window = crate::report::parse_since(since).map_err(|m| {
+        ApiError::Invalid(crate::domain::InvalidField::new(
+            "since",
+            "invalid_field",
+            m,
+        ))
+    })?;
+    let report = crate::report::build(state.orchestrator.durable.as_ref(), window, &state.settings)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("report failed: {e}")))?;
+    Ok(Json(report).into_response())
+}

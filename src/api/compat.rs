@@ -1,0 +1,386 @@
+//! `POST /v1/chat/completions` and `GET /v1/models`: OpenAI's own shapes, so the official SDKs and
+//! the seed's Velo snippet work by changing one URL, behind the same guards as /sendChatMessage.
+
+use super::chat::{caller, deadline, reply_log};
+use super::error::{rate_limit_headers, ApiError};
+use super::extract::{JsonBody, Peer};
+use super::middleware::RequestContext;
+use crate::config::CompatSystemPrompt;
+use crate::domain::{InvalidField, RawTurn, SessionId, Source, TypedContext, UserText};
+use crate::orchestrator::{ChatInput, ModelOverrides, Reply, Route};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use std::net::SocketAddr;
+
+/// Sampling options passed through to the upstream as given.
+const PASSTHROUGH: [&str; 8] = [
+    "top_p",
+    "stop",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+    "logit_bias",
+    "logprobs",
+    "top_logprobs",
+];
+
+#[derive(Debug, Deserialize)]
+pub struct CompatMessage {
+    pub role: Option<String>,
+    pub content: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct StreamOptionsIn {
+    pub include_usage: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ChatCompletionsRequest {
+    pub model: Option<String>,
+    pub messages: Option<Vec<CompatMessage>>,
+    pub max_tokens: Option<u32>,
+    pub max_completion_tokens: Option<u32>,
+    pub temperature: Option<f32>,
+    pub stream: Option<bool>,
+    pub stream_options: Option<StreamOptionsIn>,
+    pub response_format: Option<Value>,
+    pub tools: Option<Value>,
+    pub functions: Option<Value>,
+    pub tool_choice: Option<Value>,
+    pub function_call: Option<Value>,
+    pub n: Option<u32>,
+    pub user: Option<String>,
+    pub safety_identifier: Option<String>,
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+/// The text of a message: a string, or the text parts of a content array.
+fn text_of(content: Option<&Value>, field: &str) -> Result<String, ApiError> {
+    match content {
+        None | Some(Value::Null) => Ok(String::new()),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(Value::Array(parts)) => {
+            let mut text = String::new();
+            for part in parts {
+                match (
+                    part.get("type").and_then(Value::as_str),
+                    part.get("text").and_then(Value::as_str),
+                ) {
+                    (Some("text"), Some(t)) => text.push_str(t),
+                    _ => {
+                        return Err(ApiError::Unsupported(
+                            field.into(),
+                            format!("`{field}`: only text content parts are supported"),
+                        ))
+                    }
+                }
+            }
+            Ok(text)
+        }
+        Some(_) => Err(ApiError::Invalid(InvalidField::new(
+            field,
+            "invalid_field",
+            format!("`{field}` must be a string or an array of text parts"),
+        ))),
+    }
+}
+
+pub struct CompatRequest {
+    pub input: ChatInput,
+    pub stream: bool,
+    pub include_usage: bool,
+    pub model: String,
+}
+
+/// The session key: `X-Session-Id`, else `safety_identifier`, else `user` (ids that do not fit the
+/// session alphabet are hashed). None: a stateless request.
+fn session_key(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &ChatCompletionsRequest,
+) -> Result<Option<SessionId>, ApiError> {
+    if let Some(raw) = headers.get("x-session-id") {
+        return Ok(Some(SessionId::parse(
+            Some(raw.to_str().unwrap_or("")),
+            "X-Session-Id",
+        )?));
+    }
+    let Some(raw) = body
+        .safety_identifier
+        .as_deref()
+        .or(body.user.as_deref())
+        .filter(|s| !s.trim().is_empty())
+    else {
+        return Ok(None);
+    };
+    Ok(Some(SessionId::parse(Some(raw), "user").unwrap_or_else(
+        |_| {
+            let hashed = crate::guard::hashed_id(
+                state.settings.privacy.hash_salt.expose(),
+                "compat-session",
+                raw,
+            );
+            SessionId::parse(Some(&format!("sid-{hashed}")), "user")
+                .unwrap_or_else(|_| unreachable!("hex is in the alphabet"))
+        },
+    )))
+}
+
+pub fn allowed_models(state: &AppState) -> Vec<String> {
+    let o = &state.settings.openai;
+    if !o.allowed_models.is_empty() {
+        return o.allowed_models.clone();
+    }
+    let mut models = vec![o.model.clone()];
+    if !o.fallback_model.is_empty() && o.fallback_model != o.model {
+        models.push(o.fallback_model.clone());
+    }
+    models
+}
+
+pub fn parse_request(
+    state: &AppState,
+    ctx: &RequestContext,
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+    body: ChatCompletionsRequest,
+) -> Result<CompatRequest, ApiError> {
+    let o = &state.settings.openai;
+    for (field, value) in [
+        ("tools", &body.tools),
+        ("functions", &body.functions),
+        ("tool_choice", &body.tool_choice),
+        ("function_call", &body.function_call),
+    ] {
+        if value.as_ref().is_some_and(|v| !v.is_null()) {
+            return Err(ApiError::Unsupported(
+                field.into(),
+                format!("`{field}` is not supported"),
+            ));
+        }
+    }
+    if body.n.is_some_and(|n| n > 1) {
+        return Err(ApiError::Unsupported(
+            "n".into(),
+            "`n` greater than 1 is not supported".into(),
+        ));
+    }
+    let model = match body.model.as_deref() {
+        None | Some("") => o.model.clone(),
+        Some(m) if allowed_models(state).iter().any(|a| a == m) => m.to_owned(),
+        Some(m) => {
+            return Err(ApiError::Invalid(InvalidField::new(
+                "model",
+                "invalid_field",
+                format!("`model`: `{m}` is not one of the allowed models"),
+            )));
+        }
+    };
+    let messages = body.messages.as_deref().unwrap_or_default();
+    if messages.is_empty() {
+        return Err(ApiError::Invalid(InvalidField::missing("messages")));
+    }
+    if messages.len() > state.settings.history.max_entries + 2 {
+        let message = format!(
+            "`messages` must have at most {} entries",
+            state.settings.history.max_entries + 2
+        );
+        return Err(ApiError::Invalid(InvalidField::new(
+            "messages",
+            "too_many_entries",
+            message,
+        )));
+    }
+    let last = messages.len() - 1;
+    if messages[last].role.as_deref() != Some("user") {
+        return Err(ApiError::Invalid(InvalidField::new(
+            format!("messages[{last}].role"),
+            "invalid_field",
+            "the last message must be the user's",
+        )));
+    }
+    let user_text = UserText::parse(
+        Some(&text_of(
+            messages[last].content.as_ref(),
+            &format!("messages[{last}].content"),
+        )?),
+        &format!("messages[{last}].content"),
+        4000,
+    )?;
+    let mut system_prompt = None;
+    let mut history = Vec::with_capacity(last);
+    for (index, message) in messages[..last].iter().enumerate() {
+        let content = text_of(
+            message.content.as_ref(),
+            &format!("messages[{index}].content"),
+        )?;
+        if index == 0 && message.role.as_deref() == Some("system") {
+            if o.compat_system_prompt == CompatSystemPrompt::Keep && !content.trim().is_empty() {
+                system_prompt = Some(content);
+            }
+            continue;
+        }
+        // Later system/developer/tool messages are dropped (and counted) by compaction.
+        history.push(RawTurn {
+            role: message.role.clone(),
+            content: Some(content),
+            signature: None,
+        });
+    }
+    let session = session_key(state, headers, &body)?;
+    let passthrough: Map<String, Value> = body
+        .other
+        .into_iter()
+        .filter(|(k, v)| PASSTHROUGH.contains(&k.as_str()) && !v.is_null())
+        .collect();
+    let cap = o.compat_max_tokens;
+    let input = ChatInput {
+        request_id: ctx.request_id.clone(),
+        route: Route::ChatCompletions,
+        session,
+        user_text,
+        history,
+        verify_history: false,
+        context: TypedContext::default(),
+        caller: caller(state, ctx, headers, peer)?,
+        deadline: deadline(state, ctx, headers)?,
+        overrides: ModelOverrides {
+            model: Some(model.clone()),
+            max_tokens: body
+                .max_completion_tokens
+                .or(body.max_tokens)
+                .map(|t| t.clamp(1, cap)),
+            temperature: body.temperature.filter(|t| (0.0..=2.0).contains(t)),
+            system_prompt,
+            response_format: body.response_format.filter(|v| !v.is_null()),
+            passthrough: (!passthrough.is_empty()).then_some(passthrough),
+        },
+    };
+    Ok(CompatRequest {
+        input,
+        stream: body.stream.unwrap_or(false),
+        include_usage: body
+            .stream_options
+            .and_then(|s| s.include_usage)
+            .unwrap_or(false),
+        model,
+    })
+}
+
+/// `system_fingerprint` marks replies that did not come from the model, so a caller (or the seed's
+/// Velo code) can tell a static fallback from a model answer without new fields.
+fn fingerprint(reply: &Reply) -> Value {
+    match reply.source {
+        Source::Model => Value::Null,
+        Source::Fallback => json!("velochat-fallback"),
+        Source::Rule => json!("velochat-rule"),
+        Source::Handoff => json!("velochat-handoff"),
+    }
+}
+
+pub fn completion_id(reply: &Reply, request_id: &str) -> String {
+    reply
+        .completion_id
+        .clone()
+        .unwrap_or_else(|| format!("chatcmpl-{}", request_id.replace('-', "")))
+}
+
+/// velochat's own facts about the reply, beside OpenAI's fields (SDKs ignore unknown fields).
+pub fn velochat_fields(reply: &Reply, request_id: &str) -> Value {
+    json!({
+        "source": reply.source.as_str(),
+        "fallbackReason": reply.fallback_reason.map(|r| r.as_str()),
+        "handoff": reply.is_handoff(),
+        "handoffReason": reply.handoff_reason.map(|r| r.as_str()),
+        "intent": reply.intent,
+        "requestId": request_id,
+    })
+}
+
+pub fn usage_json(reply: &Reply) -> Value {
+    let u = &reply.usage;
+    json!({
+        "prompt_tokens": u.prompt_tokens,
+        "completion_tokens": u.completion_tokens,
+        "total_tokens": u.total_tokens.max(u.prompt_tokens + u.completion_tokens),
+        "prompt_tokens_details": {"cached_tokens": u.cached_tokens()},
+    })
+}
+
+fn completion_body(reply: &Reply, model: &str, request_id: &str) -> Value {
+    json!({
+        "id": completion_id(reply, request_id),
+        "object": "chat.completion",
+        "created": chrono::Utc::now().timestamp(),
+        "model": reply.model.as_deref().unwrap_or(model),
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": reply.text, "refusal": null},
+            "finish_reason": if reply.truncated { "length" } else { "stop" },
+            "logprobs": null,
+        }],
+        "usage": usage_json(reply),
+        "system_fingerprint": fingerprint(reply),
+        "velochat": velochat_fields(reply, request_id),
+    })
+}
+
+/// OpenAI-compatible chat completion (plain or `stream: true`).
+#[utoipa::path(
+    post, path = "/v1/chat/completions", tag = "openai-compatible",
+    request_body(content = Object, description = "OpenAI chat completions request"),
+    params(
+        ("X-Session-Id" = Option<String>, Header, description = "Session key (else safety_identifier, else user)"),
+        ("X-Velochat-Deadline-Ms" = Option<u64>, Header, description = "Lower the request's time budget (ms)."),
+    ),
+    responses(
+        (status = 200, description = "`chat.completion`, or Server-Sent Events of `chat.completion.chunk` when streaming", body = Object),
+        (status = 400, description = "Invalid field, unsupported option (tools, functions, n > 1), model not allowed"),
+        (status = 401, description = "Missing or invalid caller key"),
+        (status = 405, description = "Wrong method"),
+        (status = 413, description = "Body over the limit"),
+        (status = 415, description = "Not application/json"),
+        (status = 429, description = "A rate limit is exhausted"),
+    ),
+    security(("bearer" = []), ())
+)]
+pub async fn chat_completions(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<ChatCompletionsRequest>,
+) -> Result<Response, ApiError> {
+    let request = parse_request(&state, &ctx, &headers, peer, body)?;
+    if request.stream {
+        return super::stream::respond(state, ctx, request).await;
+    }
+    let reply = state.orchestrator.chat(request.input).await?;
+    let mut response =
+        Json(completion_body(&reply, &request.model, &ctx.request_id)).into_response();
+    if let Some((_, decision)) = &reply.limit {
+        rate_limit_headers(&mut response, decision);
+    }
+    response.extensions_mut().insert(reply_log(&reply));
+    Ok(response)
+}
+
+/// The models this deployment accepts.
+#[utoipa::path(get, path = "/v1/models", tag = "openai-compatible", responses(
+    (status = 200, description = "OpenAI `list` of models", body = Object),
+    (status = 401, description = "Missing or invalid caller key")
+), security(("bearer" = []), ()))]
+pub async fn list_models(State(state): State<AppState>) -> Json<Value> {
+    let data: Vec<Value> = allowed_models(&state)
+        .into_iter()
+        .map(|id| json!({"id": id, "object": "model", "created": 0, "owned_by": "velochat"}))
+        .collect();
+    Json(json!({"object": "list", "data": data}))
+}

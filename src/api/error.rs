@@ -1,0 +1,161 @@
+//! The HTTP edge's one error type: every refusal becomes `{"error": {"code", "message", ...}}`
+//! with its status decided in exactly one `match`.
+
+use crate::domain::InvalidField;
+use crate::guard::Decision;
+use crate::orchestrator::ChatError;
+use crate::store::LimitKind;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+#[derive(Debug)]
+pub enum ApiError {
+    Invalid(InvalidField),
+    MalformedJson(String),
+    UnsupportedMediaType,
+    PayloadTooLarge(usize),
+    NotFound,
+    MethodNotAllowed,
+    Unauthorized,
+    /// A route that needs a key nobody configured (admin routes without VELOCHAT_ADMIN_KEY, ...).
+    Disabled(&'static str),
+    RateLimited(LimitKind, Decision),
+    SessionNotFound,
+    /// The OpenAI-compatible route's `{"error": {"type": "invalid_request_error", ...}}` flavour.
+    Unsupported(String, String),
+    /// A dependency (store) failed: 503, the cause in the log only.
+    Unavailable(String),
+}
+
+/// The error code, kept on the response for the access log.
+#[derive(Debug, Clone)]
+pub struct ErrorCode(pub &'static str);
+
+impl From<InvalidField> for ApiError {
+    fn from(e: InvalidField) -> Self {
+        ApiError::Invalid(e)
+    }
+}
+
+impl From<ChatError> for ApiError {
+    fn from(e: ChatError) -> Self {
+        match e {
+            ChatError::Invalid(field) => ApiError::Invalid(field),
+            ChatError::RateLimited(kind, decision) => ApiError::RateLimited(kind, decision),
+        }
+    }
+}
+
+/// Adds `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (IETF draft) to a response.
+pub fn rate_limit_headers(response: &mut Response, decision: &Decision) {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        ("ratelimit-limit", decision.limit as u64),
+        ("ratelimit-remaining", decision.remaining as u64),
+        ("ratelimit-reset", decision.reset_secs()),
+    ] {
+        headers.insert(name, HeaderValue::from(value));
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let limit_decision = match &self {
+            ApiError::RateLimited(_, decision) => Some(*decision),
+            _ => None,
+        };
+        let (status, code, message, extra): (StatusCode, &'static str, String, Value) = match self {
+            ApiError::Invalid(e) => (
+                StatusCode::BAD_REQUEST,
+                e.code,
+                e.message.clone(),
+                json!({"field": e.field}),
+            ),
+            ApiError::MalformedJson(m) => {
+                (StatusCode::BAD_REQUEST, "malformed_json", m, Value::Null)
+            }
+            ApiError::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "the body must be JSON sent with `Content-Type: application/json`".into(),
+                Value::Null,
+            ),
+            ApiError::PayloadTooLarge(limit) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the body must be at most {limit} bytes"),
+                json!({"limitBytes": limit}),
+            ),
+            ApiError::NotFound => (
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such route".into(),
+                Value::Null,
+            ),
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method".into(),
+                Value::Null,
+            ),
+            ApiError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "missing or invalid `Authorization: Bearer <key>`".into(),
+                Value::Null,
+            ),
+            ApiError::Disabled(why) => (StatusCode::FORBIDDEN, "disabled", why.into(), Value::Null),
+            ApiError::RateLimited(kind, decision) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!(
+                    "the {} limit is exhausted; retry in {} s",
+                    kind.as_str(),
+                    decision.retry_after_secs()
+                ),
+                json!({"limit": kind.as_str(), "retryAfterSeconds": decision.retry_after_secs()}),
+            ),
+            ApiError::SessionNotFound => (
+                StatusCode::NOT_FOUND,
+                "session_not_found",
+                "no state is kept for that session".into(),
+                Value::Null,
+            ),
+            ApiError::Unsupported(field, m) => (
+                StatusCode::BAD_REQUEST,
+                "unsupported",
+                m,
+                json!({"field": field, "type": "invalid_request_error", "param": field}),
+            ),
+            ApiError::Unavailable(cause) => {
+                tracing::error!(%cause, "dependency unavailable");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "a dependency is unavailable; try again".into(),
+                    Value::Null,
+                )
+            }
+        };
+        let mut error = json!({"code": code, "message": message});
+        if let (Value::Object(target), Value::Object(more)) = (&mut error, extra) {
+            target.extend(more);
+        }
+        let mut response = (status, axum::Json(json!({ "error": error }))).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(decision) = limit_decision {
+            rate_limit_headers(&mut response, &decision);
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(decision.retry_after_secs()),
+            );
+        }
+        response.extensions_mut().insert(ErrorCode(code));
+        response
+    }
+}

@@ -1,0 +1,68 @@
+//! Liveness, readiness and metrics.
+
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+/// The process is alive.
+#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, description = "Alive")))]
+pub async fn healthz() -> Response {
+    Json(json!({"status": "ok"})).into_response()
+}
+
+/// Ready for traffic: 503 from the moment shutdown begins. A degraded shared store (Redis down) is
+/// reported but still 200: local fallbacks keep serving.
+#[utoipa::path(get, path = "/readyz", tag = "ops", responses(
+    (status = 200, description = "Ready (status `ready` or `degraded`)"),
+    (status = 503, description = "Shutting down")
+))]
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    let o = &state.orchestrator;
+    let store = o.store.health();
+    let kill_switch = o.store.kill_switch().await;
+    let mut body = json!({
+        "status": if store == crate::store::StoreHealth::Degraded { "degraded" } else { "ready" },
+        "store": store.as_str(),
+        "durable": o.durable.backend(),
+        "upstream": {"apiKey": o.has_api_key(), "circuit": o.ladder.breaker.state().as_str()},
+        "killSwitch": kill_switch,
+    });
+    if !state.lifecycle.is_ready() {
+        body["status"] = json!("shutting_down");
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    }
+    Json(body).into_response()
+}
+
+/// Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "ops", responses(
+    (status = 200, description = "Prometheus metrics", content_type = "text/plain"),
+    (status = 401, description = "Missing or invalid key"),
+    (status = 403, description = "Not served anonymously on a public address")
+), security(("bearer" = [])))]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let o = &state.orchestrator;
+    state
+        .metrics
+        .circuit_state
+        .set(o.ladder.breaker.state().gauge());
+    state
+        .metrics
+        .kill_switch
+        .set(i64::from(o.store.kill_switch().await));
+    state
+        .metrics
+        .limiter_keys
+        .set(o.store.tracked_limiter_keys() as i64);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}

@@ -1,0 +1,163 @@
+//! The edge middleware: request ids, one access-log line and the request metrics per request, and
+//! authentication per route group.
+
+use super::error::{ApiError, ErrorCode};
+use crate::guard::Credential;
+use crate::state::AppState;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::time::Instant;
+
+/// Set on every request by `edge`.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub request_id: String,
+    pub started: Instant,
+    pub credential: Credential,
+}
+
+/// Facts a handler wants in the access-log line (never visitor text).
+#[derive(Debug, Clone, Default)]
+pub struct ReplyLog {
+    pub source: &'static str,
+    pub fallback_reason: Option<&'static str>,
+    pub handoff_reason: Option<&'static str>,
+    pub intent: Option<String>,
+    pub upstream_ms: u64,
+    pub attempts: u32,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub cached_tokens: u64,
+}
+
+fn route_label(path: Option<&str>) -> &'static str {
+    match path {
+        Some("/sendChatMessage") => "send_chat_message",
+        Some("/v1/chat/completions") => "chat_completions",
+        Some("/v1/models") => "models",
+        Some("/healthz") => "healthz",
+        Some("/readyz") => "readyz",
+        Some("/metrics") => "metrics",
+        Some("/openapi.json") => "openapi",
+        Some(p) if p.starts_with("/admin") => "admin",
+        Some(_) => "other",
+        None => "not_found",
+    }
+}
+
+/// A caller's `X-Request-Id` is kept when it is short and plain; otherwise we make one.
+fn request_id(request: &Request) -> String {
+    request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+}
+
+pub async fn edge(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let id = request_id(&request);
+    let route = route_label(
+        request
+            .extensions()
+            .get::<MatchedPath>()
+            .map(MatchedPath::as_str),
+    );
+    let method = request.method().clone();
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let credential = state.auth.identify(authorization);
+    request.extensions_mut().insert(RequestContext {
+        request_id: id.clone(),
+        started,
+        credential,
+    });
+    let mut response = next.run(request).await;
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed();
+    state
+        .metrics
+        .record_request(route, status, elapsed.as_secs_f64());
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    let error = response.extensions().get::<ErrorCode>().map(|c| c.0);
+    let latency_ms = elapsed.as_secs_f64() * 1000.0;
+    match response.extensions().get::<ReplyLog>() {
+        Some(r) => tracing::info!(
+            request_id = %id, route, method = %method, status, latency_ms, source = r.source,
+            fallback_reason = r.fallback_reason, handoff_reason = r.handoff_reason, intent = r.intent.as_deref(),
+            upstream_ms = r.upstream_ms, attempts = r.attempts, prompt_tokens = r.prompt_tokens,
+            completion_tokens = r.completion_tokens, cached_tokens = r.cached_tokens, "request"
+        ),
+        None if route == "healthz" || route == "readyz" || route == "metrics" => tracing::debug!(
+            request_id = %id, route, method = %method, status, latency_ms, "request"
+        ),
+        None => {
+            tracing::info!(request_id = %id, route, method = %method, status, latency_ms, error, "request")
+        }
+    }
+    response
+}
+
+fn context(request: &Request) -> Credential {
+    request
+        .extensions()
+        .get::<RequestContext>()
+        .map(|c| c.credential)
+        .unwrap_or(Credential::Missing)
+}
+
+/// Chat routes: a caller key when keys are configured; anonymous otherwise (loopback, or allowed).
+pub async fn require_caller(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if state.auth.has_caller_keys() && !matches!(context(&request), Credential::Caller(_)) {
+        return ApiError::Unauthorized.into_response();
+    }
+    next.run(request).await
+}
+
+/// /metrics and /openapi.json: a caller or the admin key; anonymous only on loopback with no keys.
+pub async fn require_observer(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let any_key = state.auth.has_caller_keys() || state.auth.has_admin_key();
+    match context(&request) {
+        Credential::Caller(_) | Credential::Admin => next.run(request).await,
+        _ if !any_key && !state.public_listener => next.run(request).await,
+        _ if !any_key => ApiError::Disabled("not served anonymously on a public address: set VELOCHAT_ADMIN_KEY or VELOCHAT_API_KEYS").into_response(),
+        _ => ApiError::Unauthorized.into_response(),
+    }
+}
+
+/// /admin/*: the admin key only; disabled without one.
+pub async fn require_admin(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if !state.auth.has_admin_key() {
+        return ApiError::Disabled("admin routes are disabled: set VELOCHAT_ADMIN_KEY")
+            .into_response();
+    }
+    match context(&request) {
+        Credential::Admin => next.run(request).await,
+        _ => ApiError::Unauthorized.into_response(),
+    }
+}

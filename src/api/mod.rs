@@ -1,0 +1,76 @@
+//! The HTTP edge: one file per route group. Handlers parse into domain types, call the
+//! orchestrator and map the result; no business rules live here.
+
+pub mod admin;
+pub mod chat;
+pub mod compat;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod middleware;
+pub mod openapi;
+pub mod stream;
+
+pub use crate::state::AppState;
+
+use axum::middleware::from_fn_with_state;
+use axum::routing::{get, post};
+use axum::Router;
+use error::ApiError;
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+pub fn router(state: AppState) -> Router {
+    let chat = Router::new()
+        .route("/sendChatMessage", post(chat::send_chat_message))
+        .route("/v1/chat/completions", post(compat::chat_completions))
+        .route("/v1/models", get(compat::list_models))
+        .route_layer(from_fn_with_state(
+            state.clone(),
+            middleware::require_caller,
+        ));
+    let observe = Router::new()
+        .route("/metrics", get(health::metrics))
+        .route("/openapi.json", get(openapi::openapi_json))
+        .route_layer(from_fn_with_state(
+            state.clone(),
+            middleware::require_observer,
+        ));
+    let admin = Router::new()
+        .route(
+            "/admin/kill-switch",
+            get(admin::get_kill_switch).put(admin::put_kill_switch),
+        )
+        .route(
+            "/admin/sessions/{sessionId}",
+            get(admin::get_session).delete(admin::erase_session),
+        )
+        .route(
+            "/admin/sessions/{sessionId}/release",
+            post(admin::release_session),
+        )
+        .route(
+            "/admin/sessions/{sessionId}/handoff",
+            post(admin::take_over_session),
+        )
+        .route("/admin/report", get(admin::report))
+        .route_layer(from_fn_with_state(state.clone(), middleware::require_admin));
+    let health = Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz));
+    Router::new()
+        .merge(chat)
+        .merge(observe)
+        .merge(admin)
+        .merge(health)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(from_fn_with_state(state.clone(), middleware::edge))
+        .with_state(state)
+}

@@ -1,0 +1,49 @@
+//! The binary's other commands: the container health check and the weekly report.
+
+use crate::config::Settings;
+use anyhow::{bail, Context};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// GETs /healthz on the configured address (0.0.0.0 becomes 127.0.0.1); needs no curl in the image.
+pub async fn healthcheck(settings: &Settings) -> anyhow::Result<()> {
+    let mut addr: SocketAddr = settings.server.addr.parse().context("server.addr")?;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let scheme = if settings.server.tls_cert.is_empty() {
+        "http"
+    } else {
+        "https"
+    };
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(3))
+        // the certificate names the public host, not 127.0.0.1
+        .danger_accept_invalid_certs(scheme == "https")
+        .build()?;
+    let response = client
+        .get(format!("{scheme}://{addr}/healthz"))
+        .send()
+        .await
+        .context("healthz unreachable")?;
+    if !response.status().is_success() {
+        bail!("healthz answered {}", response.status());
+    }
+    println!("ok");
+    Ok(())
+}
+
+/// Prints only the report on stdout (logs go to stderr).
+pub async fn report(settings: &Settings, since: &str, json: bool) -> anyhow::Result<()> {
+    let window = crate::report::parse_since(since).map_err(anyhow::Error::msg)?;
+    let durable = crate::store::durable::connect(settings.storage.database_url.expose())
+        .await
+        .context("DATABASE_URL")?;
+    let report = crate::report::build(durable.as_ref(), window, settings).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", crate::report::render_text(&report));
+    }
+    Ok(())
+}

@@ -1,0 +1,294 @@
+//! The shape of configuration, exactly as `config/default.toml` spells it. Unknown keys are refused
+//! so a typo never silently falls back to a default.
+
+use super::secret::{comma_list, flexible_bool, Secret};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// Texts keyed by locale (`en`, `fr`, `fr-CA`, ...).
+pub type LocalizedText = BTreeMap<String, String>;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub openai: OpenAiSettings,
+    pub prompt: PromptSettings,
+    pub history: HistorySettings,
+    pub deadline: DeadlineSettings,
+    pub retry: RetrySettings,
+    pub breaker: BreakerSettings,
+    pub kill_switch: KillSwitchSettings,
+    pub fallback: FallbackSettings,
+    pub auth: AuthSettings,
+    pub limits: LimitSettings,
+    pub signing: SigningSettings,
+    pub output: OutputSettings,
+    pub privacy: PrivacySettings,
+    pub sessions: SessionSettings,
+    pub handoff: HandoffSettings,
+    pub webhook: WebhookSettings,
+    pub storage: StorageSettings,
+    pub budget: BudgetSettings,
+    pub events: EventSettings,
+    pub telemetry: TelemetrySettings,
+    #[serde(default)]
+    pub intents: Vec<IntentRule>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub addr: String,
+    pub body_limit_bytes: usize,
+    pub shutdown_delay_ms: u64,
+    pub drain_timeout_ms: u64,
+    pub header_read_timeout_ms: u64,
+    pub tls_cert: String,
+    pub tls_key: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenAiSettings {
+    pub api_key: Secret,
+    pub base_url: String,
+    pub model: String,
+    pub temperature: f32,
+    pub max_completion_tokens: u32,
+    pub timeout_ms: u64,
+    pub connect_timeout_ms: u64,
+    pub max_response_bytes: usize,
+    #[serde(deserialize_with = "flexible_bool")]
+    pub structured_output: bool,
+    pub prompt_cache_key: String,
+    pub fallback_model: String,
+    pub fallback_base_url: String,
+    pub fallback_api_key: Secret,
+    #[serde(deserialize_with = "comma_list")]
+    pub allowed_models: Vec<String>,
+    pub compat_system_prompt: CompatSystemPrompt,
+    pub compat_max_tokens: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CompatSystemPrompt {
+    Keep,
+    Replace,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromptSettings {
+    pub system: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistorySettings {
+    pub max_turns: usize,
+    pub max_entries: usize,
+    pub max_prompt_tokens: usize,
+    #[serde(deserialize_with = "flexible_bool")]
+    pub require_signatures: bool,
+    pub max_content_chars: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadlineSettings {
+    pub total_ms: u64,
+    pub fallback_reserve_ms: u64,
+    pub min_attempt_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrySettings {
+    pub max_retries: u32,
+    pub backoff_base_ms: u64,
+    pub backoff_max_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerSettings {
+    pub consecutive_failures: u32,
+    pub window: usize,
+    pub failure_rate: f64,
+    pub open_ms: u64,
+    pub slow_call_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KillSwitchSettings {
+    #[serde(deserialize_with = "flexible_bool")]
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FallbackSettings {
+    pub default_locale: String,
+    /// intent name (or `default`) → locale → text
+    pub texts: BTreeMap<String, LocalizedText>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    #[serde(deserialize_with = "comma_list")]
+    pub api_keys: Vec<Secret>,
+    pub admin_key: Secret,
+    #[serde(deserialize_with = "flexible_bool")]
+    pub allow_anonymous: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSettings {
+    pub session_burst: u32,
+    pub session_per_minute: u32,
+    pub visitor_burst: u32,
+    pub visitor_per_minute: u32,
+    pub ip_burst: u32,
+    pub ip_per_minute: u32,
+    pub caller_per_minute: u32,
+    #[serde(deserialize_with = "comma_list")]
+    pub trusted_proxies: Vec<String>,
+    pub max_tracked_keys: usize,
+    pub sweep_interval_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningSettings {
+    pub key: Secret,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputSettings {
+    #[serde(deserialize_with = "comma_list")]
+    pub allowed_link_hosts: Vec<String>,
+    pub leak_window_chars: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacySettings {
+    pub hash_salt: Secret,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionSettings {
+    pub ttl_ms: u64,
+    pub max_sessions: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HandoffSettings {
+    pub low_confidence_threshold: f64,
+    pub low_confidence_count: u32,
+    pub repeat_count: u32,
+    pub repeat_similarity: f64,
+    pub recent_questions: usize,
+    #[serde(deserialize_with = "flexible_bool")]
+    pub on_needs_human: bool,
+    pub release_after_ms: u64,
+    pub transcript_turns: usize,
+    pub notice: LocalizedText,
+    pub holding: LocalizedText,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    pub url: String,
+    pub secret: Secret,
+    pub timeout_ms: u64,
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+    pub poll_interval_ms: u64,
+    pub lease_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSettings {
+    pub database_url: Secret,
+    pub redis_url: Secret,
+    pub redis_key_prefix: String,
+    pub expected_replicas: u32,
+    pub redis_poll_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetSettings {
+    pub monthly_tokens: u64,
+    pub daily_tokens: u64,
+    pub monthly_usd: f64,
+    #[serde(deserialize_with = "flexible_bool")]
+    pub hard_stop: bool,
+    pub alert_webhook_url: String,
+    /// model → USD per million tokens
+    pub prices: BTreeMap<String, ModelPrice>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelPrice {
+    pub prompt: f64,
+    pub cached: f64,
+    pub completion: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventSettings {
+    pub queue_capacity: usize,
+    pub retention_days: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySettings {
+    pub log_level: String,
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntentRule {
+    pub name: String,
+    pub action: IntentAction,
+    /// locale → case-insensitive regexes
+    #[serde(default)]
+    pub patterns: BTreeMap<String, Vec<String>>,
+    /// For `model`: an extra system message.
+    #[serde(default)]
+    pub addendum: String,
+    /// For `reply`: the static reply by locale.
+    #[serde(default)]
+    pub reply: LocalizedText,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IntentAction {
+    Model,
+    Reply,
+    Handoff,
+}

@@ -1,0 +1,45 @@
+//! Visitor-supplied data, parsed into types that can only hold valid values. Pure and unit-tested.
+
+mod context;
+mod history;
+mod reply;
+mod session_id;
+mod text;
+
+pub use context::TypedContext;
+pub use history::{compact_history, CompactedHistory, DroppedTurns, RawTurn, Role, Turn, Verifier};
+pub use reply::{FallbackReason, HandoffReason, Source};
+pub use session_id::SessionId;
+pub use text::{clean_text, UserText};
+
+use std::fmt;
+
+/// Why a visitor-supplied value was refused; always names the field (`history[3].content`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidField {
+    pub field: String,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl InvalidField {
+    pub fn new(field: impl Into<String>, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn missing(field: &str) -> Self {
+        Self::new(field, "missing_field", format!("`{field}` is required"))
+    }
+}
+
+impl fmt::Display for InvalidField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for InvalidField {}

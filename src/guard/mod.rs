@@ -1,0 +1,18 @@
+//! Guards refuse or neutralise before money is spent or harm is done: caller authentication, rate
+//! limits, reply signatures, redaction and output handling.
+
+pub mod auth;
+pub mod budget;
+pub mod client_ip;
+pub mod gcra;
+pub mod limiter;
+pub mod output;
+pub mod redact;
+pub mod signature;
+
+pub use auth::{Authenticator, Credential};
+pub use gcra::{Decision, Quota};
+pub use limiter::LocalLimiter;
+pub use output::{OutputFilter, OutputProblem};
+pub use redact::Redactor;
+pub use signature::{hashed_id, Signer};

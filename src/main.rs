@@ -1,0 +1,74 @@
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+use velochat::config::Settings;
+use velochat::startup::Application;
+
+#[derive(Parser)]
+#[command(
+    name = "velochat",
+    version,
+    about = "OpenAI support bot gateway for Wix Chat / Velo"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service (the default).
+    Serve,
+    /// Exit 0 when the service on VELOCHAT_ADDR answers /healthz (for container health checks).
+    Healthcheck,
+    /// Print the weekly review from the store named by DATABASE_URL.
+    Report {
+        /// How far back: 7d, 24h, 30m.
+        #[arg(long, default_value = "7d")]
+        since: String,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load() {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    velochat::telemetry::init_logging(&settings);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => {
+                Application::build(settings)
+                    .await?
+                    .run_until_stopped()
+                    .await
+            }
+            Command::Healthcheck => velochat::cli::healthcheck(&settings).await,
+            Command::Report { since, json } => velochat::cli::report(&settings, &since, json).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "velochat failed");
+            eprintln!("velochat: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

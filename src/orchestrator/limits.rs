@@ -1,0 +1,57 @@
+//! Rate limits, most specific first, so a flooding session is refused before it spends its
+//! visitor's or its caller's allowance. Authenticated callers are servers (every Wix visitor comes
+//! from Wix's addresses): they are limited per session, per visitor and per key, never per IP.
+
+use super::{ChatInput, Orchestrator};
+use crate::guard::client_ip::ip_key;
+use crate::guard::Decision;
+use crate::store::LimitKind;
+
+impl Orchestrator {
+    /// Ok carries the most constrained limit that admitted the request.
+    pub(super) async fn check_limits(
+        &self,
+        input: &ChatInput,
+    ) -> Result<Option<(LimitKind, Decision)>, (LimitKind, Decision)> {
+        let caller = &input.caller;
+        let mut checks: Vec<(LimitKind, String)> = Vec::with_capacity(3);
+        if let Some(session) = &input.session {
+            checks.push((LimitKind::Session, session.as_str().to_owned()));
+        }
+        match caller.key_index {
+            Some(index) => {
+                let visitor = caller
+                    .visitor_id
+                    .as_ref()
+                    .map(|id| format!("id:{id}"))
+                    .or_else(|| caller.visitor_ip.map(|ip| format!("ip:{}", ip_key(ip))));
+                if let Some(visitor) = visitor {
+                    checks.push((LimitKind::Visitor, visitor));
+                }
+                checks.push((LimitKind::Caller, index.to_string()));
+            }
+            None => checks.push((LimitKind::Ip, ip_key(caller.client_ip))),
+        }
+        let mut tightest: Option<(LimitKind, Decision)> = None;
+        for (kind, key) in checks {
+            let quota = match kind {
+                LimitKind::Session => self.quotas.session,
+                LimitKind::Visitor => self.quotas.visitor,
+                LimitKind::Ip => self.quotas.ip,
+                LimitKind::Caller => self.quotas.caller,
+            };
+            let decision = self.store.rate_check(kind, &key, quota).await;
+            if !decision.allowed {
+                self.metrics
+                    .rate_limited
+                    .with_label_values(&[kind.as_str()])
+                    .inc();
+                return Err((kind, decision));
+            }
+            if tightest.is_none_or(|(_, t)| decision.remaining < t.remaining) {
+                tightest = Some((kind, decision));
+            }
+        }
+        Ok(tightest)
+    }
+}

@@ -1,0 +1,314 @@
+//! Session ownership: the arrival of a message, handoffs and handbacks, and the admin operations.
+//! Every change goes through one atomic store update; the request that made a transition (and only
+//! it) records it durably and tells the support team.
+
+use super::repeat;
+use super::Orchestrator;
+use crate::domain::{HandoffReason, Turn, TypedContext};
+use crate::store::{Mode, SessionState};
+use crate::support::{EventKind, SupportEvent};
+use serde::Serialize;
+
+/// A session as the admin API shows it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionView {
+    pub session_id: String,
+    pub mode: Mode,
+    pub human_since_ms: Option<i64>,
+    pub handoff_reason: Option<String>,
+    pub low_confidence_streak: u32,
+    pub turns: u32,
+    pub handoffs: u32,
+    pub first_seen_ms: i64,
+    pub last_seen_ms: i64,
+}
+
+impl SessionView {
+    fn of(session_id: &str, s: &SessionState) -> Self {
+        Self {
+            session_id: session_id.to_owned(),
+            mode: s.mode,
+            human_since_ms: s.human_since_ms,
+            handoff_reason: s.handoff_reason.clone(),
+            low_confidence_streak: s.low_confidence_streak,
+            turns: s.turns,
+            handoffs: s.handoffs,
+            first_seen_ms: s.first_seen_ms,
+            last_seen_ms: s.last_seen_ms,
+        }
+    }
+}
+
+/// What the arrival of a message did to its session.
+pub(super) struct Arrival {
+    pub state: SessionState,
+    pub new_session: bool,
+}
+
+/// What a transition needs for its support event.
+pub(super) struct TransitionContext<'a> {
+    pub intent: Option<&'a str>,
+    pub context: Option<&'a TypedContext>,
+    pub transcript: &'a [Turn],
+    pub message: Option<&'a str>,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl Orchestrator {
+    /// Loads the session; after a restart or an eviction, a human owner is recovered from the
+    /// durable store so the bot never talks over an agent.
+    async fn load_or_recover(&self, id: &str) -> Option<SessionState> {
+        if let Some(state) = self.store.load_session(id).await {
+            return Some(state);
+        }
+        let human = match self.durable.human_session(id).await {
+            Ok(human) => human?,
+            Err(e) => {
+                tracing::warn!(error = %e, "durable human-session lookup failed");
+                return None;
+            }
+        };
+        let recovered = self
+            .store
+            .update_session(id, &|s| {
+                if s.mode == Mode::Bot && s.turns == 0 {
+                    s.mode = Mode::Human;
+                    s.human_since_ms = Some(human.since_ms);
+                    s.handoff_reason = Some(human.reason.clone());
+                }
+            })
+            .await;
+        Some(recovered)
+    }
+
+    /// Records the message: turn count, repeat detection, the release timeout, and a handoff when
+    /// the intent asks for one or the question comes for the N-th time.
+    pub(super) async fn arrive(
+        &self,
+        id: &str,
+        request_id: &str,
+        text: &str,
+        intent_handoff: bool,
+    ) -> Arrival {
+        let existed = self.load_or_recover(id).await.is_some();
+        let h = &self.settings.handoff;
+        let words = repeat::words(text);
+        let now = now_ms();
+        let release_after = h.release_after_ms as i64;
+        let state = self
+            .store
+            .update_session(id, &|s| {
+                if s.first_seen_ms == 0 {
+                    s.first_seen_ms = now;
+                }
+                s.last_seen_ms = now;
+                s.turns += 1;
+                s.last_repeat_count = 0;
+                if s.mode == Mode::Human {
+                    if s.human_since_ms
+                        .is_some_and(|since| now - since >= release_after)
+                    {
+                        s.hand_back("timeout", now, request_id);
+                    } else {
+                        return;
+                    }
+                }
+                let count = repeat::record(
+                    &mut s.recent_questions,
+                    words.clone(),
+                    h.repeat_similarity,
+                    h.recent_questions,
+                );
+                s.last_repeat_count = count;
+                if intent_handoff {
+                    s.hand_over(HandoffReason::Intent.as_str(), now, request_id);
+                } else if count >= h.repeat_count {
+                    s.hand_over(HandoffReason::RepeatedQuestion.as_str(), now, request_id);
+                }
+            })
+            .await;
+        Arrival {
+            state,
+            new_session: !existed,
+        }
+    }
+
+    /// After a model reply: the low-confidence streak, and a handoff on `needsHuman` or on exactly
+    /// the K-th consecutive low-confidence reply.
+    pub(super) async fn after_model(
+        &self,
+        id: &str,
+        request_id: &str,
+        confidence: f64,
+        needs_human: bool,
+    ) -> SessionState {
+        let h = &self.settings.handoff;
+        let now = now_ms();
+        let low = confidence < h.low_confidence_threshold;
+        self.store
+            .update_session(id, &|s| {
+                if s.mode == Mode::Human {
+                    return;
+                }
+                s.low_confidence_streak = if low { s.low_confidence_streak + 1 } else { 0 };
+                if needs_human && h.on_needs_human {
+                    s.hand_over(HandoffReason::NeedsHuman.as_str(), now, request_id);
+                } else if s.low_confidence_streak >= h.low_confidence_count {
+                    s.hand_over(HandoffReason::LowConfidence.as_str(), now, request_id);
+                }
+            })
+            .await
+    }
+
+    /// Records a transition this request made: durably, then as a support event.
+    pub(super) async fn publish_transition(
+        &self,
+        id: &str,
+        state: &SessionState,
+        request_id: &str,
+        ctx: TransitionContext<'_>,
+    ) {
+        let Some(transition) = state.transition_by(request_id) else {
+            return;
+        };
+        let kind = match transition.to {
+            Mode::Human => {
+                if let Err(e) = self
+                    .durable
+                    .set_human(id, transition.at_ms, &transition.reason)
+                    .await
+                {
+                    tracing::error!(error = %e, "could not record human ownership durably");
+                }
+                self.metrics.sessions_handed_off.inc();
+                EventKind::Handoff
+            }
+            Mode::Bot => {
+                if let Err(e) = self.durable.clear_human(id).await {
+                    tracing::error!(error = %e, "could not clear human ownership durably");
+                }
+                EventKind::Released
+            }
+        };
+        tracing::info!(event = kind.as_str(), reason = %transition.reason, "session owner changed");
+        let _ = self
+            .support
+            .publish(SupportEvent {
+                kind,
+                session_id: id,
+                reason: Some(&transition.reason),
+                intent: ctx.intent,
+                context: ctx.context,
+                transcript: ctx.transcript,
+                message: ctx.message,
+            })
+            .await;
+    }
+
+    /// Forwards a visitor message to the agent who owns the session.
+    pub(super) async fn forward_to_agent(&self, id: &str, context: &TypedContext, text: &str) {
+        let _ = self
+            .support
+            .publish(SupportEvent {
+                kind: EventKind::Message,
+                session_id: id,
+                reason: None,
+                intent: None,
+                context: Some(context),
+                transcript: &[],
+                message: Some(text),
+            })
+            .await;
+    }
+
+    pub async fn session_view(&self, id: &str) -> Option<SessionView> {
+        self.load_or_recover(id)
+            .await
+            .map(|s| SessionView::of(id, &s))
+    }
+
+    /// Returns the session to the bot (admin release or timeout). None when the session is unknown.
+    pub async fn release(&self, id: &str, reason: &str) -> Option<SessionView> {
+        self.load_or_recover(id).await?;
+        let request_id = format!("{reason}:{}", uuid::Uuid::now_v7());
+        let now = now_ms();
+        let state = self
+            .store
+            .update_session(id, &|s| s.hand_back(reason, now, &request_id))
+            .await;
+        if state.transition_by(&request_id).is_none() {
+            // Already the bot's: make sure no stale durable owner remains.
+            let _ = self.durable.clear_human(id).await;
+        }
+        let ctx = TransitionContext {
+            intent: None,
+            context: None,
+            transcript: &[],
+            message: None,
+        };
+        self.publish_transition(id, &state, &request_id, ctx).await;
+        Some(SessionView::of(id, &state))
+    }
+
+    /// A human agent stepped in (Wix Chat business-side message): the bot goes quiet.
+    pub async fn take_over(&self, id: &str) -> SessionView {
+        let request_id = format!("takeover:{}", uuid::Uuid::now_v7());
+        let now = now_ms();
+        self.load_or_recover(id).await;
+        let state = self
+            .store
+            .update_session(id, &|s| {
+                if s.first_seen_ms == 0 {
+                    s.first_seen_ms = now;
+                    s.last_seen_ms = now;
+                }
+                s.hand_over(HandoffReason::AgentTakeover.as_str(), now, &request_id)
+            })
+            .await;
+        if state.transition_by(&request_id).is_some() {
+            self.metrics
+                .handoffs
+                .with_label_values(&[HandoffReason::AgentTakeover.as_str()])
+                .inc();
+        }
+        let ctx = TransitionContext {
+            intent: None,
+            context: None,
+            transcript: &[],
+            message: None,
+        };
+        self.publish_transition(id, &state, &request_id, ctx).await;
+        SessionView::of(id, &state)
+    }
+
+    /// Erases everything kept about a session (privacy requests). Returns durable rows removed.
+    pub async fn erase(&self, id: &str) -> Result<u64, sqlx::Error> {
+        self.store.delete_session(id).await;
+        self.durable.erase_session(id, &self.session_hash(id)).await
+    }
+
+    /// Releases sessions whose human owner has held them past `handoff.release_after_ms`.
+    pub async fn release_expired(&self) -> usize {
+        let cutoff = now_ms() - self.settings.handoff.release_after_ms as i64;
+        let expired = match self.durable.human_sessions_before(cutoff).await {
+            Ok(list) => list,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not list expired human sessions");
+                return 0;
+            }
+        };
+        let mut released = 0;
+        for session in expired {
+            if self.release(&session.session_id, "timeout").await.is_some() {
+                released += 1;
+            } else {
+                let _ = self.durable.clear_human(&session.session_id).await;
+            }
+        }
+        released
+    }
+}

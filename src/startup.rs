@@ -1,0 +1,362 @@
+//! The application: checks its configuration, binds its listener first (port 0 in tests), wires
+//! the layers together, runs until told to stop, and stops within its drain deadline.
+
+use crate::api;
+use crate::completion::breaker::Breaker;
+use crate::completion::client::{http_client, Endpoint};
+use crate::completion::tokens::TokenCounter;
+use crate::completion::{Ladder, LadderSettings, StaticReplies};
+use crate::config::Settings;
+use crate::guard::budget::Budget;
+use crate::guard::client_ip::parse_cidr;
+use crate::guard::{Authenticator, OutputFilter, Quota, Redactor, Signer};
+use crate::orchestrator::intents::IntentRouter;
+use crate::orchestrator::{Orchestrator, Quotas};
+use crate::serve::{is_loopback, serve, tls_acceptor, ServeOptions};
+use crate::state::{AppState, Lifecycle};
+use crate::store::memory::MemoryStore;
+use crate::store::{durable, StateStore};
+use crate::support::{OutboxWorker, SupportOutbox, WebhookClient};
+use crate::telemetry::{secrets_of, EventSink, Metrics};
+use anyhow::{bail, Context};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub struct Application {
+    listener: TcpListener,
+    address: SocketAddr,
+    state: AppState,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    background: Vec<JoinHandle<()>>,
+    /// Stops the background tasks once requests have drained.
+    background_stop: CancellationToken,
+    event_writer: JoinHandle<()>,
+}
+
+fn ms(value: u64) -> Duration {
+    Duration::from_millis(value)
+}
+
+/// Refuses an open door: no caller key on a public address needs an explicit opt-in.
+fn check_exposure(settings: &Settings, addr: &SocketAddr) -> anyhow::Result<()> {
+    let no_keys = settings.auth.api_keys.iter().all(|k| k.is_empty());
+    if no_keys && !is_loopback(addr) && !settings.auth.allow_anonymous {
+        bail!(
+            "refusing to start: listening on {addr} (not loopback) with no caller key. Set VELOCHAT_API_KEYS, \
+             or VELOCHAT_ALLOW_ANONYMOUS=true to accept anonymous callers (limited per IP)"
+        );
+    }
+    Ok(())
+}
+
+async fn state_store(
+    settings: &Settings,
+    metrics: &Arc<Metrics>,
+    stop: &CancellationToken,
+) -> anyhow::Result<Arc<dyn StateStore>> {
+    let s = settings;
+    let local = MemoryStore::new(
+        s.limits.max_tracked_keys,
+        ms(s.sessions.ttl_ms),
+        s.sessions.max_sessions,
+        s.kill_switch.enabled,
+    );
+    if s.storage.redis_url.is_empty() {
+        metrics.redis_up.set(-1);
+        return Ok(Arc::new(local));
+    }
+    let _ = (local, stop);
+    bail!("storage.redis_url: Redis support is not built yet")
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let settings = Arc::new(settings);
+        let s = &settings;
+        let addr: SocketAddr = s.server.addr.parse().context("server.addr")?;
+        check_exposure(s, &addr)?;
+        if s.openai.api_key.is_empty() {
+            tracing::warn!("no OPENAI_API_KEY configured: serving static replies only (fallbackReason \"no_api_key\")");
+        }
+        let signer = if s.signing.key.is_empty() {
+            tracing::warn!("no VELOCHAT_SIGNING_KEY: using a random key; history signatures will not survive a restart or span replicas");
+            Signer::random()
+        } else {
+            Signer::new(s.signing.key.expose().as_bytes())
+        };
+        let metrics = Arc::new(Metrics::new());
+        let background_stop = CancellationToken::new();
+        let durable = durable::connect(s.storage.database_url.expose())
+            .await
+            .context("storage.database_url (DATABASE_URL)")?;
+        let store = state_store(s, &metrics, &background_stop).await?;
+        if s.kill_switch.enabled {
+            store.set_kill_switch(true).await.ok();
+            tracing::warn!("kill switch on at start-up: static replies only");
+        }
+        let http = http_client(ms(s.openai.connect_timeout_ms)).context("HTTP client")?;
+        let o = &s.openai;
+        let primary = Endpoint::new(
+            http.clone(),
+            &o.base_url,
+            &o.api_key,
+            &o.model,
+            o.max_response_bytes,
+        );
+        let secondary = (!o.fallback_model.trim().is_empty()).then(|| {
+            let base = if o.fallback_base_url.is_empty() {
+                &o.base_url
+            } else {
+                &o.fallback_base_url
+            };
+            let key = if o.fallback_api_key.is_empty() {
+                &o.api_key
+            } else {
+                &o.fallback_api_key
+            };
+            Endpoint::new(
+                http.clone(),
+                base,
+                key,
+                &o.fallback_model,
+                o.max_response_bytes,
+            )
+        });
+        let circuit_metrics = metrics.clone();
+        let breaker = Breaker::new(s.breaker.clone(), move |state| {
+            circuit_metrics.circuit_state.set(state.gauge())
+        });
+        let ladder = Ladder {
+            primary,
+            secondary,
+            breaker,
+            settings: LadderSettings {
+                attempt_timeout: ms(o.timeout_ms),
+                fallback_reserve: ms(s.deadline.fallback_reserve_ms),
+                min_attempt: ms(s.deadline.min_attempt_ms),
+                max_retries: s.retry.max_retries,
+                backoff_base: ms(s.retry.backoff_base_ms),
+                backoff_max: ms(s.retry.backoff_max_ms),
+                slow_call: ms(s.breaker.slow_call_ms),
+            },
+        };
+        let secrets = secrets_of(s);
+        let redactor = Arc::new(Redactor::new(secrets.iter().map(String::as_str)));
+        let (events, event_writer) = EventSink::start(
+            durable.clone(),
+            s.events.queue_capacity,
+            metrics.clone(),
+            background_stop.clone(),
+        );
+        let wake = Arc::new(Notify::new());
+        let tokens = TokenCounter::o200k();
+        let l = &s.limits;
+        let orchestrator = Arc::new(Orchestrator {
+            store: store.clone(),
+            durable: durable.clone(),
+            ladder,
+            replies: StaticReplies::new(s.fallback.texts.clone(), &s.fallback.default_locale),
+            intents: IntentRouter::new(&s.intents),
+            signer,
+            output: OutputFilter::new(
+                &s.output.allowed_link_hosts,
+                &s.prompt.system,
+                s.output.leak_window_chars,
+                redactor,
+            ),
+            tokens,
+            system_tokens: tokens.text(&s.prompt.system),
+            metrics: metrics.clone(),
+            events,
+            support: SupportOutbox::new(
+                durable.clone(),
+                wake.clone(),
+                s.privacy.hash_salt.expose(),
+            ),
+            budget: Budget::new(s.budget.clone(), http.clone()),
+            quotas: Quotas {
+                session: Quota {
+                    burst: l.session_burst,
+                    per_minute: l.session_per_minute,
+                },
+                visitor: Quota {
+                    burst: l.visitor_burst,
+                    per_minute: l.visitor_per_minute,
+                },
+                ip: Quota {
+                    burst: l.ip_burst,
+                    per_minute: l.ip_per_minute,
+                },
+                caller: Quota {
+                    burst: l.caller_per_minute,
+                    per_minute: l.caller_per_minute,
+                },
+            },
+            trusted_proxies: l
+                .trusted_proxies
+                .iter()
+                .filter_map(|p| parse_cidr(p).ok())
+                .collect(),
+            prompt_cache_key: if o.prompt_cache_key.is_empty() {
+                format!("velochat-{}", o.model)
+            } else {
+                o.prompt_cache_key.clone()
+            },
+            settings: settings.clone(),
+        });
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        let address = listener.local_addr()?;
+        let tls = if s.server.tls_cert.is_empty() {
+            None
+        } else {
+            Some(tls_acceptor(&s.server.tls_cert, &s.server.tls_key)?)
+        };
+        let state = AppState {
+            settings: settings.clone(),
+            orchestrator: orchestrator.clone(),
+            auth: Arc::new(Authenticator::new(&s.auth.api_keys, &s.auth.admin_key)),
+            lifecycle: Arc::new(Lifecycle::default()),
+            metrics: metrics.clone(),
+            public_listener: !is_loopback(&address),
+        };
+        let worker = OutboxWorker {
+            durable: durable.clone(),
+            webhook: WebhookClient::new(
+                http.clone(),
+                &s.webhook.url,
+                &s.webhook.secret,
+                ms(s.webhook.timeout_ms),
+            ),
+            settings: s.webhook.clone(),
+            metrics: metrics.clone(),
+            wake,
+            worker_id: format!("{}-{}", address, uuid::Uuid::now_v7()),
+        };
+        let background = vec![
+            tokio::spawn(worker.run(background_stop.clone())),
+            tokio::spawn(housekeeping(orchestrator, background_stop.clone())),
+        ];
+        tracing::info!(%address, tls = tls.is_some(), durable = durable.backend(), store = store.health().as_str(),
+                       model = %o.model, "velochat ready");
+        Ok(Self {
+            listener,
+            address,
+            state,
+            tls,
+            background,
+            background_stop,
+            event_writer,
+        })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    pub fn port(&self) -> u16 {
+        self.address.port()
+    }
+
+    pub fn lifecycle(&self) -> Arc<Lifecycle> {
+        self.state.lifecycle.clone()
+    }
+
+    pub fn orchestrator(&self) -> Arc<Orchestrator> {
+        self.state.orchestrator.clone()
+    }
+
+    /// Serves until shutdown begins (SIGTERM, Ctrl-C, or `Lifecycle::begin_shutdown`): readiness
+    /// flips at once, accepting continues for `server.shutdown_delay_ms`, in-flight requests get
+    /// `server.drain_timeout_ms`, then queued events are written and the background stops.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let lifecycle = self.state.lifecycle.clone();
+        let signals = tokio::spawn(shutdown_signal(lifecycle.clone()));
+        let server = &self.state.settings.server;
+        let delay = ms(server.shutdown_delay_ms);
+        let options = ServeOptions {
+            header_read_timeout: ms(server.header_read_timeout_ms),
+            drain_timeout: ms(server.drain_timeout_ms),
+            tls: self.tls,
+        };
+        let stop_accepting = {
+            let lifecycle = lifecycle.clone();
+            async move {
+                lifecycle.shutdown.cancelled().await;
+                tracing::info!(
+                    delay_ms = delay.as_millis() as u64,
+                    "shutdown: not ready; still accepting during the delay"
+                );
+                tokio::time::sleep(delay).await;
+            }
+        };
+        let router = api::router(self.state.clone());
+        serve(self.listener, router, options, stop_accepting).await;
+        signals.abort();
+        self.background_stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.event_writer).await;
+        for task in self.background {
+            let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
+        }
+        tracing::info!("velochat stopped");
+        Ok(())
+    }
+}
+
+async fn shutdown_signal(lifecycle: Arc<Lifecycle>) {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutdown signal received");
+    lifecycle.begin_shutdown();
+}
+
+/// Sweeps limiters and sessions, releases sessions past their human timeout, purges old records.
+async fn housekeeping(orchestrator: Arc<Orchestrator>, stop: CancellationToken) {
+    let s = orchestrator.settings.clone();
+    let mut sweep = tokio::time::interval(ms(s.limits.sweep_interval_ms));
+    let release_every = ms((s.handoff.release_after_ms / 10).clamp(1_000, 60_000));
+    let mut release = tokio::time::interval(release_every);
+    let mut purge = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = sweep.tick() => orchestrator.store.sweep(),
+            _ = release.tick() => {
+                let released = orchestrator.release_expired().await;
+                if released > 0 {
+                    tracing::info!(released, "sessions returned to the bot after the human timeout");
+                }
+            }
+            _ = purge.tick() => {
+                let cutoff = chrono::Utc::now().timestamp_millis() - i64::from(s.events.retention_days) * 86_400_000;
+                match orchestrator.durable.purge_before(cutoff).await {
+                    Ok(0) => {}
+                    Ok(rows) => tracing::info!(rows, "purged records past retention"),
+                    Err(e) => tracing::warn!(error = %e, "retention purge failed"),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! What every handler shares.
+
+use crate::config::Settings;
+use crate::guard::Authenticator;
+use crate::orchestrator::Orchestrator;
+use crate::telemetry::Metrics;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// Readiness and shutdown. Readiness flips the moment shutdown begins, before anything stops.
+pub struct Lifecycle {
+    ready: AtomicBool,
+    pub shutdown: CancellationToken,
+}
+
+impl Default for Lifecycle {
+    fn default() -> Self {
+        Self {
+            ready: AtomicBool::new(true),
+            shutdown: CancellationToken::new(),
+        }
+    }
+}
+
+impl Lifecycle {
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst) && !self.shutdown.is_cancelled()
+    }
+
+    /// Begins shutdown: /readyz answers 503 from now on.
+    pub fn begin_shutdown(&self) {
+        self.ready.store(false, Ordering::SeqCst);
+        self.shutdown.cancel();
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub orchestrator: Arc<Orchestrator>,
+    pub auth: Arc<Authenticator>,
+    pub lifecycle: Arc<Lifecycle>,
+    pub metrics: Arc<Metrics>,
+    /// Listening on a non-loopback address: metrics, OpenAPI and admin are never anonymous there.
+    pub public_listener: bool,
+}

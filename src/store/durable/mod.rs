@@ -1,0 +1,105 @@
+//! Durable records: the event log, the webhook outbox and human-owned sessions. SQLite by default
+//! (a file created if missing), PostgreSQL when `DATABASE_URL` says so (many replicas).
+
+mod schema;
+mod sql;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+pub use sql::SqlStore;
+
+pub type StoreResult<T> = Result<T, sqlx::Error>;
+
+/// One reply, as the weekly review and the dashboards need it. No raw ids, no visitor text.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventRecord {
+    pub ts_ms: i64,
+    pub request_id: String,
+    pub session_hash: String,
+    pub route: String,
+    pub intent: Option<String>,
+    pub source: String,
+    pub fallback_reason: Option<String>,
+    pub handoff_reason: Option<String>,
+    pub latency_ms: i64,
+    pub upstream_ms: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub cached_tokens: i64,
+    pub cost_usd: f64,
+    pub confidence: Option<f64>,
+    pub repeat_question: bool,
+    pub first_reply: bool,
+    pub model: Option<String>,
+}
+
+/// A webhook event waiting in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEvent {
+    pub id: String,
+    pub session_id: String,
+    pub session_hash: String,
+    pub kind: String,
+    pub payload: String,
+    pub created_ms: i64,
+}
+
+/// A claimed outbox row, ready to deliver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    pub seq: i64,
+    pub id: String,
+    pub session_id: String,
+    pub kind: String,
+    pub payload: String,
+    pub attempts: i64,
+}
+
+/// A session a human owns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HumanSession {
+    pub session_id: String,
+    pub since_ms: i64,
+    pub reason: String,
+}
+
+#[async_trait]
+pub trait DurableStore: Send + Sync {
+    fn backend(&self) -> &'static str;
+
+    async fn append_events(&self, events: &[EventRecord]) -> StoreResult<()>;
+    async fn events_since(&self, since_ms: i64) -> StoreResult<Vec<EventRecord>>;
+
+    async fn enqueue(&self, event: &OutboxEvent) -> StoreResult<()>;
+    /// Claims up to `limit` due events, at most one per session (the oldest undelivered), leased
+    /// to `worker` until `now_ms + lease_ms`. Two replicas never claim the same row.
+    async fn claim_due(
+        &self,
+        worker: &str,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<OutboxRow>>;
+    async fn mark_delivered(&self, seq: i64, now_ms: i64) -> StoreResult<()>;
+    async fn mark_retry(&self, seq: i64, next_attempt_ms: i64, error: &str) -> StoreResult<()>;
+    /// Undelivered events (for /readyz and tests).
+    async fn pending_outbox(&self) -> StoreResult<i64>;
+
+    async fn set_human(&self, session_id: &str, since_ms: i64, reason: &str) -> StoreResult<()>;
+    async fn clear_human(&self, session_id: &str) -> StoreResult<bool>;
+    async fn human_session(&self, session_id: &str) -> StoreResult<Option<HumanSession>>;
+    /// Human-owned sessions taken over before `before_ms` (for the release timeout).
+    async fn human_sessions_before(&self, before_ms: i64) -> StoreResult<Vec<HumanSession>>;
+
+    /// Deletes events and delivered outbox rows older than `cutoff_ms`; returns rows removed.
+    async fn purge_before(&self, cutoff_ms: i64) -> StoreResult<u64>;
+    /// Erases everything kept about one session (privacy requests); returns rows removed.
+    async fn erase_session(&self, session_id: &str, session_hash: &str) -> StoreResult<u64>;
+}
+
+/// Opens the store `url` names, creating the SQLite file or applying migrations as needed.
+pub async fn connect(url: &str) -> StoreResult<std::sync::Arc<dyn DurableStore>> {
+    Ok(std::sync::Arc::new(SqlStore::connect(url).await?))
+}

@@ -1,0 +1,393 @@
+//! One implementation for both backends through sqlx's `Any` driver; only the DDL and the claim
+//! query differ. Booleans are stored as 0/1 integers, which both backends decode alike.
+
+use super::schema::MIGRATIONS;
+use super::*;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+use std::borrow::Cow;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct SqlStore {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// SQLite's `?N` is the same numbered placeholder as PostgreSQL's `$N`.
+fn dialect(backend: Backend, sql: &'static str) -> Cow<'static, str> {
+    match backend {
+        Backend::Postgres => Cow::Borrowed(sql),
+        Backend::Sqlite => Cow::Owned(sql.replace('$', "?")),
+    }
+}
+
+/// `sqlite://velochat.db` opens (and creates) a file relative to the working directory.
+fn sqlite_url(url: &str) -> String {
+    if url.contains(":memory:") || url.contains('?') {
+        url.to_owned()
+    } else {
+        format!("{url}?mode=rwc")
+    }
+}
+
+const CLAIM_SQLITE: &str = "UPDATE velochat_outbox SET claimed_until_ms = $1, claimed_by = $2, attempts = attempts + 1
+    WHERE seq IN (
+        SELECT o.seq FROM velochat_outbox o
+        WHERE o.delivered_ms IS NULL AND o.next_attempt_ms <= $3 AND o.claimed_until_ms <= $3
+          AND NOT EXISTS (SELECT 1 FROM velochat_outbox p
+                          WHERE p.session_id = o.session_id AND p.seq < o.seq AND p.delivered_ms IS NULL)
+        ORDER BY o.seq LIMIT $4)
+    RETURNING seq, id, session_id, kind, payload, attempts";
+
+/// SKIP LOCKED: replicas claiming at the same moment take different rows instead of waiting.
+const CLAIM_POSTGRES: &str = "UPDATE velochat_outbox SET claimed_until_ms = $1, claimed_by = $2, attempts = attempts + 1
+    WHERE seq IN (
+        SELECT o.seq FROM velochat_outbox o
+        WHERE o.delivered_ms IS NULL AND o.next_attempt_ms <= $3 AND o.claimed_until_ms <= $3
+          AND NOT EXISTS (SELECT 1 FROM velochat_outbox p
+                          WHERE p.session_id = o.session_id AND p.seq < o.seq AND p.delivered_ms IS NULL)
+        ORDER BY o.seq LIMIT $4
+        FOR UPDATE OF o SKIP LOCKED)
+    RETURNING seq, id, session_id, kind, payload, attempts";
+
+const INSERT_EVENT: &str = "INSERT INTO velochat_events (ts_ms, request_id, session_hash, route, intent, source,
+    fallback_reason, handoff_reason, latency_ms, upstream_ms, prompt_tokens, completion_tokens, cached_tokens,
+    cost_usd, confidence, repeat_question, first_reply, model)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)";
+
+fn event_from_row(row: &AnyRow) -> Result<EventRecord, sqlx::Error> {
+    Ok(EventRecord {
+        ts_ms: row.try_get("ts_ms")?,
+        request_id: row.try_get("request_id")?,
+        session_hash: row.try_get("session_hash")?,
+        route: row.try_get("route")?,
+        intent: row.try_get("intent")?,
+        source: row.try_get("source")?,
+        fallback_reason: row.try_get("fallback_reason")?,
+        handoff_reason: row.try_get("handoff_reason")?,
+        latency_ms: row.try_get("latency_ms")?,
+        upstream_ms: row.try_get("upstream_ms")?,
+        prompt_tokens: row.try_get("prompt_tokens")?,
+        completion_tokens: row.try_get("completion_tokens")?,
+        cached_tokens: row.try_get("cached_tokens")?,
+        cost_usd: row.try_get("cost_usd")?,
+        confidence: row.try_get("confidence")?,
+        repeat_question: row.try_get::<i64, _>("repeat_question")? != 0,
+        first_reply: row.try_get::<i64, _>("first_reply")? != 0,
+        model: row.try_get("model")?,
+    })
+}
+
+impl SqlStore {
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("postgres") {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        };
+        let pool = match backend {
+            Backend::Postgres => {
+                AnyPoolOptions::new()
+                    .max_connections(8)
+                    .acquire_timeout(Duration::from_secs(5))
+                    .connect(url)
+                    .await?
+            }
+            Backend::Sqlite => {
+                AnyPoolOptions::new()
+                    .max_connections(4)
+                    .acquire_timeout(Duration::from_secs(5))
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            // WAL lets the report read while requests write; busy_timeout waits out a
+                            // writer instead of failing.
+                            sqlx::query("PRAGMA journal_mode = WAL")
+                                .execute(&mut *conn)
+                                .await?;
+                            sqlx::query("PRAGMA synchronous = NORMAL")
+                                .execute(&mut *conn)
+                                .await?;
+                            sqlx::query("PRAGMA busy_timeout = 5000")
+                                .execute(&mut *conn)
+                                .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(&sqlite_url(url))
+                    .await?
+            }
+        };
+        let store = Self { pool, backend };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    fn sql(&self, text: &'static str) -> Cow<'static, str> {
+        dialect(self.backend, text)
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        if self.backend == Backend::Postgres {
+            // Replicas starting together migrate one at a time.
+            sqlx::query("SELECT pg_advisory_xact_lock(7423911)")
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("CREATE TABLE IF NOT EXISTS velochat_migrations (version BIGINT PRIMARY KEY)")
+            .execute(&mut *tx)
+            .await?;
+        let done: Vec<i64> = sqlx::query("SELECT version FROM velochat_migrations")
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|row| row.try_get::<i64, _>(0))
+            .collect::<Result<_, _>>()?;
+        for (version, sqlite, postgres) in MIGRATIONS {
+            if done.contains(version) {
+                continue;
+            }
+            let statements = if self.backend == Backend::Postgres {
+                postgres
+            } else {
+                sqlite
+            };
+            for statement in statements.iter() {
+                sqlx::query(statement).execute(&mut *tx).await?;
+            }
+            sqlx::query(&self.sql("INSERT INTO velochat_migrations (version) VALUES ($1)"))
+                .bind(*version)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await
+    }
+}
+
+#[async_trait]
+impl DurableStore for SqlStore {
+    fn backend(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+
+    async fn append_events(&self, events: &[EventRecord]) -> StoreResult<()> {
+        let insert = self.sql(INSERT_EVENT);
+        let mut tx = self.pool.begin().await?;
+        for e in events {
+            sqlx::query(&insert)
+                .bind(e.ts_ms)
+                .bind(e.request_id.clone())
+                .bind(e.session_hash.clone())
+                .bind(e.route.clone())
+                .bind(e.intent.clone())
+                .bind(e.source.clone())
+                .bind(e.fallback_reason.clone())
+                .bind(e.handoff_reason.clone())
+                .bind(e.latency_ms)
+                .bind(e.upstream_ms)
+                .bind(e.prompt_tokens)
+                .bind(e.completion_tokens)
+                .bind(e.cached_tokens)
+                .bind(e.cost_usd)
+                .bind(e.confidence)
+                .bind(i64::from(e.repeat_question))
+                .bind(i64::from(e.first_reply))
+                .bind(e.model.clone())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await
+    }
+
+    async fn events_since(&self, since_ms: i64) -> StoreResult<Vec<EventRecord>> {
+        let rows = sqlx::query(
+            &self.sql("SELECT * FROM velochat_events WHERE ts_ms >= $1 ORDER BY ts_ms, id"),
+        )
+        .bind(since_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn enqueue(&self, event: &OutboxEvent) -> StoreResult<()> {
+        sqlx::query(&self.sql(
+            "INSERT INTO velochat_outbox (id, session_id, session_hash, kind, payload, created_ms, next_attempt_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (id) DO NOTHING",
+        ))
+        .bind(event.id.clone())
+        .bind(event.session_id.clone())
+        .bind(event.session_hash.clone())
+        .bind(event.kind.clone())
+        .bind(event.payload.clone())
+        .bind(event.created_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn claim_due(
+        &self,
+        worker: &str,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<OutboxRow>> {
+        let claim = match self.backend {
+            Backend::Postgres => Cow::Borrowed(CLAIM_POSTGRES),
+            Backend::Sqlite => self.sql(CLAIM_SQLITE),
+        };
+        let rows = sqlx::query(&claim)
+            .bind(now_ms + lease_ms)
+            .bind(worker.to_owned())
+            .bind(now_ms)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut claimed = rows
+            .iter()
+            .map(|row| {
+                Ok(OutboxRow {
+                    seq: row.try_get("seq")?,
+                    id: row.try_get("id")?,
+                    session_id: row.try_get("session_id")?,
+                    kind: row.try_get("kind")?,
+                    payload: row.try_get("payload")?,
+                    attempts: row.try_get("attempts")?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        claimed.sort_by_key(|row| row.seq);
+        Ok(claimed)
+    }
+
+    async fn mark_delivered(&self, seq: i64, now_ms: i64) -> StoreResult<()> {
+        sqlx::query(&self.sql(
+            "UPDATE velochat_outbox SET delivered_ms = $1, claimed_until_ms = 0, last_error = NULL WHERE seq = $2",
+        ))
+        .bind(now_ms)
+        .bind(seq)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn mark_retry(&self, seq: i64, next_attempt_ms: i64, error: &str) -> StoreResult<()> {
+        sqlx::query(&self.sql(
+            "UPDATE velochat_outbox SET next_attempt_ms = $1, claimed_until_ms = 0, last_error = $2 WHERE seq = $3",
+        ))
+        .bind(next_attempt_ms)
+        .bind(error.chars().take(500).collect::<String>())
+        .bind(seq)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn pending_outbox(&self) -> StoreResult<i64> {
+        let row = sqlx::query("SELECT COUNT(*) FROM velochat_outbox WHERE delivered_ms IS NULL")
+            .fetch_one(&self.pool)
+            .await?;
+        row.try_get::<i64, _>(0)
+    }
+
+    async fn set_human(&self, session_id: &str, since_ms: i64, reason: &str) -> StoreResult<()> {
+        sqlx::query(&self.sql(
+            "INSERT INTO velochat_human_sessions (session_id, since_ms, reason) VALUES ($1, $2, $3)
+             ON CONFLICT (session_id) DO UPDATE SET since_ms = excluded.since_ms, reason = excluded.reason",
+        ))
+        .bind(session_id.to_owned())
+        .bind(since_ms)
+        .bind(reason.to_owned())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn clear_human(&self, session_id: &str) -> StoreResult<bool> {
+        let done =
+            sqlx::query(&self.sql("DELETE FROM velochat_human_sessions WHERE session_id = $1"))
+                .bind(session_id.to_owned())
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn human_session(&self, session_id: &str) -> StoreResult<Option<HumanSession>> {
+        let row = sqlx::query(&self.sql(
+            "SELECT session_id, since_ms, reason FROM velochat_human_sessions WHERE session_id = $1",
+        ))
+        .bind(session_id.to_owned())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| human_from_row(&r)).transpose()
+    }
+
+    async fn human_sessions_before(&self, before_ms: i64) -> StoreResult<Vec<HumanSession>> {
+        let rows = sqlx::query(&self.sql(
+            "SELECT session_id, since_ms, reason FROM velochat_human_sessions WHERE since_ms < $1 ORDER BY since_ms LIMIT 1000",
+        ))
+        .bind(before_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(human_from_row).collect()
+    }
+
+    async fn purge_before(&self, cutoff_ms: i64) -> StoreResult<u64> {
+        let events = sqlx::query(&self.sql("DELETE FROM velochat_events WHERE ts_ms < $1"))
+            .bind(cutoff_ms)
+            .execute(&self.pool)
+            .await?;
+        let outbox = sqlx::query(&self.sql(
+            "DELETE FROM velochat_outbox WHERE delivered_ms IS NOT NULL AND delivered_ms < $1",
+        ))
+        .bind(cutoff_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(events.rows_affected() + outbox.rows_affected())
+    }
+
+    async fn erase_session(&self, session_id: &str, session_hash: &str) -> StoreResult<u64> {
+        let mut tx = self.pool.begin().await?;
+        let mut removed = 0;
+        for (sql, key) in [
+            (
+                "DELETE FROM velochat_events WHERE session_hash = $1",
+                session_hash,
+            ),
+            (
+                "DELETE FROM velochat_outbox WHERE session_id = $1",
+                session_id,
+            ),
+            (
+                "DELETE FROM velochat_human_sessions WHERE session_id = $1",
+                session_id,
+            ),
+        ] {
+            removed += sqlx::query(&self.sql(sql))
+                .bind(key.to_owned())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(removed)
+    }
+}
+
+fn human_from_row(row: &AnyRow) -> Result<HumanSession, sqlx::Error> {
+    Ok(HumanSession {
+        session_id: row.try_get("session_id")?,
+        since_ms: row.try_get("since_ms")?,
+        reason: row.try_get("reason")?,
+    })
+}

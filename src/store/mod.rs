@@ -1,0 +1,104 @@
+//! State behind one trait: in-process by default, Redis for many replicas. Durable records
+//! (events, the outbox, human-owned sessions) live behind a second trait: SQLite or PostgreSQL.
+
+pub mod durable;
+pub mod memory;
+// pub mod redis;
+mod session;
+
+pub use durable::{DurableStore, EventRecord, OutboxEvent, OutboxRow};
+pub use session::{Fingerprint, Mode, SessionState, Transition};
+
+use crate::guard::{Decision, Quota};
+use async_trait::async_trait;
+use std::time::Duration;
+
+/// Which limit a key belongs to (also the `limit` label and the JSON `limit` field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LimitKind {
+    Session,
+    Visitor,
+    Ip,
+    Caller,
+}
+
+impl LimitKind {
+    pub const ALL: [LimitKind; 4] = [
+        LimitKind::Session,
+        LimitKind::Visitor,
+        LimitKind::Ip,
+        LimitKind::Caller,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimitKind::Session => "session",
+            LimitKind::Visitor => "visitor",
+            LimitKind::Ip => "ip",
+            LimitKind::Caller => "caller",
+        }
+    }
+}
+
+/// Token and money counters of one budget period.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UsageTotals {
+    pub tokens: u64,
+    pub usd_micros: u64,
+}
+
+/// Whether shared state is reachable; shown by /readyz and the `velochat_redis_up` gauge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreHealth {
+    /// In-process state: nothing to lose.
+    Local,
+    Shared,
+    /// Redis unreachable: local fallbacks in force.
+    Degraded,
+}
+
+impl StoreHealth {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreHealth::Local => "local",
+            StoreHealth::Shared => "redis",
+            StoreHealth::Degraded => "degraded",
+        }
+    }
+}
+
+pub type SessionUpdate<'a> = &'a (dyn Fn(&mut SessionState) + Send + Sync);
+
+#[async_trait]
+pub trait StateStore: Send + Sync {
+    /// One GCRA check-and-take for `key` under `limit`.
+    async fn rate_check(&self, limit: LimitKind, key: &str, quota: Quota) -> Decision;
+
+    async fn load_session(&self, id: &str) -> Option<SessionState>;
+
+    /// Atomically applies `update` to the session (a new one if absent) and returns the result.
+    /// `update` may run more than once under contention: it must be a pure function of the state.
+    async fn update_session(&self, id: &str, update: SessionUpdate<'_>) -> SessionState;
+
+    async fn delete_session(&self, id: &str);
+
+    async fn kill_switch(&self) -> bool;
+    async fn set_kill_switch(&self, on: bool) -> Result<(), String>;
+
+    /// Adds to the counters named by `periods` and returns their new totals, in order.
+    async fn add_usage(&self, periods: &[String], add: UsageTotals) -> Vec<UsageTotals>;
+    async fn usage(&self, periods: &[String]) -> Vec<UsageTotals>;
+
+    /// True exactly once per key within `ttl`, across every replica sharing this store.
+    async fn claim_once(&self, key: &str, ttl: Duration) -> bool;
+
+    fn health(&self) -> StoreHealth;
+
+    /// Periodic housekeeping (sweeping limiters, expiring sessions).
+    fn sweep(&self) {}
+
+    /// Keys tracked by in-process limiters (for tests and metrics).
+    fn tracked_limiter_keys(&self) -> usize {
+        0
+    }
+}

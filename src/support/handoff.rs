@@ -1,0 +1,179 @@
+//! Handoff events for the support team: `handoff` (bot → human), `message` (the visitor wrote while
+//! a human owns the session) and `released` (human → bot). Each is written to the durable outbox
+//! before anyone is told, so none is lost.
+
+use crate::domain::{Turn, TypedContext};
+use crate::guard::hashed_id;
+use crate::store::{DurableStore, OutboxEvent};
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    Handoff,
+    Message,
+    Released,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Handoff => "handoff",
+            EventKind::Message => "message",
+            EventKind::Released => "released",
+        }
+    }
+}
+
+/// The webhook body. `id` is the idempotency key: a retried delivery carries the same id.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookPayload<'a> {
+    pub id: &'a str,
+    pub event: &'a str,
+    pub session_id: &'a str,
+    pub occurred_at: String,
+    pub reason: Option<&'a str>,
+    pub intent: Option<&'a str>,
+    pub context: Option<&'a TypedContext>,
+    pub transcript: &'a [Turn],
+    pub summary: String,
+    /// The visitor's new message (`message` events).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<&'a str>,
+}
+
+pub struct SupportEvent<'a> {
+    pub kind: EventKind,
+    pub session_id: &'a str,
+    pub reason: Option<&'a str>,
+    pub intent: Option<&'a str>,
+    pub context: Option<&'a TypedContext>,
+    pub transcript: &'a [Turn],
+    pub message: Option<&'a str>,
+}
+
+/// One line for a ticket title: what happened, what the visitor said, the order at stake.
+pub fn summary(event: &SupportEvent<'_>) -> String {
+    let mut line = match (event.kind, event.reason) {
+        (EventKind::Handoff, Some(reason)) => format!("Handoff ({reason})"),
+        (kind, _) => kind.as_str().to_owned(),
+    };
+    let said = event
+        .message
+        .or_else(|| event.transcript.last().map(|t| t.content.as_str()));
+    if let Some(text) = said {
+        let short: String = text
+            .chars()
+            .take(140)
+            .collect::<String>()
+            .replace(['\n', '\r'], " ");
+        let ellipsis = if text.chars().count() > 140 {
+            "…"
+        } else {
+            ""
+        };
+        line.push_str(&format!(": \"{short}{ellipsis}\""));
+    }
+    if let Some(ctx) = event.context {
+        if let Some(order) = &ctx.order_ref {
+            line.push_str(&format!(" — order {order}"));
+            if let Some(stage) = &ctx.order_stage {
+                line.push_str(&format!(" ({stage})"));
+            }
+        }
+        line.push_str(&format!(" — {} / {}", ctx.account_tier, ctx.account_status));
+    }
+    line
+}
+
+pub struct SupportOutbox {
+    durable: Arc<dyn DurableStore>,
+    wake: Arc<Notify>,
+    salt: String,
+}
+
+impl SupportOutbox {
+    pub fn new(durable: Arc<dyn DurableStore>, wake: Arc<Notify>, salt: &str) -> Self {
+        Self {
+            durable,
+            wake,
+            salt: salt.to_owned(),
+        }
+    }
+
+    /// Writes the event to the outbox (retrying briefly) and wakes the delivery worker.
+    pub async fn publish(&self, event: SupportEvent<'_>) -> Result<String, sqlx::Error> {
+        let id = uuid::Uuid::now_v7().to_string();
+        let payload = WebhookPayload {
+            id: &id,
+            event: event.kind.as_str(),
+            session_id: event.session_id,
+            occurred_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            reason: event.reason,
+            intent: event.intent,
+            context: event.context,
+            transcript: event.transcript,
+            summary: summary(&event),
+            message: event.message,
+        };
+        let row = OutboxEvent {
+            id: id.clone(),
+            session_id: event.session_id.to_owned(),
+            session_hash: hashed_id(&self.salt, "session", event.session_id),
+            kind: event.kind.as_str().to_owned(),
+            payload: serde_json::to_string(&payload).unwrap_or_else(|_| "{}".into()),
+            created_ms: chrono::Utc::now().timestamp_millis(),
+        };
+        let mut delay = Duration::from_millis(20);
+        let mut attempt = 0;
+        loop {
+            match self.durable.enqueue(&row).await {
+                Ok(()) => break,
+                Err(e) if attempt < 3 => {
+                    tracing::warn!(error = %e, "outbox write failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay *= 4;
+                    attempt += 1;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, event = event.kind.as_str(), "outbox write failed: support event not recorded");
+                    return Err(e);
+                }
+            }
+        }
+        self.wake.notify_one();
+        Ok(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Role;
+
+    #[test]
+    fn the_summary_fits_a_ticket_title() {
+        let ctx = TypedContext {
+            order_ref: Some("A-1001".into()),
+            order_stage: Some("shipped".into()),
+            ..Default::default()
+        };
+        let transcript = vec![Turn {
+            role: Role::User,
+            content: "I want a refund\nnow".into(),
+        }];
+        let event = SupportEvent {
+            kind: EventKind::Handoff,
+            session_id: "s",
+            reason: Some("intent"),
+            intent: Some("refund"),
+            context: Some(&ctx),
+            transcript: &transcript,
+            message: None,
+        };
+        assert_eq!(summary(&event), "Handoff (intent): \"I want a refund now\" — order A-1001 (shipped) — standard / unknown");
+    }
+}

@@ -1,0 +1,10 @@
+//! Black-box tests: the real app on port 0, talking HTTP; a fake OpenAI on a real socket.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+mod raw_upstream;
+
+mod core;
+mod faults;
+mod lifecycle;
+mod validation;
