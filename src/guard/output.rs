@@ -100,7 +100,7 @@ fn link_pattern() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
     #[allow(clippy::expect_used)] // a constant pattern
     RE.get_or_init(|| {
-        Regex::new(r#"(?m)(!?)\[([^\]]*)\]\(\s*<?([^)\s>]*)>?(?:\s+["'][^)]*["'])?\s*\)|^[ \t]*\[[^\]]+\]:[ \t]*<?(\S+?)>?(?:[ \t]+.*)?$"#)
+        Regex::new(r#"(?m)(!?)\[([^\]]*)\]\(\s*<?((?:[^()\s<>]|\([^()\s]*\))*)>?(?:\s+["'][^)]*["'])?\s*\)|^[ \t]*\[[^\]]+\]:[ \t]*<?(\S+?)>?(?:[ \t]+.*)?$"#)
             .expect("valid regex")
     })
 }

@@ -38,7 +38,7 @@ key = "{SIGNING_KEY}"
 [storage]
 database_url = "sqlite://{db_path}"
 [telemetry]
-log_level = "warn"
+log_level = "error"
 "#
     )
 }

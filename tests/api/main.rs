@@ -6,5 +6,9 @@ mod raw_upstream;
 
 mod core;
 mod faults;
+mod guards;
+mod ladder;
 mod lifecycle;
+mod process;
+mod redteam;
 mod validation;

@@ -1,0 +1,228 @@
+//! The release binary as an operator runs it: start-up messages, refusals, redacted logs, and the
+//! `healthcheck` and `report` commands.
+
+use crate::helpers::*;
+use serde_json::json;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+pub struct Process {
+    pub child: Child,
+    pub address: String,
+    pub stderr: std::sync::Arc<tokio::sync::Mutex<String>>,
+}
+
+pub fn binary() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_velochat"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .kill_on_drop(true);
+    command
+}
+
+/// Starts the binary on port 0 and waits for its ready line; all of stderr is kept.
+pub async fn start(envs: &[(&str, String)]) -> Process {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let mut command = binary();
+    command
+        .env("VELOCHAT_ADDR", "127.0.0.1:0")
+        .env("DATABASE_URL", format!("sqlite://{}/v.db", dir.display()))
+        .envs(envs.iter().map(|(k, v)| (*k, v.clone())))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("binary starts");
+    let stderr = child.stderr.take().unwrap();
+    let log = std::sync::Arc::new(tokio::sync::Mutex::new(String::new()));
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(1);
+    let sink = log.clone();
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stderr).lines();
+        let mut tx = Some(tx);
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains("velochat ready") {
+                let address = serde_json::from_str::<serde_json::Value>(&line)
+                    .ok()
+                    .and_then(|v| v["address"].as_str().map(str::to_owned));
+                if let (Some(tx), Some(address)) = (tx.take(), address) {
+                    let _ = tx.send(address).await;
+                }
+            }
+            let mut log = sink.lock().await;
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+    let address = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+        .await
+        .expect("ready in time")
+        .expect("ready line");
+    Process {
+        child,
+        address: format!("http://{address}"),
+        stderr: log,
+    }
+}
+
+#[tokio::test]
+async fn without_a_key_the_binary_serves_static_replies_and_says_so() {
+    let mut process = start(&[]).await;
+    let body: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/sendChatMessage", process.address))
+        .json(&message("s", "hello"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["fallbackReason"], "no_api_key");
+    let log = process.stderr.lock().await.clone();
+    assert!(
+        log.contains("no OPENAI_API_KEY configured: serving static replies only"),
+        "{log}"
+    );
+    process.child.kill().await.ok();
+}
+
+#[tokio::test]
+async fn a_bad_value_stops_start_up_naming_the_key() {
+    let output = binary()
+        .env("VELOCHAT_LIMIT_SESSION_BURST", "many")
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("limits.session_burst"), "{stderr}");
+
+    let output = binary()
+        .env("VELOCHAT__OPENAI__TIMEOUT_MS", "0")
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("openai.timeout_ms"));
+
+    let output = binary()
+        .env("VELOCHAT_ADDR", "0.0.0.0:0")
+        .env("DATABASE_URL", "sqlite::memory:")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        !output.status.success(),
+        "no caller key on a public address"
+    );
+    assert!(String::from_utf8_lossy(&output.stderr).contains("VELOCHAT_ALLOW_ANONYMOUS"));
+}
+
+#[tokio::test]
+async fn no_secret_reaches_the_logs_even_at_trace_level() {
+    let upstream = MockServer::start().await;
+    let leaky = json!({"reply": format!("mail jane@example.com, key {OPENAI_KEY}"), "confidence": 0.9, "intent": "x", "needsHuman": false});
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(completion(&leaky.to_string())))
+        .mount(&upstream)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(404))
+        .mount(&upstream)
+        .await;
+    let mut process = start(&[
+        ("OPENAI_API_KEY", OPENAI_KEY.to_owned()),
+        ("OPENAI_BASE_URL", format!("{}/v1", upstream.uri())),
+        ("VELOCHAT_ADMIN_KEY", "admin-secret-value".to_owned()),
+        ("VELOCHAT_API_KEYS", "caller-secret-value".to_owned()),
+        ("RUST_LOG", "trace".to_owned()),
+    ])
+    .await;
+    let client = reqwest::Client::new();
+    let answer: serde_json::Value = client
+        .post(format!("{}/sendChatMessage", process.address))
+        .bearer_auth("caller-secret-value")
+        .json(&json!({"sessionId": "s", "userText": "my card is 4242 4242 4242 4242, call +1 415 555 0100"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["source"], "model");
+    assert!(
+        !answer["reply"].as_str().unwrap().contains(OPENAI_KEY),
+        "the key never reaches a reply"
+    );
+    client
+        .get(format!("{}/admin/kill-switch", process.address))
+        .bearer_auth("admin-secret-value")
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let log = process.stderr.lock().await.clone();
+    assert!(log.len() > 1000, "trace logs were written");
+    for secret in [
+        OPENAI_KEY,
+        "admin-secret-value",
+        "caller-secret-value",
+        "4242 4242 4242 4242",
+        "jane@example.com",
+        "415 555 0100",
+    ] {
+        assert!(!log.contains(secret), "`{secret}` leaked into the logs");
+    }
+    process.child.kill().await.ok();
+}
+
+#[tokio::test]
+async fn the_healthcheck_command_reports_a_live_service() {
+    let mut process = start(&[]).await;
+    let addr = process.address.trim_start_matches("http://").to_owned();
+    let ok = binary()
+        .arg("healthcheck")
+        .env("VELOCHAT_ADDR", &addr)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    process.child.kill().await.ok();
+    process.child.wait().await.ok();
+    let down = binary()
+        .arg("healthcheck")
+        .env("VELOCHAT_ADDR", &addr)
+        .output()
+        .await
+        .unwrap();
+    assert!(!down.status.success());
+}
+
+#[tokio::test]
+async fn sigterm_flips_readiness_and_the_process_exits() {
+    let mut process = start(&[("VELOCHAT__SERVER__SHUTDOWN_DELAY_MS", "800".to_owned())]).await;
+    let pid = process.child.id().unwrap();
+    let started = std::time::Instant::now();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let ready = reqwest::get(format!("{}/readyz", process.address))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    let status = tokio::time::timeout(Duration::from_secs(5), process.child.wait())
+        .await
+        .expect("exits")
+        .unwrap();
+    assert!(status.success());
+    assert!(started.elapsed() >= Duration::from_millis(800));
+}
