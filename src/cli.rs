@@ -11,21 +11,13 @@ pub async fn healthcheck(settings: &Settings) -> anyhow::Result<()> {
     if addr.ip().is_unspecified() {
         addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
-    let scheme = if settings.server.tls_cert.is_empty() {
-        "http"
-    } else {
-        "https"
-    };
+    let scheme = if settings.server.tls_cert.is_empty() { "http" } else { "https" };
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(3))
         // the certificate names the public host, not 127.0.0.1
         .danger_accept_invalid_certs(scheme == "https")
         .build()?;
-    let response = client
-        .get(format!("{scheme}://{addr}/healthz"))
-        .send()
-        .await
-        .context("healthz unreachable")?;
+    let response = client.get(format!("{scheme}://{addr}/healthz")).send().await.context("healthz unreachable")?;
     if !response.status().is_success() {
         bail!("healthz answered {}", response.status());
     }
@@ -36,9 +28,8 @@ pub async fn healthcheck(settings: &Settings) -> anyhow::Result<()> {
 /// Prints only the report on stdout (logs go to stderr).
 pub async fn report(settings: &Settings, since: &str, json: bool) -> anyhow::Result<()> {
     let window = crate::report::parse_since(since).map_err(anyhow::Error::msg)?;
-    let durable = crate::store::durable::connect(settings.storage.database_url.expose())
-        .await
-        .context("DATABASE_URL")?;
+    let durable =
+        crate::store::durable::connect(settings.storage.database_url.expose()).await.context("DATABASE_URL")?;
     let report = crate::report::build(durable.as_ref(), window, settings).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -4,11 +4,7 @@ use velochat::config::Settings;
 use velochat::startup::Application;
 
 #[derive(Parser)]
-#[command(
-    name = "velochat",
-    version,
-    about = "OpenAI support bot gateway for Wix Chat / Velo"
-)]
+#[command(name = "velochat", version, about = "OpenAI support bot gateway for Wix Chat / Velo")]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -41,10 +37,7 @@ fn main() -> ExitCode {
         }
     };
     velochat::telemetry::init_logging(&settings);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");
@@ -53,12 +46,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command.unwrap_or(Command::Serve) {
-            Command::Serve => {
-                Application::build(settings)
-                    .await?
-                    .run_until_stopped()
-                    .await
-            }
+            Command::Serve => Application::build(settings).await?.run_until_stopped().await,
             Command::Healthcheck => velochat::cli::healthcheck(&settings).await,
             Command::Report { since, json } => velochat::cli::report(&settings, &since, json).await,
         }

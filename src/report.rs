@@ -10,13 +10,8 @@ use std::time::Duration;
 /// `7d`, `24h`, `90m`, `2w`.
 pub fn parse_since(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let (number, unit) = text.split_at(
-        text.find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len()),
-    );
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration like 7d, 24h or 30m"))?;
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let n: u64 = number.parse().map_err(|_| format!("`{text}` is not a duration like 7d, 24h or 30m"))?;
     let seconds = match unit {
         "m" => 60,
         "h" => 3600,
@@ -87,11 +82,7 @@ fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
 
 fn percentiles(mut values: Vec<i64>) -> Percentiles {
     values.sort_unstable();
-    Percentiles {
-        p50: percentile(&values, 50.0),
-        p95: percentile(&values, 95.0),
-        p99: percentile(&values, 99.0),
-    }
+    Percentiles { p50: percentile(&values, 50.0), p95: percentile(&values, 95.0), p99: percentile(&values, 99.0) }
 }
 
 fn round(value: f64, places: i32) -> f64 {
@@ -100,12 +91,7 @@ fn round(value: f64, places: i32) -> f64 {
 }
 
 /// Pure: the report of `events` (already limited to the window).
-pub fn compute(
-    events: &[EventRecord],
-    since_ms: i64,
-    until_ms: i64,
-    low_confidence: f64,
-) -> Report {
+pub fn compute(events: &[EventRecord], since_ms: i64, until_ms: i64, low_confidence: f64) -> Report {
     let mut report = Report {
         since: rfc3339(since_ms),
         until: rfc3339(until_ms),
@@ -136,12 +122,8 @@ pub fn compute(
         report.cached_tokens += e.cached_tokens as u64;
         report.cost_usd += e.cost_usd;
         let name = e.intent.clone().unwrap_or_else(|| "(none)".into());
-        let figures = intents
-            .entry(name.clone())
-            .or_insert_with(|| IntentFigures {
-                intent: name,
-                ..Default::default()
-            });
+        let figures =
+            intents.entry(name.clone()).or_insert_with(|| IntentFigures { intent: name, ..Default::default() });
         figures.replies += 1;
         figures.low_confidence += u64::from(e.confidence.is_some_and(|c| c < low_confidence));
         figures.fallbacks += u64::from(e.source == "fallback");
@@ -152,21 +134,12 @@ pub fn compute(
     }
     report.sessions = sessions.len() as u64;
     if !sessions.is_empty() {
-        report.solved_without_handoff_rate = Some(round(
-            1.0 - handed_off.len() as f64 / sessions.len() as f64,
-            4,
-        ));
+        report.solved_without_handoff_rate = Some(round(1.0 - handed_off.len() as f64 / sessions.len() as f64, 4));
     }
     if !events.is_empty() {
         report.repeat_question_rate = Some(round(repeats as f64 / events.len() as f64, 4));
     }
-    report.first_response_ms = percentiles(
-        events
-            .iter()
-            .filter(|e| e.first_reply)
-            .map(|e| e.latency_ms)
-            .collect(),
-    );
+    report.first_response_ms = percentiles(events.iter().filter(|e| e.first_reply).map(|e| e.latency_ms).collect());
     report.latency_ms = percentiles(events.iter().map(|e| e.latency_ms).collect());
     report.cost_usd = round(report.cost_usd, 6);
     let mut intents: Vec<IntentFigures> = intents
@@ -176,11 +149,7 @@ pub fn compute(
             f
         })
         .collect();
-    intents.sort_by(|a, b| {
-        b.replies
-            .cmp(&a.replies)
-            .then_with(|| a.intent.cmp(&b.intent))
-    });
+    intents.sort_by(|a, b| b.replies.cmp(&a.replies).then_with(|| a.intent.cmp(&b.intent)));
     report.intents = intents;
     report
 }
@@ -191,44 +160,26 @@ fn rfc3339(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-pub async fn build(
-    durable: &dyn DurableStore,
-    window: Duration,
-    settings: &Settings,
-) -> Result<Report, sqlx::Error> {
+pub async fn build(durable: &dyn DurableStore, window: Duration, settings: &Settings) -> Result<Report, sqlx::Error> {
     let until = chrono::Utc::now().timestamp_millis();
     let since = until - window.as_millis() as i64;
     let events = durable.events_since(since).await?;
-    Ok(compute(
-        &events,
-        since,
-        until,
-        settings.handoff.low_confidence_threshold,
-    ))
+    Ok(compute(&events, since, until, settings.handoff.low_confidence_threshold))
 }
 
 fn pct(rate: Option<f64>) -> String {
-    rate.map(|r| format!("{:.1} %", r * 100.0))
-        .unwrap_or_else(|| "—".into())
+    rate.map(|r| format!("{:.1} %", r * 100.0)).unwrap_or_else(|| "—".into())
 }
 
 fn ms(value: Option<i64>) -> String {
-    value
-        .map(|v| format!("{v} ms"))
-        .unwrap_or_else(|| "—".into())
+    value.map(|v| format!("{v} ms")).unwrap_or_else(|| "—".into())
 }
 
 /// Plain text for the terminal.
 pub fn render_text(r: &Report) -> String {
     let mut out = String::new();
-    out.push_str(&format!(
-        "velochat weekly review  {} → {}\n\n",
-        r.since, r.until
-    ));
-    out.push_str(&format!(
-        "replies {}   sessions {}\n",
-        r.replies, r.sessions
-    ));
+    out.push_str(&format!("velochat weekly review  {} → {}\n\n", r.since, r.until));
+    out.push_str(&format!("replies {}   sessions {}\n", r.replies, r.sessions));
     out.push_str(&format!(
         "first response  p50 {}  p95 {}\nsolved without handoff  {}\nrepeat questions  {}\nlatency  p50 {}  p95 {}  p99 {}\n\n",
         ms(r.first_response_ms.p50), ms(r.first_response_ms.p95), pct(r.solved_without_handoff_rate),
@@ -252,9 +203,7 @@ pub fn render_text(r: &Report) -> String {
         "\ntokens  prompt {}  completion {}  cached {}   cost ${:.4}\n\n",
         r.prompt_tokens, r.completion_tokens, r.cached_tokens, r.cost_usd
     ));
-    out.push_str(
-        "intent                    replies  low-conf  fallback  handoff    tokens      cost\n",
-    );
+    out.push_str("intent                    replies  low-conf  fallback  handoff    tokens      cost\n");
     for i in &r.intents {
         out.push_str(&format!(
             "{:<24} {:>8} {:>9} {:>9} {:>8} {:>9} {:>9.4}\n",

@@ -33,9 +33,7 @@ pub async fn serve(
 ) {
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(options.header_read_timeout)
-        .keep_alive(true);
+    http.timer(TokioTimer::new()).header_read_timeout(options.header_read_timeout).keep_alive(true);
     tokio::pin!(stop_accepting);
     loop {
         let (stream, peer) = tokio::select! {
@@ -62,26 +60,15 @@ pub async fn serve(
         let tls = options.tls.clone();
         tokio::spawn(async move {
             let result = match tls {
-                None => {
-                    watcher
-                        .watch(http.serve_connection(TokioIo::new(stream), service))
-                        .await
-                }
-                Some(acceptor) => {
-                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
-                    {
-                        Ok(Ok(tls_stream)) => {
-                            watcher
-                                .watch(http.serve_connection(TokioIo::new(tls_stream), service))
-                                .await
-                        }
-                        Ok(Err(e)) => {
-                            tracing::debug!(error = %e, %peer, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => return,
+                None => watcher.watch(http.serve_connection(TokioIo::new(stream), service)).await,
+                Some(acceptor) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(tls_stream)) => watcher.watch(http.serve_connection(TokioIo::new(tls_stream), service)).await,
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, %peer, "TLS handshake failed");
+                        return;
                     }
-                }
+                    Err(_) => return,
+                },
             };
             if let Err(e) = result {
                 tracing::debug!(error = %e, %peer, "connection ended with an error");
@@ -99,14 +86,12 @@ pub async fn serve(
 pub fn tls_acceptor(cert_path: &str, key_path: &str) -> anyhow::Result<TlsAcceptor> {
     use anyhow::Context;
     let certs = rustls_pemfile::certs(&mut std::io::BufReader::new(
-        std::fs::File::open(cert_path)
-            .with_context(|| format!("server.tls_cert: cannot open {cert_path}"))?,
+        std::fs::File::open(cert_path).with_context(|| format!("server.tls_cert: cannot open {cert_path}"))?,
     ))
     .collect::<Result<Vec<_>, _>>()
     .with_context(|| format!("server.tls_cert: {cert_path} is not PEM"))?;
     let key = rustls_pemfile::private_key(&mut std::io::BufReader::new(
-        std::fs::File::open(key_path)
-            .with_context(|| format!("server.tls_key: cannot open {key_path}"))?,
+        std::fs::File::open(key_path).with_context(|| format!("server.tls_key: cannot open {key_path}"))?,
     ))
     .with_context(|| format!("server.tls_key: {key_path} is not PEM"))?
     .with_context(|| format!("server.tls_key: no private key in {key_path}"))?;

@@ -91,9 +91,8 @@ impl Application {
         };
         let metrics = Arc::new(Metrics::new());
         let background_stop = CancellationToken::new();
-        let durable = durable::connect(s.storage.database_url.expose())
-            .await
-            .context("storage.database_url (DATABASE_URL)")?;
+        let durable =
+            durable::connect(s.storage.database_url.expose()).await.context("storage.database_url (DATABASE_URL)")?;
         let store = state_store(s, &metrics, &background_stop).await?;
         if s.kill_switch.enabled {
             store.set_kill_switch(true).await.ok();
@@ -101,36 +100,14 @@ impl Application {
         }
         let http = http_client(ms(s.openai.connect_timeout_ms)).context("HTTP client")?;
         let o = &s.openai;
-        let primary = Endpoint::new(
-            http.clone(),
-            &o.base_url,
-            &o.api_key,
-            &o.model,
-            o.max_response_bytes,
-        );
+        let primary = Endpoint::new(http.clone(), &o.base_url, &o.api_key, &o.model, o.max_response_bytes);
         let secondary = (!o.fallback_model.trim().is_empty()).then(|| {
-            let base = if o.fallback_base_url.is_empty() {
-                &o.base_url
-            } else {
-                &o.fallback_base_url
-            };
-            let key = if o.fallback_api_key.is_empty() {
-                &o.api_key
-            } else {
-                &o.fallback_api_key
-            };
-            Endpoint::new(
-                http.clone(),
-                base,
-                key,
-                &o.fallback_model,
-                o.max_response_bytes,
-            )
+            let base = if o.fallback_base_url.is_empty() { &o.base_url } else { &o.fallback_base_url };
+            let key = if o.fallback_api_key.is_empty() { &o.api_key } else { &o.fallback_api_key };
+            Endpoint::new(http.clone(), base, key, &o.fallback_model, o.max_response_bytes)
         });
         let circuit_metrics = metrics.clone();
-        let breaker = Breaker::new(s.breaker.clone(), move |state| {
-            circuit_metrics.circuit_state.set(state.gauge())
-        });
+        let breaker = Breaker::new(s.breaker.clone(), move |state| circuit_metrics.circuit_state.set(state.gauge()));
         let ladder = Ladder {
             primary,
             secondary,
@@ -147,12 +124,8 @@ impl Application {
         };
         let secrets = secrets_of(s);
         let redactor = Arc::new(Redactor::new(secrets.iter().map(String::as_str)));
-        let (events, event_writer) = EventSink::start(
-            durable.clone(),
-            s.events.queue_capacity,
-            metrics.clone(),
-            background_stop.clone(),
-        );
+        let (events, event_writer) =
+            EventSink::start(durable.clone(), s.events.queue_capacity, metrics.clone(), background_stop.clone());
         let wake = Arc::new(Notify::new());
         let tokens = TokenCounter::o200k();
         let l = &s.limits;
@@ -173,35 +146,15 @@ impl Application {
             system_tokens: tokens.text(&s.prompt.system),
             metrics: metrics.clone(),
             events,
-            support: SupportOutbox::new(
-                durable.clone(),
-                wake.clone(),
-                s.privacy.hash_salt.expose(),
-            ),
+            support: SupportOutbox::new(durable.clone(), wake.clone(), s.privacy.hash_salt.expose()),
             budget: Budget::new(s.budget.clone(), http.clone()),
             quotas: Quotas {
-                session: Quota {
-                    burst: l.session_burst,
-                    per_minute: l.session_per_minute,
-                },
-                visitor: Quota {
-                    burst: l.visitor_burst,
-                    per_minute: l.visitor_per_minute,
-                },
-                ip: Quota {
-                    burst: l.ip_burst,
-                    per_minute: l.ip_per_minute,
-                },
-                caller: Quota {
-                    burst: l.caller_per_minute,
-                    per_minute: l.caller_per_minute,
-                },
+                session: Quota { burst: l.session_burst, per_minute: l.session_per_minute },
+                visitor: Quota { burst: l.visitor_burst, per_minute: l.visitor_per_minute },
+                ip: Quota { burst: l.ip_burst, per_minute: l.ip_per_minute },
+                caller: Quota { burst: l.caller_per_minute, per_minute: l.caller_per_minute },
             },
-            trusted_proxies: l
-                .trusted_proxies
-                .iter()
-                .filter_map(|p| parse_cidr(p).ok())
-                .collect(),
+            trusted_proxies: l.trusted_proxies.iter().filter_map(|p| parse_cidr(p).ok()).collect(),
             prompt_cache_key: if o.prompt_cache_key.is_empty() {
                 format!("velochat-{}", o.model)
             } else {
@@ -209,9 +162,7 @@ impl Application {
             },
             settings: settings.clone(),
         });
-        let listener = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr}"))?;
+        let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
         let address = listener.local_addr()?;
         let tls = if s.server.tls_cert.is_empty() {
             None
@@ -228,12 +179,7 @@ impl Application {
         };
         let worker = OutboxWorker {
             durable: durable.clone(),
-            webhook: WebhookClient::new(
-                http.clone(),
-                &s.webhook.url,
-                &s.webhook.secret,
-                ms(s.webhook.timeout_ms),
-            ),
+            webhook: WebhookClient::new(http.clone(), &s.webhook.url, &s.webhook.secret, ms(s.webhook.timeout_ms)),
             settings: s.webhook.clone(),
             metrics: metrics.clone(),
             wake,
@@ -245,15 +191,7 @@ impl Application {
         ];
         tracing::info!(%address, tls = tls.is_some(), durable = durable.backend(), store = store.health().as_str(),
                        model = %o.model, "velochat ready");
-        Ok(Self {
-            listener,
-            address,
-            state,
-            tls,
-            background,
-            background_stop,
-            event_writer,
-        })
+        Ok(Self { listener, address, state, tls, background, background_stop, event_writer })
     }
 
     pub fn address(&self) -> SocketAddr {

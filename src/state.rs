@@ -16,10 +16,7 @@ pub struct Lifecycle {
 
 impl Default for Lifecycle {
     fn default() -> Self {
-        Self {
-            ready: AtomicBool::new(true),
-            shutdown: CancellationToken::new(),
-        }
+        Self { ready: AtomicBool::new(true), shutdown: CancellationToken::new() }
     }
 }
 

@@ -43,9 +43,7 @@ pub async fn put_kill_switch(
     Extension(ctx): Extension<RequestContext>,
     JsonBody(body): JsonBody<KillSwitch>,
 ) -> Result<Response, ApiError> {
-    let enabled = body
-        .enabled
-        .ok_or_else(|| crate::domain::InvalidField::missing("enabled"))?;
+    let enabled = body.enabled.ok_or_else(|| crate::domain::InvalidField::missing("enabled"))?;
     state
         .orchestrator
         .store
@@ -76,12 +74,7 @@ pub async fn get_session(
     Path(raw): Path<String>,
 ) -> Result<Json<SessionView>, ApiError> {
     let id = session_id(&raw)?;
-    state
-        .orchestrator
-        .session_view(id.as_str())
-        .await
-        .map(Json)
-        .ok_or(ApiError::SessionNotFound)
+    state.orchestrator.session_view(id.as_str()).await.map(Json).ok_or(ApiError::SessionNotFound)
 }
 
 /// Hands the session back to the bot (sends a `released` webhook event when a human owned it).
@@ -99,12 +92,7 @@ pub async fn release_session(
     Path(raw): Path<String>,
 ) -> Result<Json<SessionView>, ApiError> {
     let id = session_id(&raw)?;
-    state
-        .orchestrator
-        .release(id.as_str(), "released")
-        .await
-        .map(Json)
-        .ok_or(ApiError::SessionNotFound)
+    state.orchestrator.release(id.as_str(), "released").await.map(Json).ok_or(ApiError::SessionNotFound)
 }
 
 /// A human agent takes the session: the bot goes quiet (sends a `handoff` webhook event).
@@ -134,20 +122,11 @@ pub async fn take_over_session(
         (status = 403, description = "Admin routes disabled"),
         (status = 503, description = "The durable store failed")
     ), security(("bearer" = [])))]
-pub async fn erase_session(
-    State(state): State<AppState>,
-    Path(raw): Path<String>,
-) -> Result<Response, ApiError> {
+pub async fn erase_session(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Response, ApiError> {
     let id = session_id(&raw)?;
-    let rows = state
-        .orchestrator
-        .erase(id.as_str())
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("erase failed: {e}")))?;
-    Ok(
-        Json(json!({"sessionId": id.as_str(), "erased": true, "rowsRemoved": rows}))
-            .into_response(),
-    )
+    let rows =
+        state.orchestrator.erase(id.as_str()).await.map_err(|e| ApiError::Unavailable(format!("erase failed: {e}")))?;
+    Ok(Json(json!({"sessionId": id.as_str(), "erased": true, "rowsRemoved": rows})).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -165,18 +144,10 @@ pub struct ReportQuery {
         (status = 403, description = "Admin routes disabled"),
         (status = 503, description = "The durable store failed")
     ), security(("bearer" = [])))]
-pub async fn report(
-    State(state): State<AppState>,
-    Query(query): Query<ReportQuery>,
-) -> Result<Response, ApiError> {
+pub async fn report(State(state): State<AppState>, Query(query): Query<ReportQuery>) -> Result<Response, ApiError> {
     let since = query.since.as_deref().unwrap_or("7d");
-    let window = crate::report::parse_since(since).map_err(|m| {
-        ApiError::Invalid(crate::domain::InvalidField::new(
-            "since",
-            "invalid_field",
-            m,
-        ))
-    })?;
+    let window = crate::report::parse_since(since)
+        .map_err(|m| ApiError::Invalid(crate::domain::InvalidField::new("since", "invalid_field", m)))?;
     let report = crate::report::build(state.orchestrator.durable.as_ref(), window, &state.settings)
         .await
         .map_err(|e| ApiError::Unavailable(format!("report failed: {e}")))?;

@@ -87,9 +87,7 @@ pub fn caller(
     headers: &HeaderMap,
     peer: Option<SocketAddr>,
 ) -> Result<Caller, ApiError> {
-    let peer_ip = peer
-        .map(|p| p.ip())
-        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let peer_ip = peer.map(|p| p.ip()).unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
     let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
     let client = client_ip(peer_ip, forwarded, &state.orchestrator.trusted_proxies);
     let key_index = match ctx.credential {
@@ -100,51 +98,26 @@ pub fn caller(
     if key_index.is_some() {
         if let Some(raw) = headers.get(VISITOR_ID_HEADER) {
             let text = raw.to_str().unwrap_or("");
-            visitor_id = Some(
-                SessionId::parse(Some(text), "X-Visitor-Id")?
-                    .as_str()
-                    .to_owned(),
-            );
+            visitor_id = Some(SessionId::parse(Some(text), "X-Visitor-Id")?.as_str().to_owned());
         }
         if let Some(raw) = headers.get(VISITOR_IP_HEADER) {
-            let ip = raw
-                .to_str()
-                .ok()
-                .and_then(|t| t.trim().parse::<IpAddr>().ok())
-                .ok_or_else(|| {
-                    InvalidField::new(
-                        "X-Visitor-Ip",
-                        "invalid_field",
-                        "`X-Visitor-Ip` must be an IPv4 or IPv6 address",
-                    )
-                })?;
+            let ip = raw.to_str().ok().and_then(|t| t.trim().parse::<IpAddr>().ok()).ok_or_else(|| {
+                InvalidField::new("X-Visitor-Ip", "invalid_field", "`X-Visitor-Ip` must be an IPv4 or IPv6 address")
+            })?;
             visitor_ip = Some(ip);
         }
     }
-    Ok(Caller {
-        key_index,
-        visitor_id,
-        visitor_ip,
-        client_ip: client,
-    })
+    Ok(Caller { key_index, visitor_id, visitor_ip, client_ip: client })
 }
 
 /// The request's budget: the configured total, lowered (never raised) by `X-Velochat-Deadline-Ms`.
-pub fn deadline(
-    state: &AppState,
-    ctx: &RequestContext,
-    headers: &HeaderMap,
-) -> Result<Deadline, ApiError> {
+pub fn deadline(state: &AppState, ctx: &RequestContext, headers: &HeaderMap) -> Result<Deadline, ApiError> {
     let total = state.settings.deadline.total_ms;
     let budget = match headers.get(DEADLINE_HEADER) {
         None => total,
         Some(raw) => {
-            let ms = raw
-                .to_str()
-                .ok()
-                .and_then(|t| t.trim().parse::<u64>().ok())
-                .filter(|ms| *ms > 0)
-                .ok_or_else(|| {
+            let ms =
+                raw.to_str().ok().and_then(|t| t.trim().parse::<u64>().ok()).filter(|ms| *ms > 0).ok_or_else(|| {
                     InvalidField::new(
                         "X-Velochat-Deadline-Ms",
                         "invalid_field",

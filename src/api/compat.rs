@@ -18,16 +18,8 @@ use serde_json::{json, Map, Value};
 use std::net::SocketAddr;
 
 /// Sampling options passed through to the upstream as given.
-const PASSTHROUGH: [&str; 8] = [
-    "top_p",
-    "stop",
-    "seed",
-    "presence_penalty",
-    "frequency_penalty",
-    "logit_bias",
-    "logprobs",
-    "top_logprobs",
-];
+const PASSTHROUGH: [&str; 8] =
+    ["top_p", "stop", "seed", "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs"];
 
 #[derive(Debug, Deserialize)]
 pub struct CompatMessage {
@@ -69,10 +61,7 @@ fn text_of(content: Option<&Value>, field: &str) -> Result<String, ApiError> {
         Some(Value::Array(parts)) => {
             let mut text = String::new();
             for part in parts {
-                match (
-                    part.get("type").and_then(Value::as_str),
-                    part.get("text").and_then(Value::as_str),
-                ) {
+                match (part.get("type").and_then(Value::as_str), part.get("text").and_then(Value::as_str)) {
                     (Some("text"), Some(t)) => text.push_str(t),
                     _ => {
                         return Err(ApiError::Unsupported(
@@ -107,30 +96,16 @@ fn session_key(
     body: &ChatCompletionsRequest,
 ) -> Result<Option<SessionId>, ApiError> {
     if let Some(raw) = headers.get("x-session-id") {
-        return Ok(Some(SessionId::parse(
-            Some(raw.to_str().unwrap_or("")),
-            "X-Session-Id",
-        )?));
+        return Ok(Some(SessionId::parse(Some(raw.to_str().unwrap_or("")), "X-Session-Id")?));
     }
-    let Some(raw) = body
-        .safety_identifier
-        .as_deref()
-        .or(body.user.as_deref())
-        .filter(|s| !s.trim().is_empty())
-    else {
+    let Some(raw) = body.safety_identifier.as_deref().or(body.user.as_deref()).filter(|s| !s.trim().is_empty()) else {
         return Ok(None);
     };
-    Ok(Some(SessionId::parse(Some(raw), "user").unwrap_or_else(
-        |_| {
-            let hashed = crate::guard::hashed_id(
-                state.settings.privacy.hash_salt.expose(),
-                "compat-session",
-                raw,
-            );
-            SessionId::parse(Some(&format!("sid-{hashed}")), "user")
-                .unwrap_or_else(|_| unreachable!("hex is in the alphabet"))
-        },
-    )))
+    Ok(Some(SessionId::parse(Some(raw), "user").unwrap_or_else(|_| {
+        let hashed = crate::guard::hashed_id(state.settings.privacy.hash_salt.expose(), "compat-session", raw);
+        SessionId::parse(Some(&format!("sid-{hashed}")), "user")
+            .unwrap_or_else(|_| unreachable!("hex is in the alphabet"))
+    })))
 }
 
 pub fn allowed_models(state: &AppState) -> Vec<String> {
@@ -160,17 +135,11 @@ pub fn parse_request(
         ("function_call", &body.function_call),
     ] {
         if value.as_ref().is_some_and(|v| !v.is_null()) {
-            return Err(ApiError::Unsupported(
-                field.into(),
-                format!("`{field}` is not supported"),
-            ));
+            return Err(ApiError::Unsupported(field.into(), format!("`{field}` is not supported")));
         }
     }
     if body.n.is_some_and(|n| n > 1) {
-        return Err(ApiError::Unsupported(
-            "n".into(),
-            "`n` greater than 1 is not supported".into(),
-        ));
+        return Err(ApiError::Unsupported("n".into(), "`n` greater than 1 is not supported".into()));
     }
     let model = match body.model.as_deref() {
         None | Some("") => o.model.clone(),
@@ -188,15 +157,8 @@ pub fn parse_request(
         return Err(ApiError::Invalid(InvalidField::missing("messages")));
     }
     if messages.len() > state.settings.history.max_entries + 2 {
-        let message = format!(
-            "`messages` must have at most {} entries",
-            state.settings.history.max_entries + 2
-        );
-        return Err(ApiError::Invalid(InvalidField::new(
-            "messages",
-            "too_many_entries",
-            message,
-        )));
+        let message = format!("`messages` must have at most {} entries", state.settings.history.max_entries + 2);
+        return Err(ApiError::Invalid(InvalidField::new("messages", "too_many_entries", message)));
     }
     let last = messages.len() - 1;
     if messages[last].role.as_deref() != Some("user") {
@@ -207,20 +169,14 @@ pub fn parse_request(
         )));
     }
     let user_text = UserText::parse(
-        Some(&text_of(
-            messages[last].content.as_ref(),
-            &format!("messages[{last}].content"),
-        )?),
+        Some(&text_of(messages[last].content.as_ref(), &format!("messages[{last}].content"))?),
         &format!("messages[{last}].content"),
         4000,
     )?;
     let mut system_prompt = None;
     let mut history = Vec::with_capacity(last);
     for (index, message) in messages[..last].iter().enumerate() {
-        let content = text_of(
-            message.content.as_ref(),
-            &format!("messages[{index}].content"),
-        )?;
+        let content = text_of(message.content.as_ref(), &format!("messages[{index}].content"))?;
         if index == 0 && message.role.as_deref() == Some("system") {
             if o.compat_system_prompt == CompatSystemPrompt::Keep && !content.trim().is_empty() {
                 system_prompt = Some(content);
@@ -228,18 +184,11 @@ pub fn parse_request(
             continue;
         }
         // Later system/developer/tool messages are dropped (and counted) by compaction.
-        history.push(RawTurn {
-            role: message.role.clone(),
-            content: Some(content),
-            signature: None,
-        });
+        history.push(RawTurn { role: message.role.clone(), content: Some(content), signature: None });
     }
     let session = session_key(state, headers, &body)?;
-    let passthrough: Map<String, Value> = body
-        .other
-        .into_iter()
-        .filter(|(k, v)| PASSTHROUGH.contains(&k.as_str()) && !v.is_null())
-        .collect();
+    let passthrough: Map<String, Value> =
+        body.other.into_iter().filter(|(k, v)| PASSTHROUGH.contains(&k.as_str()) && !v.is_null()).collect();
     let cap = o.compat_max_tokens;
     let input = ChatInput {
         request_id: ctx.request_id.clone(),
@@ -253,10 +202,7 @@ pub fn parse_request(
         deadline: deadline(state, ctx, headers)?,
         overrides: ModelOverrides {
             model: Some(model.clone()),
-            max_tokens: body
-                .max_completion_tokens
-                .or(body.max_tokens)
-                .map(|t| t.clamp(1, cap)),
+            max_tokens: body.max_completion_tokens.or(body.max_tokens).map(|t| t.clamp(1, cap)),
             temperature: body.temperature.filter(|t| (0.0..=2.0).contains(t)),
             system_prompt,
             response_format: body.response_format.filter(|v| !v.is_null()),
@@ -266,10 +212,7 @@ pub fn parse_request(
     Ok(CompatRequest {
         input,
         stream: body.stream.unwrap_or(false),
-        include_usage: body
-            .stream_options
-            .and_then(|s| s.include_usage)
-            .unwrap_or(false),
+        include_usage: body.stream_options.and_then(|s| s.include_usage).unwrap_or(false),
         model,
     })
 }
@@ -286,10 +229,7 @@ fn fingerprint(reply: &Reply) -> Value {
 }
 
 pub fn completion_id(reply: &Reply, request_id: &str) -> String {
-    reply
-        .completion_id
-        .clone()
-        .unwrap_or_else(|| format!("chatcmpl-{}", request_id.replace('-', "")))
+    reply.completion_id.clone().unwrap_or_else(|| format!("chatcmpl-{}", request_id.replace('-', "")))
 }
 
 /// velochat's own facts about the reply, beside OpenAI's fields (SDKs ignore unknown fields).
@@ -363,8 +303,7 @@ pub async fn chat_completions(
         return super::stream::respond(state, ctx, request).await;
     }
     let reply = state.orchestrator.chat(request.input).await?;
-    let mut response =
-        Json(completion_body(&reply, &request.model, &ctx.request_id)).into_response();
+    let mut response = Json(completion_body(&reply, &request.model, &ctx.request_id)).into_response();
     if let Some((_, decision)) = &reply.limit {
         rate_limit_headers(&mut response, decision);
     }

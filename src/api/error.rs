@@ -66,15 +66,8 @@ impl IntoResponse for ApiError {
             _ => None,
         };
         let (status, code, message, extra): (StatusCode, &'static str, String, Value) = match self {
-            ApiError::Invalid(e) => (
-                StatusCode::BAD_REQUEST,
-                e.code,
-                e.message.clone(),
-                json!({"field": e.field}),
-            ),
-            ApiError::MalformedJson(m) => {
-                (StatusCode::BAD_REQUEST, "malformed_json", m, Value::Null)
-            }
+            ApiError::Invalid(e) => (StatusCode::BAD_REQUEST, e.code, e.message.clone(), json!({"field": e.field})),
+            ApiError::MalformedJson(m) => (StatusCode::BAD_REQUEST, "malformed_json", m, Value::Null),
             ApiError::UnsupportedMediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
@@ -87,12 +80,7 @@ impl IntoResponse for ApiError {
                 format!("the body must be at most {limit} bytes"),
                 json!({"limitBytes": limit}),
             ),
-            ApiError::NotFound => (
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "no such route".into(),
-                Value::Null,
-            ),
+            ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found", "no such route".into(), Value::Null),
             ApiError::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
@@ -109,19 +97,12 @@ impl IntoResponse for ApiError {
             ApiError::RateLimited(kind, decision) => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
-                format!(
-                    "the {} limit is exhausted; retry in {} s",
-                    kind.as_str(),
-                    decision.retry_after_secs()
-                ),
+                format!("the {} limit is exhausted; retry in {} s", kind.as_str(), decision.retry_after_secs()),
                 json!({"limit": kind.as_str(), "retryAfterSeconds": decision.retry_after_secs()}),
             ),
-            ApiError::SessionNotFound => (
-                StatusCode::NOT_FOUND,
-                "session_not_found",
-                "no state is kept for that session".into(),
-                Value::Null,
-            ),
+            ApiError::SessionNotFound => {
+                (StatusCode::NOT_FOUND, "session_not_found", "no state is kept for that session".into(), Value::Null)
+            }
             ApiError::Unsupported(field, m) => (
                 StatusCode::BAD_REQUEST,
                 "unsupported",
@@ -144,16 +125,11 @@ impl IntoResponse for ApiError {
         }
         let mut response = (status, axum::Json(json!({ "error": error }))).into_response();
         if status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         if let Some(decision) = limit_decision {
             rate_limit_headers(&mut response, &decision);
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(decision.retry_after_secs()),
-            );
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(decision.retry_after_secs()));
         }
         response.extensions_mut().insert(ErrorCode(code));
         response

@@ -24,56 +24,35 @@ fn is_json(request: &Request) -> bool {
 pub async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, ApiError> {
     match http_body_util::Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
             Err(ApiError::PayloadTooLarge(limit))
         }
-        Err(e) => Err(ApiError::MalformedJson(format!(
-            "could not read the body: {e}"
-        ))),
+        Err(e) => Err(ApiError::MalformedJson(format!("could not read the body: {e}"))),
     }
 }
 
 /// Parses JSON, naming the path of the offending field (`history[2].content`).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     // serde would also read a struct from an array; the contract is an object.
-    if bytes
-        .iter()
-        .find(|b| !b.is_ascii_whitespace())
-        .is_some_and(|b| *b != b'{')
-    {
-        return Err(ApiError::MalformedJson(
-            "the body must be a JSON object".into(),
-        ));
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|b| *b != b'{') {
+        return Err(ApiError::MalformedJson("the body must be a JSON object".into()));
     }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     match serde_path_to_error::deserialize::<_, T>(&mut deserializer) {
         Ok(value) => {
-            deserializer
-                .end()
-                .map_err(|e| ApiError::MalformedJson(format!("the body is not valid JSON: {e}")))?;
+            deserializer.end().map_err(|e| ApiError::MalformedJson(format!("the body is not valid JSON: {e}")))?;
             Ok(value)
         }
         Err(err) => {
             let path = err.path().to_string();
             let inner = err.into_inner();
             if inner.is_syntax() || inner.is_eof() {
-                Err(ApiError::MalformedJson(format!(
-                    "the body is not valid JSON: {inner}"
-                )))
+                Err(ApiError::MalformedJson(format!("the body is not valid JSON: {inner}")))
             } else if path == "." {
-                Err(ApiError::MalformedJson(format!(
-                    "the body must be a JSON object: {inner}"
-                )))
+                Err(ApiError::MalformedJson(format!("the body must be a JSON object: {inner}")))
             } else {
                 let message = format!("`{path}`: {inner}");
-                Err(ApiError::Invalid(crate::domain::InvalidField::new(
-                    path,
-                    "invalid_field",
-                    message,
-                )))
+                Err(ApiError::Invalid(crate::domain::InvalidField::new(path, "invalid_field", message)))
             }
         }
     }
@@ -87,11 +66,8 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
         if !is_json(&request) {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let declared = request
-            .headers()
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
+        let declared =
+            request.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
         if declared.is_some_and(|len| len > limit) {
             return Err(ApiError::PayloadTooLarge(limit));
         }
@@ -106,16 +82,8 @@ pub struct Peer(pub Option<std::net::SocketAddr>);
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        _: &S,
-    ) -> Result<Self, Self::Rejection> {
-        Ok(Peer(
-            parts
-                .extensions
-                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|c| c.0),
-        ))
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Peer(parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0)))
     }
 }
 
@@ -138,9 +106,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_field_path() {
-        let Err(ApiError::Invalid(e)) =
-            parse_json::<Body>(br#"{"list":[{"content":"x"},{"content":5}]}"#)
-        else {
+        let Err(ApiError::Invalid(e)) = parse_json::<Body>(br#"{"list":[{"content":"x"},{"content":5}]}"#) else {
             panic!("expected a field error");
         };
         assert_eq!(e.field, "list[1].content");
@@ -148,18 +114,9 @@ mod tests {
 
     #[test]
     fn syntax_errors_and_non_objects_are_malformed() {
-        assert!(matches!(
-            parse_json::<Body>(b"{\"a\":"),
-            Err(ApiError::MalformedJson(_))
-        ));
-        assert!(matches!(
-            parse_json::<Body>(b"[1]"),
-            Err(ApiError::MalformedJson(_))
-        ));
-        assert!(matches!(
-            parse_json::<Body>(b"{} trailing"),
-            Err(ApiError::MalformedJson(_))
-        ));
+        assert!(matches!(parse_json::<Body>(b"{\"a\":"), Err(ApiError::MalformedJson(_))));
+        assert!(matches!(parse_json::<Body>(b"[1]"), Err(ApiError::MalformedJson(_))));
+        assert!(matches!(parse_json::<Body>(b"{} trailing"), Err(ApiError::MalformedJson(_))));
         assert!(parse_json::<Body>(b"{\"a\":null}").is_ok());
     }
 }

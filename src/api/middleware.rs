@@ -54,10 +54,7 @@ fn request_id(request: &Request) -> String {
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .filter(|v| {
-            !v.is_empty()
-                && v.len() <= 64
-                && v.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+            !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
         })
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
@@ -66,29 +63,15 @@ fn request_id(request: &Request) -> String {
 pub async fn edge(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let id = request_id(&request);
-    let route = route_label(
-        request
-            .extensions()
-            .get::<MatchedPath>()
-            .map(MatchedPath::as_str),
-    );
+    let route = route_label(request.extensions().get::<MatchedPath>().map(MatchedPath::as_str));
     let method = request.method().clone();
-    let authorization = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
+    let authorization = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let credential = state.auth.identify(authorization);
-    request.extensions_mut().insert(RequestContext {
-        request_id: id.clone(),
-        started,
-        credential,
-    });
+    request.extensions_mut().insert(RequestContext { request_id: id.clone(), started, credential });
     let mut response = next.run(request).await;
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
-    state
-        .metrics
-        .record_request(route, status, elapsed.as_secs_f64());
+    state.metrics.record_request(route, status, elapsed.as_secs_f64());
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", value);
     }
@@ -112,19 +95,11 @@ pub async fn edge(State(state): State<AppState>, mut request: Request, next: Nex
 }
 
 fn context(request: &Request) -> Credential {
-    request
-        .extensions()
-        .get::<RequestContext>()
-        .map(|c| c.credential)
-        .unwrap_or(Credential::Missing)
+    request.extensions().get::<RequestContext>().map(|c| c.credential).unwrap_or(Credential::Missing)
 }
 
 /// Chat routes: a caller key when keys are configured; anonymous otherwise (loopback, or allowed).
-pub async fn require_caller(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
+pub async fn require_caller(State(state): State<AppState>, request: Request, next: Next) -> Response {
     if state.auth.has_caller_keys() && !matches!(context(&request), Credential::Caller(_)) {
         return ApiError::Unauthorized.into_response();
     }
@@ -132,29 +107,23 @@ pub async fn require_caller(
 }
 
 /// /metrics and /openapi.json: a caller or the admin key; anonymous only on loopback with no keys.
-pub async fn require_observer(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
+pub async fn require_observer(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let any_key = state.auth.has_caller_keys() || state.auth.has_admin_key();
     match context(&request) {
         Credential::Caller(_) | Credential::Admin => next.run(request).await,
         _ if !any_key && !state.public_listener => next.run(request).await,
-        _ if !any_key => ApiError::Disabled("not served anonymously on a public address: set VELOCHAT_ADMIN_KEY or VELOCHAT_API_KEYS").into_response(),
+        _ if !any_key => ApiError::Disabled(
+            "not served anonymously on a public address: set VELOCHAT_ADMIN_KEY or VELOCHAT_API_KEYS",
+        )
+        .into_response(),
         _ => ApiError::Unauthorized.into_response(),
     }
 }
 
 /// /admin/*: the admin key only; disabled without one.
-pub async fn require_admin(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
+pub async fn require_admin(State(state): State<AppState>, request: Request, next: Next) -> Response {
     if !state.auth.has_admin_key() {
-        return ApiError::Disabled("admin routes are disabled: set VELOCHAT_ADMIN_KEY")
-            .into_response();
+        return ApiError::Disabled("admin routes are disabled: set VELOCHAT_ADMIN_KEY").into_response();
     }
     match context(&request) {
         Credential::Admin => next.run(request).await,

@@ -31,39 +31,19 @@ pub fn router(state: AppState) -> Router {
         .route("/sendChatMessage", post(chat::send_chat_message))
         .route("/v1/chat/completions", post(compat::chat_completions))
         .route("/v1/models", get(compat::list_models))
-        .route_layer(from_fn_with_state(
-            state.clone(),
-            middleware::require_caller,
-        ));
+        .route_layer(from_fn_with_state(state.clone(), middleware::require_caller));
     let observe = Router::new()
         .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(openapi::openapi_json))
-        .route_layer(from_fn_with_state(
-            state.clone(),
-            middleware::require_observer,
-        ));
+        .route_layer(from_fn_with_state(state.clone(), middleware::require_observer));
     let admin = Router::new()
-        .route(
-            "/admin/kill-switch",
-            get(admin::get_kill_switch).put(admin::put_kill_switch),
-        )
-        .route(
-            "/admin/sessions/{sessionId}",
-            get(admin::get_session).delete(admin::erase_session),
-        )
-        .route(
-            "/admin/sessions/{sessionId}/release",
-            post(admin::release_session),
-        )
-        .route(
-            "/admin/sessions/{sessionId}/handoff",
-            post(admin::take_over_session),
-        )
+        .route("/admin/kill-switch", get(admin::get_kill_switch).put(admin::put_kill_switch))
+        .route("/admin/sessions/{sessionId}", get(admin::get_session).delete(admin::erase_session))
+        .route("/admin/sessions/{sessionId}/release", post(admin::release_session))
+        .route("/admin/sessions/{sessionId}/handoff", post(admin::take_over_session))
         .route("/admin/report", get(admin::report))
         .route_layer(from_fn_with_state(state.clone(), middleware::require_admin));
-    let health = Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz));
+    let health = Router::new().route("/healthz", get(health::healthz)).route("/readyz", get(health::readyz));
     Router::new()
         .merge(chat)
         .merge(observe)

@@ -13,9 +13,7 @@ impl Modify for BearerAuth {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some(
-                        "A caller key (VELOCHAT_API_KEYS) or, for /admin, VELOCHAT_ADMIN_KEY",
-                    ))
+                    .description(Some("A caller key (VELOCHAT_API_KEYS) or, for /admin, VELOCHAT_ADMIN_KEY"))
                     .build(),
             ),
         );

@@ -6,13 +6,6 @@ use super::middleware::RequestContext;
 use crate::state::AppState;
 use axum::response::Response;
 
-pub async fn respond(
-    _state: AppState,
-    _ctx: RequestContext,
-    _request: CompatRequest,
-) -> Result<Response, ApiError> {
-    Err(ApiError::Unsupported(
-        "stream".into(),
-        "`stream: true` is not supported yet".into(),
-    ))
+pub async fn respond(_state: AppState, _ctx: RequestContext, _request: CompatRequest) -> Result<Response, ApiError> {
+    Err(ApiError::Unsupported("stream".into(), "`stream: true` is not supported yet".into()))
 }

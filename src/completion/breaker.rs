@@ -43,13 +43,8 @@ pub enum Verdict {
 }
 
 enum State {
-    Closed {
-        consecutive: u32,
-        recent: VecDeque<bool>,
-    },
-    Open {
-        until: Instant,
-    },
+    Closed { consecutive: u32, recent: VecDeque<bool> },
+    Open { until: Instant },
     HalfOpen,
 }
 
@@ -68,16 +63,10 @@ pub struct Permit {
 }
 
 impl Breaker {
-    pub fn new(
-        settings: BreakerSettings,
-        on_change: impl Fn(CircuitState) + Send + Sync + 'static,
-    ) -> Arc<Self> {
+    pub fn new(settings: BreakerSettings, on_change: impl Fn(CircuitState) + Send + Sync + 'static) -> Arc<Self> {
         let window = settings.window;
         Arc::new(Self {
-            state: Mutex::new(State::Closed {
-                consecutive: 0,
-                recent: VecDeque::with_capacity(window),
-            }),
+            state: Mutex::new(State::Closed { consecutive: 0, recent: VecDeque::with_capacity(window) }),
             settings,
             on_change: Box::new(on_change),
         })
@@ -95,48 +84,34 @@ impl Breaker {
     pub fn admit(self: &Arc<Self>) -> Option<Permit> {
         let mut state = self.state.lock();
         match &*state {
-            State::Closed { .. } => Some(Permit {
-                breaker: self.clone(),
-                probe: false,
-                settled: false,
-            }),
+            State::Closed { .. } => Some(Permit { breaker: self.clone(), probe: false, settled: false }),
             State::HalfOpen => None,
             State::Open { until } if Instant::now() < *until => None,
             State::Open { .. } => {
                 *state = State::HalfOpen;
                 drop(state);
                 self.changed(CircuitState::HalfOpen);
-                Some(Permit {
-                    breaker: self.clone(),
-                    probe: true,
-                    settled: false,
-                })
+                Some(Permit { breaker: self.clone(), probe: true, settled: false })
             }
         }
     }
 
     fn changed(&self, to: CircuitState) {
         match to {
-            CircuitState::Open => tracing::warn!(
-                circuit = to.as_str(),
-                "circuit breaker opened: upstream calls paused"
-            ),
+            CircuitState::Open => {
+                tracing::warn!(circuit = to.as_str(), "circuit breaker opened: upstream calls paused")
+            }
             _ => tracing::info!(circuit = to.as_str(), "circuit breaker state changed"),
         }
         (self.on_change)(to);
     }
 
     fn open(&self) -> State {
-        State::Open {
-            until: Instant::now() + Duration::from_millis(self.settings.open_ms),
-        }
+        State::Open { until: Instant::now() + Duration::from_millis(self.settings.open_ms) }
     }
 
     fn fresh_closed(&self) -> State {
-        State::Closed {
-            consecutive: 0,
-            recent: VecDeque::with_capacity(self.settings.window),
-        }
+        State::Closed { consecutive: 0, recent: VecDeque::with_capacity(self.settings.window) }
     }
 
     fn settle(&self, probe: bool, verdict: Verdict) {
@@ -144,15 +119,9 @@ impl Breaker {
         let transition = if probe {
             match verdict {
                 Verdict::Failed => Some((self.open(), CircuitState::Open)),
-                Verdict::Healthy | Verdict::Neutral => {
-                    Some((self.fresh_closed(), CircuitState::Closed))
-                }
+                Verdict::Healthy | Verdict::Neutral => Some((self.fresh_closed(), CircuitState::Closed)),
             }
-        } else if let State::Closed {
-            consecutive,
-            recent,
-        } = &mut *state
-        {
+        } else if let State::Closed { consecutive, recent } = &mut *state {
             let failed = match verdict {
                 Verdict::Neutral => return,
                 Verdict::Failed => true,
@@ -181,9 +150,7 @@ impl Breaker {
     fn abandon_probe(&self) {
         let mut state = self.state.lock();
         if matches!(*state, State::HalfOpen) {
-            *state = State::Open {
-                until: Instant::now(),
-            };
+            *state = State::Open { until: Instant::now() };
         }
     }
 }
@@ -255,14 +222,7 @@ mod tests {
     fn opens_when_half_of_a_full_window_failed() {
         let b = breaker(100, 20, 60_000);
         for i in 0..19 {
-            run(
-                &b,
-                if i % 2 == 0 {
-                    Verdict::Failed
-                } else {
-                    Verdict::Healthy
-                },
-            );
+            run(&b, if i % 2 == 0 { Verdict::Failed } else { Verdict::Healthy });
         }
         assert_eq!(b.state(), CircuitState::Closed, "window not full yet");
         run(&b, Verdict::Healthy);

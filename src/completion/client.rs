@@ -29,10 +29,7 @@ pub struct Endpoint {
 
 impl std::fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Endpoint")
-            .field("url", &self.url)
-            .field("model", &self.model)
-            .finish()
+        f.debug_struct("Endpoint").field("url", &self.url).field("model", &self.model).finish()
     }
 }
 
@@ -50,13 +47,7 @@ pub fn http_client(connect_timeout: Duration) -> reqwest::Result<reqwest::Client
 }
 
 impl Endpoint {
-    pub fn new(
-        http: reqwest::Client,
-        base_url: &str,
-        key: &Secret,
-        model: &str,
-        max_response_bytes: usize,
-    ) -> Self {
+    pub fn new(http: reqwest::Client, base_url: &str, key: &Secret, model: &str, max_response_bytes: usize) -> Self {
         let auth = (!key.is_empty())
             .then(|| HeaderValue::from_str(&format!("Bearer {}", key.expose())).ok())
             .flatten()
@@ -78,11 +69,7 @@ impl Endpoint {
     }
 
     fn request(&self, body: Bytes) -> reqwest::RequestBuilder {
-        let mut request = self
-            .http
-            .post(&self.url)
-            .header(CONTENT_TYPE, "application/json")
-            .body(body);
+        let mut request = self.http.post(&self.url).header(CONTENT_TYPE, "application/json").body(body);
         if let Some(auth) = &self.auth {
             request = request.header(AUTHORIZATION, auth.clone());
         }
@@ -98,11 +85,7 @@ impl Endpoint {
         cut_by_deadline: bool,
     ) -> Result<Completion, AttemptError> {
         let attempt = async {
-            let response = self
-                .request(body)
-                .send()
-                .await
-                .map_err(classify_send_error)?;
+            let response = self.request(body).send().await.map_err(classify_send_error)?;
             let status = response.status();
             let headers = response.headers().clone();
             let bytes = read_capped(response, self.max_response_bytes).await?;
@@ -126,11 +109,7 @@ impl Endpoint {
         cut_by_deadline: bool,
     ) -> Result<reqwest::Response, AttemptError> {
         let attempt = async {
-            let response = self
-                .request(body)
-                .send()
-                .await
-                .map_err(classify_send_error)?;
+            let response = self.request(body).send().await.map_err(classify_send_error)?;
             let status = response.status();
             if status.is_success() {
                 return Ok(response);
@@ -148,9 +127,7 @@ impl Endpoint {
 
 fn classify_send_error(err: reqwest::Error) -> AttemptError {
     if err.is_timeout() {
-        AttemptError::Timeout {
-            cut_by_deadline: false,
-        }
+        AttemptError::Timeout { cut_by_deadline: false }
     } else if err.is_connect() {
         AttemptError::Connect(error_chain(&err))
     } else {
@@ -171,26 +148,15 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 
 /// Reads the body, refusing more than `cap` bytes (API10: never trust an upstream's size).
 async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Bytes, AttemptError> {
-    let declared = response
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
+    let declared =
+        response.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|len| len > cap) {
-        return Err(AttemptError::Invalid(format!(
-            "response body over {cap} bytes"
-        )));
+        return Err(AttemptError::Invalid(format!("response body over {cap} bytes")));
     }
     let mut body = BytesMut::with_capacity(declared.unwrap_or(4096).min(cap));
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| AttemptError::Broken(error_chain(&e)))?
-    {
+    while let Some(chunk) = response.chunk().await.map_err(|e| AttemptError::Broken(error_chain(&e)))? {
         if body.len() + chunk.len() > cap {
-            return Err(AttemptError::Invalid(format!(
-                "response body over {cap} bytes"
-            )));
+            return Err(AttemptError::Invalid(format!("response body over {cap} bytes")));
         }
         body.extend_from_slice(&chunk);
     }
@@ -199,12 +165,7 @@ async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Byte
 
 /// `retry-after-ms` (milliseconds) wins over `retry-after` (seconds); both may be absent or junk.
 pub fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let text = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-    };
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
     if let Some(ms) = text("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
         if ms.is_finite() && ms >= 0.0 {
             return Some(Duration::from_secs_f64(ms / 1000.0));
@@ -215,47 +176,28 @@ pub fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
 }
 
 fn status_error(status: u16, headers: &HeaderMap, body: &[u8]) -> AttemptError {
-    let detail = serde_json::from_slice::<ErrorBody>(body)
-        .ok()
-        .and_then(|b| b.error);
+    let detail = serde_json::from_slice::<ErrorBody>(body).ok().and_then(|b| b.error);
     AttemptError::Status {
         status,
         retry_after: parse_retry_after(headers),
-        code: detail
-            .as_ref()
-            .and_then(|d| d.code_text().or_else(|| d.kind.clone())),
-        message: detail
-            .and_then(|d| d.message)
-            .map(|m| m.chars().take(200).collect()),
+        code: detail.as_ref().and_then(|d| d.code_text().or_else(|| d.kind.clone())),
+        message: detail.and_then(|d| d.message).map(|m| m.chars().take(200).collect()),
     }
 }
 
 /// Reads the first choice; null content, a refusal or a content filter is not a usable reply.
 pub fn parse_completion(body: &[u8], requested_model: &str) -> Result<Completion, AttemptError> {
-    let parsed: ChatResponse = serde_json::from_slice(body)
-        .map_err(|e| AttemptError::Invalid(format!("undecodable body: {e}")))?;
-    let choice = parsed
-        .choices
-        .into_iter()
-        .next()
-        .ok_or_else(|| AttemptError::Invalid("no choices".into()))?;
+    let parsed: ChatResponse =
+        serde_json::from_slice(body).map_err(|e| AttemptError::Invalid(format!("undecodable body: {e}")))?;
+    let choice = parsed.choices.into_iter().next().ok_or_else(|| AttemptError::Invalid("no choices".into()))?;
     if choice.finish_reason.as_deref() == Some("content_filter") {
         return Err(AttemptError::ContentFilter);
     }
-    let message = choice
-        .message
-        .ok_or_else(|| AttemptError::Invalid("choice without message".into()))?;
-    if message
-        .refusal
-        .as_deref()
-        .is_some_and(|r| !r.trim().is_empty())
-    {
+    let message = choice.message.ok_or_else(|| AttemptError::Invalid("choice without message".into()))?;
+    if message.refusal.as_deref().is_some_and(|r| !r.trim().is_empty()) {
         return Err(AttemptError::Refusal);
     }
-    let content = message
-        .content
-        .map(|c| c.trim().to_owned())
-        .unwrap_or_default();
+    let content = message.content.map(|c| c.trim().to_owned()).unwrap_or_default();
     if content.is_empty() {
         return Err(AttemptError::Invalid("empty content".into()));
     }
@@ -285,30 +227,14 @@ mod tests {
 
     #[test]
     fn unusable_bodies_are_classified() {
-        assert!(matches!(
-            parse_completion(b"<html>", "m"),
-            Err(AttemptError::Invalid(_))
-        ));
-        assert!(matches!(
-            parse_completion(br#"{"choices":[]}"#, "m"),
-            Err(AttemptError::Invalid(_))
-        ));
+        assert!(matches!(parse_completion(b"<html>", "m"), Err(AttemptError::Invalid(_))));
+        assert!(matches!(parse_completion(br#"{"choices":[]}"#, "m"), Err(AttemptError::Invalid(_))));
         let null_content = br#"{"choices":[{"message":{"content":null},"finish_reason":"stop"}]}"#;
-        assert!(matches!(
-            parse_completion(null_content, "m"),
-            Err(AttemptError::Invalid(_))
-        ));
-        let filtered =
-            br#"{"choices":[{"message":{"content":"x"},"finish_reason":"content_filter"}]}"#;
-        assert_eq!(
-            parse_completion(filtered, "m").unwrap_err(),
-            AttemptError::ContentFilter
-        );
+        assert!(matches!(parse_completion(null_content, "m"), Err(AttemptError::Invalid(_))));
+        let filtered = br#"{"choices":[{"message":{"content":"x"},"finish_reason":"content_filter"}]}"#;
+        assert_eq!(parse_completion(filtered, "m").unwrap_err(), AttemptError::ContentFilter);
         let refused = br#"{"choices":[{"message":{"content":null,"refusal":"I can't"},"finish_reason":"stop"}]}"#;
-        assert_eq!(
-            parse_completion(refused, "m").unwrap_err(),
-            AttemptError::Refusal
-        );
+        assert_eq!(parse_completion(refused, "m").unwrap_err(), AttemptError::Refusal);
     }
 
     #[test]
@@ -317,10 +243,7 @@ mod tests {
         headers.insert("retry-after", HeaderValue::from_static("2"));
         assert_eq!(parse_retry_after(&headers), Some(Duration::from_secs(2)));
         headers.insert("retry-after-ms", HeaderValue::from_static("150"));
-        assert_eq!(
-            parse_retry_after(&headers),
-            Some(Duration::from_millis(150))
-        );
+        assert_eq!(parse_retry_after(&headers), Some(Duration::from_millis(150)));
         let mut junk = HeaderMap::new();
         junk.insert("retry-after", HeaderValue::from_static("soon"));
         assert_eq!(parse_retry_after(&junk), None);

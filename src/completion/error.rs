@@ -12,12 +12,7 @@ pub enum AttemptError {
     /// per-attempt timeout, ended it.
     Timeout { cut_by_deadline: bool },
     /// A non-2xx answer.
-    Status {
-        status: u16,
-        retry_after: Option<Duration>,
-        code: Option<String>,
-        message: Option<String>,
-    },
+    Status { status: u16, retry_after: Option<Duration>, code: Option<String>, message: Option<String> },
     /// The connection broke while the body was arriving.
     Broken(String),
     /// A 2xx whose body we cannot use: undecodable, oversized, no choices, no content.
@@ -51,9 +46,7 @@ impl AttemptError {
         match self {
             AttemptError::Timeout { cut_by_deadline } => !cut_by_deadline,
             AttemptError::Connect(_) | AttemptError::Broken(_) => true,
-            AttemptError::Status { status, .. } => {
-                !self.is_quota() && (*status == 429 || *status >= 500)
-            }
+            AttemptError::Status { status, .. } => !self.is_quota() && (*status == 429 || *status >= 500),
             _ => false,
         }
     }
@@ -61,12 +54,8 @@ impl AttemptError {
     /// Counts as a failed request for the circuit breaker: the upstream is unhealthy, not the request.
     pub fn trips_breaker(&self) -> bool {
         match self {
-            AttemptError::Connect(_) | AttemptError::Broken(_) | AttemptError::Timeout { .. } => {
-                true
-            }
-            AttemptError::Status { status, .. } => {
-                !self.is_quota() && (*status == 429 || *status >= 500)
-            }
+            AttemptError::Connect(_) | AttemptError::Broken(_) | AttemptError::Timeout { .. } => true,
+            AttemptError::Status { status, .. } => !self.is_quota() && (*status == 429 || *status >= 500),
             AttemptError::Invalid(_) | AttemptError::ContentFilter | AttemptError::Refusal => false,
         }
     }
@@ -80,15 +69,9 @@ impl AttemptError {
 
     pub fn fallback_reason(&self) -> FallbackReason {
         match self {
-            AttemptError::Timeout {
-                cut_by_deadline: true,
-            } => FallbackReason::Deadline,
-            AttemptError::Timeout {
-                cut_by_deadline: false,
-            } => FallbackReason::UpstreamTimeout,
-            AttemptError::Status { status: 429, .. } if self.is_quota() => {
-                FallbackReason::UpstreamQuota
-            }
+            AttemptError::Timeout { cut_by_deadline: true } => FallbackReason::Deadline,
+            AttemptError::Timeout { cut_by_deadline: false } => FallbackReason::UpstreamTimeout,
+            AttemptError::Status { status: 429, .. } if self.is_quota() => FallbackReason::UpstreamQuota,
             AttemptError::Status { status: 429, .. } => FallbackReason::UpstreamRateLimited,
             AttemptError::Status { .. } | AttemptError::Connect(_) | AttemptError::Broken(_) => {
                 FallbackReason::UpstreamError
@@ -102,17 +85,9 @@ impl AttemptError {
     pub fn label(&self) -> String {
         match self {
             AttemptError::Connect(_) => "connect".into(),
-            AttemptError::Timeout {
-                cut_by_deadline: true,
-            } => "deadline".into(),
-            AttemptError::Timeout {
-                cut_by_deadline: false,
-            } => "timeout".into(),
-            AttemptError::Status {
-                status,
-                code: Some(code),
-                ..
-            } => format!("status_{status}:{code}"),
+            AttemptError::Timeout { cut_by_deadline: true } => "deadline".into(),
+            AttemptError::Timeout { cut_by_deadline: false } => "timeout".into(),
+            AttemptError::Status { status, code: Some(code), .. } => format!("status_{status}:{code}"),
             AttemptError::Status { status, .. } => format!("status_{status}"),
             AttemptError::Broken(_) => "broken".into(),
             AttemptError::Invalid(_) => "invalid".into(),
@@ -127,12 +102,7 @@ mod tests {
     use super::*;
 
     fn status(status: u16, code: Option<&str>) -> AttemptError {
-        AttemptError::Status {
-            status,
-            retry_after: None,
-            code: code.map(str::to_owned),
-            message: None,
-        }
+        AttemptError::Status { status, retry_after: None, code: code.map(str::to_owned), message: None }
     }
 
     #[test]
@@ -145,14 +115,8 @@ mod tests {
         }
         assert!(!status(429, Some("insufficient_quota")).is_retryable());
         assert!(AttemptError::Connect("refused".into()).is_retryable());
-        assert!(AttemptError::Timeout {
-            cut_by_deadline: false
-        }
-        .is_retryable());
-        assert!(!AttemptError::Timeout {
-            cut_by_deadline: true
-        }
-        .is_retryable());
+        assert!(AttemptError::Timeout { cut_by_deadline: false }.is_retryable());
+        assert!(!AttemptError::Timeout { cut_by_deadline: true }.is_retryable());
         assert!(!AttemptError::Invalid("garbage".into()).is_retryable());
     }
 
@@ -160,15 +124,8 @@ mod tests {
     fn only_upstream_health_trips_the_breaker() {
         assert!(status(503, None).trips_breaker());
         assert!(status(429, None).trips_breaker());
-        assert!(AttemptError::Timeout {
-            cut_by_deadline: false
-        }
-        .trips_breaker());
-        for healthy in [
-            status(400, None),
-            status(401, None),
-            status(429, Some("insufficient_quota")),
-        ] {
+        assert!(AttemptError::Timeout { cut_by_deadline: false }.trips_breaker());
+        for healthy in [status(400, None), status(401, None), status(429, Some("insufficient_quota"))] {
             assert!(!healthy.trips_breaker(), "{healthy:?}");
         }
         assert!(!AttemptError::ContentFilter.trips_breaker());
@@ -176,32 +133,11 @@ mod tests {
 
     #[test]
     fn each_failure_names_its_fallback_reason() {
-        assert_eq!(
-            status(429, Some("insufficient_quota")).fallback_reason(),
-            FallbackReason::UpstreamQuota
-        );
-        assert_eq!(
-            status(429, None).fallback_reason(),
-            FallbackReason::UpstreamRateLimited
-        );
-        assert_eq!(
-            status(500, None).fallback_reason(),
-            FallbackReason::UpstreamError
-        );
-        assert_eq!(
-            AttemptError::Invalid("x".into()).fallback_reason(),
-            FallbackReason::UpstreamInvalid
-        );
-        assert_eq!(
-            AttemptError::Refusal.fallback_reason(),
-            FallbackReason::ContentFilter
-        );
-        assert_eq!(
-            AttemptError::Timeout {
-                cut_by_deadline: true
-            }
-            .fallback_reason(),
-            FallbackReason::Deadline
-        );
+        assert_eq!(status(429, Some("insufficient_quota")).fallback_reason(), FallbackReason::UpstreamQuota);
+        assert_eq!(status(429, None).fallback_reason(), FallbackReason::UpstreamRateLimited);
+        assert_eq!(status(500, None).fallback_reason(), FallbackReason::UpstreamError);
+        assert_eq!(AttemptError::Invalid("x".into()).fallback_reason(), FallbackReason::UpstreamInvalid);
+        assert_eq!(AttemptError::Refusal.fallback_reason(), FallbackReason::ContentFilter);
+        assert_eq!(AttemptError::Timeout { cut_by_deadline: true }.fallback_reason(), FallbackReason::Deadline);
     }
 }

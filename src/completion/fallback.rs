@@ -4,25 +4,18 @@ use crate::config::LocalizedText;
 use std::collections::BTreeMap;
 
 /// The text for `locale` (`fr-CA` tries `fr-CA`, then `fr`), else the default locale's.
-pub fn pick_localized<'a>(
-    texts: &'a LocalizedText,
-    locale: Option<&str>,
-    default_locale: &str,
-) -> Option<&'a str> {
-    in_chain(texts, locale.unwrap_or(default_locale))
-        .or_else(|| texts.get(default_locale).map(String::as_str))
+pub fn pick_localized<'a>(texts: &'a LocalizedText, locale: Option<&str>, default_locale: &str) -> Option<&'a str> {
+    in_chain(texts, locale.unwrap_or(default_locale)).or_else(|| texts.get(default_locale).map(String::as_str))
 }
 
 /// The text for `locale` or one of its parents, without falling back to another language.
 fn in_chain<'a>(texts: &'a LocalizedText, locale: &str) -> Option<&'a str> {
     let mut candidate = locale;
     loop {
-        if let Some(text) = texts.get(candidate).or_else(|| {
-            texts
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(candidate))
-                .map(|(_, v)| v)
-        }) {
+        if let Some(text) = texts
+            .get(candidate)
+            .or_else(|| texts.iter().find(|(k, _)| k.eq_ignore_ascii_case(candidate)).map(|(_, v)| v))
+        {
             return Some(text);
         }
         match candidate.rfind('-') {
@@ -39,10 +32,7 @@ pub struct StaticReplies {
 
 impl StaticReplies {
     pub fn new(by_intent: BTreeMap<String, LocalizedText>, default_locale: &str) -> Self {
-        Self {
-            by_intent,
-            default_locale: default_locale.to_owned(),
-        }
+        Self { by_intent, default_locale: default_locale.to_owned() }
     }
 
     /// The visitor's language comes first: the intent's text in the locale chain, then the default
@@ -54,12 +44,7 @@ impl StaticReplies {
         chain
             .into_iter()
             .flatten()
-            .flat_map(|loc| {
-                [specific, default]
-                    .into_iter()
-                    .flatten()
-                    .map(move |texts| (texts, loc))
-            })
+            .flat_map(|loc| [specific, default].into_iter().flatten().map(move |texts| (texts, loc)))
             .find_map(|(texts, loc)| in_chain(texts, loc))
             .unwrap_or("Sorry, I can't answer right now. Please try again in a moment.")
     }
@@ -70,10 +55,7 @@ mod tests {
     use super::*;
 
     fn texts(pairs: &[(&str, &str)]) -> LocalizedText {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -89,10 +71,7 @@ mod tests {
     #[test]
     fn an_intent_text_wins_over_the_default_only_when_it_exists() {
         let mut by_intent = BTreeMap::new();
-        by_intent.insert(
-            "default".to_string(),
-            texts(&[("en", "default en"), ("fr", "défaut fr")]),
-        );
+        by_intent.insert("default".to_string(), texts(&[("en", "default en"), ("fr", "défaut fr")]));
         by_intent.insert("billing".to_string(), texts(&[("en", "billing en")]));
         let replies = StaticReplies::new(by_intent, "en");
         assert_eq!(replies.pick(Some("billing"), Some("en-US")), "billing en");

@@ -86,14 +86,8 @@ impl Ladder {
         let mut endpoint = &self.primary;
         let mut all_failures_trip = true;
         loop {
-            let time_left = deadline
-                .remaining()
-                .saturating_sub(self.settings.fallback_reserve);
-            let needed = if run.attempts == 0 {
-                MIN_FIRST_ATTEMPT
-            } else {
-                self.settings.min_attempt
-            };
+            let time_left = deadline.remaining().saturating_sub(self.settings.fallback_reserve);
+            let needed = if run.attempts == 0 { MIN_FIRST_ATTEMPT } else { self.settings.min_attempt };
             if time_left < needed {
                 if run.attempts == 0 {
                     run.result = Err(FallbackReason::Deadline);
@@ -112,11 +106,7 @@ impl Ladder {
                 Ok(value) => {
                     run.model = Some(endpoint.model.clone());
                     run.result = Ok(value);
-                    let verdict = if took > self.settings.slow_call {
-                        Verdict::Failed
-                    } else {
-                        Verdict::Healthy
-                    };
+                    let verdict = if took > self.settings.slow_call { Verdict::Failed } else { Verdict::Healthy };
                     permit.settle(verdict);
                     return run;
                 }
@@ -130,17 +120,13 @@ impl Ladder {
             };
             // retry-after speaks for the endpoint that sent it; a different rung goes at once.
             let wait = if std::ptr::eq(next, endpoint) {
-                error
-                    .retry_after()
-                    .unwrap_or_else(|| self.jittered_backoff())
+                error.retry_after().unwrap_or_else(|| self.jittered_backoff())
             } else {
                 Duration::ZERO
             };
             // Only wait when the retry still fits afterwards; otherwise answer now.
-            let left_after_wait = deadline
-                .remaining()
-                .saturating_sub(self.settings.fallback_reserve)
-                .saturating_sub(wait);
+            let left_after_wait =
+                deadline.remaining().saturating_sub(self.settings.fallback_reserve).saturating_sub(wait);
             if left_after_wait < self.settings.min_attempt {
                 break;
             }
@@ -150,22 +136,13 @@ impl Ladder {
             }
             endpoint = next;
         }
-        permit.settle(if all_failures_trip && run.attempts > 0 {
-            Verdict::Failed
-        } else {
-            Verdict::Neutral
-        });
+        permit.settle(if all_failures_trip && run.attempts > 0 { Verdict::Failed } else { Verdict::Neutral });
         run
     }
 
     /// Where the second attempt goes, if anywhere: the fallback model when configured and the
     /// failure suits it, else the same endpoint when retryable.
-    fn next_rung<'a>(
-        &'a self,
-        attempts: u32,
-        current: &'a Endpoint,
-        error: &AttemptError,
-    ) -> Option<&'a Endpoint> {
+    fn next_rung<'a>(&'a self, attempts: u32, current: &'a Endpoint, error: &AttemptError) -> Option<&'a Endpoint> {
         if attempts >= 2 {
             return None;
         }
@@ -179,9 +156,7 @@ impl Ladder {
     fn jittered_backoff(&self) -> Duration {
         let base = self.settings.backoff_base.as_millis() as u64;
         let max = self.settings.backoff_max.as_millis() as u64;
-        let ms = rand::thread_rng()
-            .gen_range(base / 2..=base.max(1))
-            .min(max);
+        let ms = rand::thread_rng().gen_range(base / 2..=base.max(1)).min(max);
         Duration::from_millis(ms)
     }
 }

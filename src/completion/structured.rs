@@ -85,15 +85,8 @@ pub fn read_answer(content: &str) -> Option<ModelAnswer> {
             if reply.is_empty() {
                 return None;
             }
-            let confidence = raw
-                .confidence
-                .filter(|c| c.is_finite())
-                .unwrap_or(PLAIN_TEXT_CONFIDENCE)
-                .clamp(0.0, 1.0);
-            let intent = raw
-                .intent
-                .map(|i| i.trim().to_ascii_lowercase())
-                .filter(|i| !i.is_empty());
+            let confidence = raw.confidence.filter(|c| c.is_finite()).unwrap_or(PLAIN_TEXT_CONFIDENCE).clamp(0.0, 1.0);
+            let intent = raw.intent.map(|i| i.trim().to_ascii_lowercase()).filter(|i| !i.is_empty());
             return Some(ModelAnswer {
                 reply,
                 confidence,
@@ -107,11 +100,7 @@ pub fn read_answer(content: &str) -> Option<ModelAnswer> {
     let hedges = HEDGES.iter().any(|h| lowered.contains(h));
     Some(ModelAnswer {
         reply: content.to_owned(),
-        confidence: if hedges {
-            HEDGING_CONFIDENCE
-        } else {
-            PLAIN_TEXT_CONFIDENCE
-        },
+        confidence: if hedges { HEDGING_CONFIDENCE } else { PLAIN_TEXT_CONFIDENCE },
         intent: None,
         needs_human: false,
         structured: false,
@@ -124,10 +113,8 @@ mod tests {
 
     #[test]
     fn reads_the_structured_answer() {
-        let answer = read_answer(
-            r#"{"reply":" Shipped. ","confidence":0.92,"intent":"Order","needsHuman":false}"#,
-        )
-        .unwrap();
+        let answer =
+            read_answer(r#"{"reply":" Shipped. ","confidence":0.92,"intent":"Order","needsHuman":false}"#).unwrap();
         assert_eq!(answer.reply, "Shipped.");
         assert_eq!(answer.confidence, 0.92);
         assert_eq!(answer.intent.as_deref(), Some("order"));
@@ -136,15 +123,11 @@ mod tests {
 
     #[test]
     fn clamps_confidence_and_refuses_an_empty_reply() {
-        let answer =
-            read_answer(r#"{"reply":"x","confidence":7,"intent":"","needsHuman":true}"#).unwrap();
+        let answer = read_answer(r#"{"reply":"x","confidence":7,"intent":"","needsHuman":true}"#).unwrap();
         assert_eq!(answer.confidence, 1.0);
         assert!(answer.needs_human);
         assert_eq!(answer.intent, None);
-        assert!(
-            read_answer(r#"{"reply":"  ","confidence":1,"intent":"x","needsHuman":false}"#)
-                .is_none()
-        );
+        assert!(read_answer(r#"{"reply":"  ","confidence":1,"intent":"x","needsHuman":false}"#).is_none());
     }
 
     #[test]

@@ -14,9 +14,7 @@ pub struct TokenCounter {
 impl TokenCounter {
     /// Loads the bundled encoding once per process (no network).
     pub fn o200k() -> Self {
-        Self {
-            bpe: tiktoken_rs::o200k_base_singleton(),
-        }
+        Self { bpe: tiktoken_rs::o200k_base_singleton() }
     }
 
     pub fn text(&self, text: &str) -> usize {

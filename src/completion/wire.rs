@@ -81,9 +81,7 @@ pub struct Usage {
 
 impl Usage {
     pub fn cached_tokens(&self) -> u64 {
-        self.prompt_tokens_details
-            .and_then(|d| d.cached_tokens)
-            .unwrap_or(0)
+        self.prompt_tokens_details.and_then(|d| d.cached_tokens).unwrap_or(0)
     }
 
     pub fn add(&mut self, other: &Usage) {
@@ -92,9 +90,7 @@ impl Usage {
         self.total_tokens += other.total_tokens;
         let cached = self.cached_tokens() + other.cached_tokens();
         if cached > 0 {
-            self.prompt_tokens_details = Some(PromptTokensDetails {
-                cached_tokens: Some(cached),
-            });
+            self.prompt_tokens_details = Some(PromptTokensDetails { cached_tokens: Some(cached) });
         }
     }
 }

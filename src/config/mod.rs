@@ -27,21 +27,12 @@ pub const NAMED_ENV: &[(&str, &str)] = &[
     ("VELOCHAT_ADMIN_KEY", "auth.admin_key"),
     ("VELOCHAT_ALLOW_ANONYMOUS", "auth.allow_anonymous"),
     ("VELOCHAT_LIMIT_SESSION_BURST", "limits.session_burst"),
-    (
-        "VELOCHAT_LIMIT_SESSION_PER_MINUTE",
-        "limits.session_per_minute",
-    ),
+    ("VELOCHAT_LIMIT_SESSION_PER_MINUTE", "limits.session_per_minute"),
     ("VELOCHAT_LIMIT_VISITOR_BURST", "limits.visitor_burst"),
-    (
-        "VELOCHAT_LIMIT_VISITOR_PER_MINUTE",
-        "limits.visitor_per_minute",
-    ),
+    ("VELOCHAT_LIMIT_VISITOR_PER_MINUTE", "limits.visitor_per_minute"),
     ("VELOCHAT_LIMIT_IP_BURST", "limits.ip_burst"),
     ("VELOCHAT_LIMIT_IP_PER_MINUTE", "limits.ip_per_minute"),
-    (
-        "VELOCHAT_LIMIT_CALLER_PER_MINUTE",
-        "limits.caller_per_minute",
-    ),
+    ("VELOCHAT_LIMIT_CALLER_PER_MINUTE", "limits.caller_per_minute"),
     ("VELOCHAT_TRUSTED_PROXIES", "limits.trusted_proxies"),
     ("VELOCHAT_SIGNING_KEY", "signing.key"),
     ("VELOCHAT_KILL_SWITCH", "kill_switch.enabled"),
@@ -66,30 +57,20 @@ impl Settings {
         let mut figment = Figment::new().merge(Toml::string(DEFAULT_TOML));
         if let Ok(path) = std::env::var("VELOCHAT_CONFIG") {
             if !std::path::Path::new(&path).is_file() {
-                return Err(ConfigError::new(
-                    "VELOCHAT_CONFIG",
-                    format!("`{path}` is not a readable file"),
-                ));
+                return Err(ConfigError::new("VELOCHAT_CONFIG", format!("`{path}` is not a readable file")));
             }
             figment = figment.merge(Toml::file(path));
         }
         let named = Env::raw().filter_map(|key| {
-            NAMED_ENV
-                .iter()
-                .find(|(name, _)| key.as_str().eq_ignore_ascii_case(name))
-                .map(|(_, path)| (*path).into())
+            NAMED_ENV.iter().find(|(name, _)| key.as_str().eq_ignore_ascii_case(name)).map(|(_, path)| (*path).into())
         });
-        figment = figment
-            .merge(named)
-            .merge(Env::prefixed(GENERIC_ENV_PREFIX).split("__"));
+        figment = figment.merge(named).merge(Env::prefixed(GENERIC_ENV_PREFIX).split("__"));
         Self::from_figment(figment)
     }
 
     /// The embedded defaults with `overrides` (TOML) on top; for tests and tools.
     pub fn from_toml_overrides(overrides: &str) -> Result<Settings, ConfigError> {
-        let figment = Figment::new()
-            .merge(Toml::string(DEFAULT_TOML))
-            .merge(Toml::string(overrides));
+        let figment = Figment::new().merge(Toml::string(DEFAULT_TOML)).merge(Toml::string(overrides));
         Self::from_figment(figment)
     }
 

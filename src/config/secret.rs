@@ -24,11 +24,7 @@ impl Secret {
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_empty() {
-            "\"\""
-        } else {
-            "[redacted]"
-        })
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "[redacted]" })
     }
 }
 
@@ -76,9 +72,7 @@ impl<'de> Deserialize<'de> for Secret {
 }
 
 /// A list given either as a TOML array or as one comma-separated string (`VELOCHAT_API_KEYS=a,b`).
-pub(crate) fn comma_list<'de, D: Deserializer<'de>, T: From<String>>(
-    d: D,
-) -> Result<Vec<T>, D::Error> {
+pub(crate) fn comma_list<'de, D: Deserializer<'de>, T: From<String>>(d: D) -> Result<Vec<T>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum OneOrMany {
@@ -92,12 +86,7 @@ pub(crate) fn comma_list<'de, D: Deserializer<'de>, T: From<String>>(
         OneOrMany::Many(items) => items.into_iter().map(|s| s.0).collect::<Vec<_>>(),
         OneOrMany::One(text) => text.0.split(',').map(str::to_owned).collect(),
     };
-    Ok(items
-        .into_iter()
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .map(T::from)
-        .collect())
+    Ok(items.into_iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).map(T::from).collect())
 }
 
 impl From<String> for Secret {
@@ -112,9 +101,7 @@ pub(crate) fn flexible_bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::
     match text.trim().to_ascii_lowercase().as_str() {
         "true" | "on" | "yes" | "1" => Ok(true),
         "false" | "off" | "no" | "0" | "" => Ok(false),
-        other => Err(de::Error::custom(format!(
-            "expected true/false/on/off, found `{other}`"
-        ))),
+        other => Err(de::Error::custom(format!("expected true/false/on/off, found `{other}`"))),
     }
 }
 
@@ -151,12 +138,7 @@ mod tests {
             #[serde(deserialize_with = "flexible_bool")]
             on: bool,
         }
-        for (text, expected) in [
-            ("\"on\"", true),
-            ("\"off\"", false),
-            ("true", true),
-            ("1", true),
-        ] {
+        for (text, expected) in [("\"on\"", true), ("\"off\"", false), ("true", true), ("1", true)] {
             let flag: Flag = serde_json::from_str(&format!("{{\"on\": {text}}}")).unwrap();
             assert_eq!(flag.on, expected, "{text}");
         }

@@ -24,11 +24,7 @@ pub struct InvalidField {
 
 impl InvalidField {
     pub fn new(field: impl Into<String>, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            code,
-            message: message.into(),
-        }
+        Self { field: field.into(), code, message: message.into() }
     }
 
     pub fn missing(field: &str) -> Self {

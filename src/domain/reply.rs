@@ -12,12 +12,7 @@ pub enum Source {
 }
 
 impl Source {
-    pub const ALL: [Source; 4] = [
-        Source::Model,
-        Source::Fallback,
-        Source::Rule,
-        Source::Handoff,
-    ];
+    pub const ALL: [Source; 4] = [Source::Model, Source::Fallback, Source::Rule, Source::Handoff];
 
     pub fn as_str(self) -> &'static str {
         match self {

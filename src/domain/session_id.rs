@@ -11,11 +11,7 @@ impl SessionId {
     pub fn parse(raw: Option<&str>, field: &str) -> Result<Self, InvalidField> {
         let raw = raw.ok_or_else(|| InvalidField::missing(field))?;
         if raw.is_empty() {
-            return Err(InvalidField::new(
-                field,
-                "invalid_field",
-                format!("`{field}` must not be empty"),
-            ));
+            return Err(InvalidField::new(field, "invalid_field", format!("`{field}` must not be empty")));
         }
         if raw.len() > MAX_LEN {
             return Err(InvalidField::new(
@@ -24,10 +20,7 @@ impl SessionId {
                 format!("`{field}` must be at most {MAX_LEN} characters"),
             ));
         }
-        if !raw
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
-        {
+        if !raw.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-')) {
             return Err(InvalidField::new(
                 field,
                 "invalid_field",
@@ -61,20 +54,9 @@ mod tests {
 
     #[test]
     fn refuses_missing_empty_long_and_foreign_characters() {
-        assert_eq!(
-            SessionId::parse(None, "sessionId").unwrap_err().code,
-            "missing_field"
-        );
-        assert_eq!(
-            SessionId::parse(Some(""), "sessionId").unwrap_err().code,
-            "invalid_field"
-        );
-        assert_eq!(
-            SessionId::parse(Some(&"a".repeat(129)), "sessionId")
-                .unwrap_err()
-                .code,
-            "field_too_long"
-        );
+        assert_eq!(SessionId::parse(None, "sessionId").unwrap_err().code, "missing_field");
+        assert_eq!(SessionId::parse(Some(""), "sessionId").unwrap_err().code, "invalid_field");
+        assert_eq!(SessionId::parse(Some(&"a".repeat(129)), "sessionId").unwrap_err().code, "field_too_long");
         for bad in ["a b", "a/b", "é", "a\u{0}", "<script>", "a\nb"] {
             let err = SessionId::parse(Some(bad), "sessionId").unwrap_err();
             assert_eq!(err.field, "sessionId", "{bad}");

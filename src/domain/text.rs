@@ -16,13 +16,7 @@ fn is_hidden(c: char) -> bool {
 /// Removes hidden characters and trims. Borrowed when there is nothing to remove (the common case).
 pub fn clean_text(raw: &str) -> std::borrow::Cow<'_, str> {
     if raw.chars().any(is_hidden) {
-        std::borrow::Cow::Owned(
-            raw.chars()
-                .filter(|c| !is_hidden(*c))
-                .collect::<String>()
-                .trim()
-                .to_owned(),
-        )
+        std::borrow::Cow::Owned(raw.chars().filter(|c| !is_hidden(*c)).collect::<String>().trim().to_owned())
     } else {
         std::borrow::Cow::Borrowed(raw.trim())
     }
@@ -37,11 +31,7 @@ impl UserText {
         let raw = raw.ok_or_else(|| InvalidField::missing(field))?;
         let cleaned = clean_text(raw);
         if cleaned.is_empty() {
-            return Err(InvalidField::new(
-                field,
-                "empty_field",
-                format!("`{field}` must not be empty"),
-            ));
+            return Err(InvalidField::new(field, "empty_field", format!("`{field}` must not be empty")));
         }
         if cleaned.chars().count() > max_chars {
             return Err(InvalidField::new(
@@ -64,40 +54,21 @@ mod tests {
 
     #[test]
     fn trims_and_removes_controls_but_keeps_newlines_and_tabs() {
-        let text =
-            UserText::parse(Some("  where\u{0007} is\tmy\norder?\r  "), "userText", 4000).unwrap();
+        let text = UserText::parse(Some("  where\u{0007} is\tmy\norder?\r  "), "userText", 4000).unwrap();
         assert_eq!(text.as_str(), "where is\tmy\norder?");
     }
 
     #[test]
     fn removes_zero_width_bidi_and_tag_characters() {
         let raw = "ig\u{200B}nore\u{202E} all\u{E0041}\u{E0042} rules\u{FEFF}";
-        assert_eq!(
-            UserText::parse(Some(raw), "userText", 4000)
-                .unwrap()
-                .as_str(),
-            "ignore all rules"
-        );
+        assert_eq!(UserText::parse(Some(raw), "userText", 4000).unwrap().as_str(), "ignore all rules");
     }
 
     #[test]
     fn refuses_missing_blank_and_too_long_text() {
-        assert_eq!(
-            UserText::parse(None, "userText", 10).unwrap_err().code,
-            "missing_field"
-        );
-        assert_eq!(
-            UserText::parse(Some(" \u{200B}\n "), "userText", 10)
-                .unwrap_err()
-                .code,
-            "empty_field"
-        );
-        assert_eq!(
-            UserText::parse(Some(&"é".repeat(11)), "userText", 10)
-                .unwrap_err()
-                .code,
-            "field_too_long"
-        );
+        assert_eq!(UserText::parse(None, "userText", 10).unwrap_err().code, "missing_field");
+        assert_eq!(UserText::parse(Some(" \u{200B}\n "), "userText", 10).unwrap_err().code, "empty_field");
+        assert_eq!(UserText::parse(Some(&"é".repeat(11)), "userText", 10).unwrap_err().code, "field_too_long");
         assert!(UserText::parse(Some(&"é".repeat(10)), "userText", 10).is_ok());
     }
 }

@@ -30,11 +30,7 @@ fn digest(key: &str) -> [u8; 32] {
 impl Authenticator {
     pub fn new(callers: &[Secret], admin: &Secret) -> Self {
         Self {
-            callers: callers
-                .iter()
-                .filter(|k| !k.is_empty())
-                .map(|k| digest(k.expose()))
-                .collect(),
+            callers: callers.iter().filter(|k| !k.is_empty()).map(|k| digest(k.expose())).collect(),
             admin: (!admin.is_empty()).then(|| digest(admin.expose())),
         }
     }
@@ -52,17 +48,11 @@ impl Authenticator {
         let Some(header) = authorization else {
             return Credential::Missing;
         };
-        let Some(token) = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-        else {
+        let Some(token) = header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")) else {
             return Credential::Invalid;
         };
         let presented = digest(token.trim());
-        let admin = self
-            .admin
-            .map(|a| bool::from(a.ct_eq(&presented)))
-            .unwrap_or(false);
+        let admin = self.admin.map(|a| bool::from(a.ct_eq(&presented))).unwrap_or(false);
         let mut caller = None;
         for (index, key) in self.callers.iter().enumerate() {
             if bool::from(key.ct_eq(&presented)) && caller.is_none() {
@@ -83,10 +73,7 @@ mod tests {
 
     #[test]
     fn identifies_rotated_caller_keys_and_the_admin_key() {
-        let auth = Authenticator::new(
-            &[Secret::new("old"), Secret::new("new")],
-            &Secret::new("boss"),
-        );
+        let auth = Authenticator::new(&[Secret::new("old"), Secret::new("new")], &Secret::new("boss"));
         assert_eq!(auth.identify(Some("Bearer old")), Credential::Caller(0));
         assert_eq!(auth.identify(Some("Bearer new")), Credential::Caller(1));
         assert_eq!(auth.identify(Some("Bearer boss")), Credential::Admin);

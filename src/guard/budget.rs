@@ -62,10 +62,7 @@ pub struct Budget {
 }
 
 pub fn periods(now: DateTime<Utc>) -> (String, String) {
-    (
-        now.format("%Y-%m").to_string(),
-        now.format("%Y-%m-%d").to_string(),
-    )
+    (now.format("%Y-%m").to_string(), now.format("%Y-%m-%d").to_string())
 }
 
 fn keys(month: &str, day: &str) -> [String; 2] {
@@ -98,18 +95,11 @@ pub fn cost_micros(price: Option<&ModelPrice>, usage: &Usage) -> u64 {
 
 impl Budget {
     pub fn new(settings: BudgetSettings, http: reqwest::Client) -> Self {
-        Self {
-            settings,
-            http,
-            snapshot: Mutex::new(None),
-            alerted: Mutex::new(HashSet::new()),
-        }
+        Self { settings, http, snapshot: Mutex::new(None), alerted: Mutex::new(HashSet::new()) }
     }
 
     pub fn enabled(&self) -> bool {
-        self.settings.monthly_tokens > 0
-            || self.settings.daily_tokens > 0
-            || self.settings.monthly_usd > 0.0
+        self.settings.monthly_tokens > 0 || self.settings.daily_tokens > 0 || self.settings.monthly_usd > 0.0
     }
 
     pub fn cost(&self, model: &str, usage: &Usage) -> u64 {
@@ -118,10 +108,7 @@ impl Budget {
 
     fn limits(&self) -> [(BudgetKind, f64); 3] {
         [
-            (
-                BudgetKind::MonthlyTokens,
-                self.settings.monthly_tokens as f64,
-            ),
+            (BudgetKind::MonthlyTokens, self.settings.monthly_tokens as f64),
             (BudgetKind::DailyTokens, self.settings.daily_tokens as f64),
             (BudgetKind::MonthlyUsd, self.settings.monthly_usd),
         ]
@@ -158,13 +145,7 @@ impl Budget {
         self.remember(month, day, &totals, metrics)
     }
 
-    fn remember(
-        &self,
-        month: String,
-        day: String,
-        totals: &[UsageTotals],
-        metrics: &Metrics,
-    ) -> Snapshot {
+    fn remember(&self, month: String, day: String, totals: &[UsageTotals], metrics: &Metrics) -> Snapshot {
         let snap = Snapshot {
             at: Instant::now(),
             month,
@@ -173,15 +154,8 @@ impl Budget {
             daily: totals.get(1).copied().unwrap_or_default(),
         };
         for (kind, limit) in self.limits() {
-            let ratio = if limit > 0.0 {
-                Self::used(kind, &snap) / limit
-            } else {
-                0.0
-            };
-            metrics
-                .budget_used_ratio
-                .with_label_values(&[kind.as_str()])
-                .set(ratio);
+            let ratio = if limit > 0.0 { Self::used(kind, &snap) / limit } else { 0.0 };
+            metrics.budget_used_ratio.with_label_values(&[kind.as_str()]).set(ratio);
         }
         *self.snapshot.lock() = Some(snap.clone());
         snap
@@ -200,9 +174,7 @@ impl Budget {
         }
         let (month, day) = periods(Utc::now());
         let add = UsageTotals {
-            tokens: usage
-                .total_tokens
-                .max(usage.prompt_tokens + usage.completion_tokens),
+            tokens: usage.total_tokens.max(usage.prompt_tokens + usage.completion_tokens),
             usd_micros: cost_micros,
         };
         let totals = store.add_usage(&keys(&month, &day), add).await;
@@ -213,11 +185,7 @@ impl Budget {
                 continue;
             }
             let used = Self::used(kind, &snap);
-            let period = if kind == BudgetKind::DailyTokens {
-                snap.day.clone()
-            } else {
-                snap.month.clone()
-            };
+            let period = if kind == BudgetKind::DailyTokens { snap.day.clone() } else { snap.month.clone() };
             for threshold in THRESHOLDS {
                 if used < limit * f64::from(threshold) / 100.0 {
                     break;
@@ -226,10 +194,7 @@ impl Budget {
                 if !self.alerted.lock().insert(key.clone()) {
                     continue;
                 }
-                if store
-                    .claim_once(&key, Duration::from_secs(40 * 24 * 3600))
-                    .await
-                {
+                if store.claim_once(&key, Duration::from_secs(40 * 24 * 3600)).await {
                     alerts.push(BudgetAlert {
                         event: "budget_alert",
                         budget: kind.as_str(),
@@ -265,11 +230,7 @@ impl Budget {
                     .body(body);
                 match request.send().await {
                     Ok(r) if r.status().is_success() => return,
-                    Ok(r) => tracing::warn!(
-                        status = r.status().as_u16(),
-                        attempt,
-                        "budget alert webhook refused"
-                    ),
+                    Ok(r) => tracing::warn!(status = r.status().as_u16(), attempt, "budget alert webhook refused"),
                     Err(e) => tracing::warn!(error = %e, attempt, "budget alert webhook failed"),
                 }
                 tokio::time::sleep(Duration::from_millis(500 * 2u64.pow(attempt))).await;
@@ -287,44 +248,21 @@ mod tests {
     #[test]
     fn prices_match_the_longest_model_prefix() {
         let mut prices = BTreeMap::new();
-        prices.insert(
-            "gpt-4o".to_string(),
-            ModelPrice {
-                prompt: 2.5,
-                cached: 1.25,
-                completion: 10.0,
-            },
-        );
-        prices.insert(
-            "gpt-4o-mini".to_string(),
-            ModelPrice {
-                prompt: 0.15,
-                cached: 0.075,
-                completion: 0.6,
-            },
-        );
-        assert_eq!(
-            price_for(&prices, "gpt-4o-mini-2024-07-18").unwrap().prompt,
-            0.15
-        );
+        prices.insert("gpt-4o".to_string(), ModelPrice { prompt: 2.5, cached: 1.25, completion: 10.0 });
+        prices.insert("gpt-4o-mini".to_string(), ModelPrice { prompt: 0.15, cached: 0.075, completion: 0.6 });
+        assert_eq!(price_for(&prices, "gpt-4o-mini-2024-07-18").unwrap().prompt, 0.15);
         assert_eq!(price_for(&prices, "gpt-4o-2024-08-06").unwrap().prompt, 2.5);
         assert!(price_for(&prices, "o3").is_none());
     }
 
     #[test]
     fn cached_tokens_are_priced_at_the_cached_rate() {
-        let price = ModelPrice {
-            prompt: 2.0,
-            cached: 1.0,
-            completion: 10.0,
-        };
+        let price = ModelPrice { prompt: 2.0, cached: 1.0, completion: 10.0 };
         let usage = Usage {
             prompt_tokens: 1000,
             completion_tokens: 100,
             total_tokens: 1100,
-            prompt_tokens_details: Some(PromptTokensDetails {
-                cached_tokens: Some(400),
-            }),
+            prompt_tokens_details: Some(PromptTokensDetails { cached_tokens: Some(400) }),
         };
         // 600 × 2 + 400 × 1 + 100 × 10 = 2600 micro-dollars
         assert_eq!(cost_micros(Some(&price), &usage), 2600);
@@ -332,12 +270,7 @@ mod tests {
 
     #[test]
     fn periods_are_month_and_day() {
-        let at = DateTime::parse_from_rfc3339("2026-11-28T23:59:59Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        assert_eq!(
-            periods(at),
-            ("2026-11".to_string(), "2026-11-28".to_string())
-        );
+        let at = DateTime::parse_from_rfc3339("2026-11-28T23:59:59Z").unwrap().with_timezone(&Utc);
+        assert_eq!(periods(at), ("2026-11".to_string(), "2026-11-28".to_string()));
     }
 }

@@ -11,18 +11,13 @@ pub fn parse_cidr(text: &str) -> Result<IpNet, String> {
     if let Ok(net) = text.parse::<IpNet>() {
         return Ok(net.trunc());
     }
-    text.parse::<IpAddr>()
-        .map(IpNet::from)
-        .map_err(|_| "expected a CIDR like 10.0.0.0/8 or an address".to_owned())
+    text.parse::<IpAddr>().map(IpNet::from).map_err(|_| "expected a CIDR like 10.0.0.0/8 or an address".to_owned())
 }
 
 /// IPv4-mapped IPv6 (`::ffff:1.2.3.4`) is the IPv4 address it carries.
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map(IpAddr::V4)
-            .unwrap_or(IpAddr::V6(v6)),
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
         v4 => v4,
     }
 }
@@ -75,20 +70,14 @@ mod tests {
     #[test]
     fn an_untrusted_peer_is_the_client_whatever_it_claims() {
         let trusted = nets(&["10.0.0.0/8"]);
-        assert_eq!(
-            client_ip(ip("203.0.113.9"), Some("1.1.1.1"), &trusted),
-            ip("203.0.113.9")
-        );
+        assert_eq!(client_ip(ip("203.0.113.9"), Some("1.1.1.1"), &trusted), ip("203.0.113.9"));
     }
 
     #[test]
     fn behind_trusted_proxies_the_rightmost_untrusted_hop_is_the_client() {
         let trusted = nets(&["10.0.0.0/8", "192.0.2.1"]);
         let header = "6.6.6.6, 198.51.100.7, 192.0.2.1";
-        assert_eq!(
-            client_ip(ip("10.1.2.3"), Some(header), &trusted),
-            ip("198.51.100.7")
-        );
+        assert_eq!(client_ip(ip("10.1.2.3"), Some(header), &trusted), ip("198.51.100.7"));
     }
 
     #[test]
@@ -96,10 +85,7 @@ mod tests {
         let trusted = nets(&["10.0.0.0/8"]);
         for forged in ["1.2.3.4", "5.6.7.8", "garbage", "::1"] {
             let header = format!("{forged}, 198.51.100.7");
-            assert_eq!(
-                client_ip(ip("10.0.0.1"), Some(&header), &trusted),
-                ip("198.51.100.7")
-            );
+            assert_eq!(client_ip(ip("10.0.0.1"), Some(&header), &trusted), ip("198.51.100.7"));
         }
     }
 
@@ -107,14 +93,8 @@ mod tests {
     fn malformed_or_missing_headers_fall_back_to_the_proxy() {
         let trusted = nets(&["10.0.0.0/8"]);
         assert_eq!(client_ip(ip("10.0.0.1"), None, &trusted), ip("10.0.0.1"));
-        assert_eq!(
-            client_ip(ip("10.0.0.1"), Some("1.2.3.4, junk"), &trusted),
-            ip("10.0.0.1")
-        );
-        assert_eq!(
-            client_ip(ip("10.0.0.1"), Some("10.0.0.2"), &trusted),
-            ip("10.0.0.2")
-        );
+        assert_eq!(client_ip(ip("10.0.0.1"), Some("1.2.3.4, junk"), &trusted), ip("10.0.0.1"));
+        assert_eq!(client_ip(ip("10.0.0.1"), Some("10.0.0.2"), &trusted), ip("10.0.0.2"));
     }
 
     #[test]

@@ -18,10 +18,7 @@ impl Quota {
     /// A 1/n share of this quota (each replica's share while shared state is unreachable).
     pub fn share(&self, replicas: u32) -> Quota {
         let n = replicas.max(1);
-        Quota {
-            burst: self.burst.div_ceil(n).max(1),
-            per_minute: self.per_minute.div_ceil(n).max(1),
-        }
+        Quota { burst: self.burst.div_ceil(n).max(1), per_minute: self.per_minute.div_ceil(n).max(1) }
     }
 }
 
@@ -82,10 +79,7 @@ mod tests {
 
     #[test]
     fn admits_exactly_the_burst_then_refills_at_the_rate() {
-        let quota = Quota {
-            burst: 5,
-            per_minute: 10,
-        };
+        let quota = Quota { burst: 5, per_minute: 10 };
         let mut tat = None;
         for expected_remaining in [4, 3, 2, 1, 0] {
             let (decision, next) = check(tat, 0, quota);
@@ -104,10 +98,7 @@ mod tests {
 
     #[test]
     fn retry_after_is_at_least_one_second() {
-        let quota = Quota {
-            burst: 1,
-            per_minute: 6000,
-        };
+        let quota = Quota { burst: 1, per_minute: 6000 };
         let (_, tat) = check(None, 0, quota);
         let (denied, _) = check(Some(tat), 0, quota);
         assert!(!denied.allowed);
@@ -117,27 +108,8 @@ mod tests {
 
     #[test]
     fn a_share_rounds_up_and_never_reaches_zero() {
-        let quota = Quota {
-            burst: 5,
-            per_minute: 10,
-        };
-        assert_eq!(
-            quota.share(3),
-            Quota {
-                burst: 2,
-                per_minute: 4
-            }
-        );
-        assert_eq!(
-            Quota {
-                burst: 1,
-                per_minute: 1
-            }
-            .share(8),
-            Quota {
-                burst: 1,
-                per_minute: 1
-            }
-        );
+        let quota = Quota { burst: 5, per_minute: 10 };
+        assert_eq!(quota.share(3), Quota { burst: 2, per_minute: 4 });
+        assert_eq!(Quota { burst: 1, per_minute: 1 }.share(8), Quota { burst: 1, per_minute: 1 });
     }
 }

@@ -100,10 +100,7 @@ mod tests {
     #[test]
     fn keys_have_separate_buckets() {
         let limiter = LocalLimiter::new(1000);
-        let quota = Quota {
-            burst: 2,
-            per_minute: 1,
-        };
+        let quota = Quota { burst: 2, per_minute: 1 };
         assert!(limiter.check("a", quota).allowed);
         assert!(limiter.check("a", quota).allowed);
         assert!(!limiter.check("a", quota).allowed);
@@ -113,10 +110,7 @@ mod tests {
     #[test]
     fn tracked_keys_stay_under_the_cap_under_a_flood_of_new_keys() {
         let limiter = LocalLimiter::new(1600);
-        let quota = Quota {
-            burst: 5,
-            per_minute: 10,
-        };
+        let quota = Quota { burst: 5, per_minute: 10 };
         for i in 0..100_000 {
             assert!(limiter.check(&format!("session-{i}"), quota).allowed);
         }
@@ -126,33 +120,11 @@ mod tests {
     #[test]
     fn sweep_forgets_only_refilled_keys() {
         let limiter = LocalLimiter::new(1000);
-        limiter.check(
-            "slow",
-            Quota {
-                burst: 1,
-                per_minute: 1,
-            },
-        );
-        limiter.check(
-            "fast",
-            Quota {
-                burst: 1,
-                per_minute: 60_000_000,
-            },
-        );
+        limiter.check("slow", Quota { burst: 1, per_minute: 1 });
+        limiter.check("fast", Quota { burst: 1, per_minute: 60_000_000 });
         std::thread::sleep(std::time::Duration::from_millis(2));
         limiter.sweep();
         assert_eq!(limiter.tracked_keys(), 1);
-        assert!(
-            !limiter
-                .check(
-                    "slow",
-                    Quota {
-                        burst: 1,
-                        per_minute: 1
-                    }
-                )
-                .allowed
-        );
+        assert!(!limiter.check("slow", Quota { burst: 1, per_minute: 1 }).allowed);
     }
 }

@@ -26,8 +26,7 @@ fn pii() -> &'static [Regex; 3] {
             // card-like: 13–19 digits, optionally grouped; checked with Luhn before redacting
             Regex::new(r"\b(?:\d[ \-]?){12,18}\d\b").expect("card"),
             // phone: international (+ and 8–15 digits) or grouped national (3-3-4 style)
-            Regex::new(r"(?:\+\d[\d \-().]{6,17}\d)|(?:\(?\b\d{3}\)?[ .\-]\d{3}[ .\-]\d{4}\b)")
-                .expect("phone"),
+            Regex::new(r"(?:\+\d[\d \-().]{6,17}\d)|(?:\(?\b\d{3}\)?[ .\-]\d{3}[ .\-]\d{4}\b)").expect("phone"),
         ]
     })
 }
@@ -60,12 +59,8 @@ fn luhn(digits: &str) -> bool {
 impl Redactor {
     /// Secrets shorter than 4 characters are not matched (they would shred ordinary text).
     pub fn new<'a>(secrets: impl IntoIterator<Item = &'a str>) -> Self {
-        let mut secrets: Vec<String> = secrets
-            .into_iter()
-            .map(str::trim)
-            .filter(|s| s.len() >= 4)
-            .map(str::to_owned)
-            .collect();
+        let mut secrets: Vec<String> =
+            secrets.into_iter().map(str::trim).filter(|s| s.len() >= 4).map(str::to_owned).collect();
         // Longest first, so a secret containing another is removed whole.
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
         secrets.dedup();
@@ -93,13 +88,16 @@ impl Redactor {
             out = Cow::Owned(email.replace_all(&out, "[email]").into_owned());
         }
         if card.is_match(&out) {
-            let replaced = card.replace_all(&out, |c: &regex::Captures| {
-                if luhn(&c[0]) {
-                    "[card]".to_owned()
-                } else {
-                    c[0].to_owned()
-                }
-            });
+            let replaced = card.replace_all(
+                &out,
+                |c: &regex::Captures| {
+                    if luhn(&c[0]) {
+                        "[card]".to_owned()
+                    } else {
+                        c[0].to_owned()
+                    }
+                },
+            );
             out = Cow::Owned(replaced.into_owned());
         }
         if phone.is_match(&out) {
@@ -127,14 +125,7 @@ mod tests {
         let line = r#"{"ts":"2026-11-28T15:04:31.123Z","requestId":"0193b7e2-5c7a-7d3e-9a1b-2c3d4e5f6a7b","latencyMs":812,"addr":"127.0.0.1:8080"}"#;
         assert_eq!(r.log_line(line), line);
         let pii = "mail jane.doe@example.com, call +1 415 555 0100 or (415) 555-0100, card 4242 4242 4242 4242";
-        assert_eq!(
-            r.log_line(pii),
-            "mail [email], call [phone] or [phone], card [card]"
-        );
-        assert_eq!(
-            r.log_line("order 1234567890123"),
-            "order 1234567890123",
-            "fails Luhn, not a card"
-        );
+        assert_eq!(r.log_line(pii), "mail [email], call [phone] or [phone], card [card]");
+        assert_eq!(r.log_line("order 1234567890123"), "order 1234567890123", "fails Luhn, not a card");
     }
 }

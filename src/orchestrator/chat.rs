@@ -6,25 +6,18 @@ use super::{ChatError, ChatInput, Orchestrator, Reply, Route};
 use crate::completion::pick_localized;
 use crate::config::{IntentAction, LocalizedText};
 use crate::domain::Verifier;
-use crate::domain::{
-    compact_history, CompactedHistory, HandoffReason, InvalidField, Role, SessionId, Source, Turn,
-};
+use crate::domain::{compact_history, CompactedHistory, HandoffReason, InvalidField, Role, SessionId, Source, Turn};
 use crate::store::Mode;
 
 impl Orchestrator {
     pub async fn chat(&self, input: ChatInput) -> Result<Reply, ChatError> {
         let history = self.compact(&input)?;
-        let limit = self
-            .check_limits(&input)
-            .await
-            .map_err(|(kind, decision)| ChatError::RateLimited(kind, decision))?;
+        let limit =
+            self.check_limits(&input).await.map_err(|(kind, decision)| ChatError::RateLimited(kind, decision))?;
         self.metrics.user_messages.inc();
         for (reason, count) in history.dropped.by_reason() {
             if count > 0 {
-                self.metrics
-                    .history_dropped
-                    .with_label_values(&[reason])
-                    .inc_by(u64::from(count));
+                self.metrics.history_dropped.with_label_values(&[reason]).inc_by(u64::from(count));
             }
         }
         if history.dropped.unsigned > 0 {
@@ -33,19 +26,10 @@ impl Orchestrator {
                 "history turns without a valid signature dropped"
             );
         }
-        let routed = self
-            .intents
-            .route(input.user_text.as_str(), input.context.locale.as_deref());
+        let routed = self.intents.route(input.user_text.as_str(), input.context.locale.as_deref());
         let (mut reply, first_reply, new_session) = match &input.session {
-            Some(session) => {
-                self.chat_in_session(&input, session, &history.turns, routed)
-                    .await
-            }
-            None => (
-                self.bot_reply(&input, &history.turns, routed).await,
-                false,
-                false,
-            ),
+            Some(session) => self.chat_in_session(&input, session, &history.turns, routed).await,
+            None => (self.bot_reply(&input, &history.turns, routed).await, false, false),
         };
         let cost = self.spend(&reply).await;
         if let Some(session) = &input.session {
@@ -63,8 +47,7 @@ impl Orchestrator {
             return Err(InvalidField::new("history", "too_many_entries", message));
         }
         let session = input.session.as_ref().map(SessionId::as_str).unwrap_or("");
-        let verify =
-            |content: &str, signature: &str| self.signer.verify(session, content, signature);
+        let verify = |content: &str, signature: &str| self.signer.verify(session, content, signature);
         let verifier: Option<Verifier<'_>> = input.verify_history.then_some(&verify);
         compact_history(&input.history, h.max_turns, h.max_content_chars, verifier)
     }
@@ -79,9 +62,7 @@ impl Orchestrator {
         let id = session.as_str();
         let rid = input.request_id.as_str();
         let intent_handoff = routed.is_some_and(|i| i.action == IntentAction::Handoff);
-        let arrival = self
-            .arrive(id, rid, input.user_text.as_str(), intent_handoff)
-            .await;
+        let arrival = self.arrive(id, rid, input.user_text.as_str(), intent_handoff).await;
         let state = arrival.state;
         let first_reply = state.turns == 1;
         let transcript = self.transcript(turns, input.user_text.as_str());
@@ -98,19 +79,10 @@ impl Orchestrator {
         }
         if state.mode == Mode::Human {
             let mut reply = match ours {
-                Some(t) => self.handoff_reply(
-                    input,
-                    &self.settings.handoff.notice,
-                    HandoffReason::parse(&t.reason),
-                ),
+                Some(t) => self.handoff_reply(input, &self.settings.handoff.notice, HandoffReason::parse(&t.reason)),
                 None => {
-                    self.forward_to_agent(id, &input.context, input.user_text.as_str())
-                        .await;
-                    self.handoff_reply(
-                        input,
-                        &self.settings.handoff.holding,
-                        Some(HandoffReason::HumanMode),
-                    )
+                    self.forward_to_agent(id, &input.context, input.user_text.as_str()).await;
+                    self.handoff_reply(input, &self.settings.handoff.holding, Some(HandoffReason::HumanMode))
                 }
             };
             reply.intent = intent_name.map(str::to_owned);
@@ -122,16 +94,10 @@ impl Orchestrator {
         reply.session_mode = Some(Mode::Bot);
         if reply.source == Source::Model {
             let confidence = reply.confidence.unwrap_or(1.0);
-            let after = self
-                .after_model(id, rid, confidence, reply.needs_human)
-                .await;
+            let after = self.after_model(id, rid, confidence, reply.needs_human).await;
             if let Some(t) = after.transition_by(rid).cloned() {
                 self.publish_transition(id, &after, rid, ctx()).await;
-                let notice = self.handoff_reply(
-                    input,
-                    &self.settings.handoff.notice,
-                    HandoffReason::parse(&t.reason),
-                );
+                let notice = self.handoff_reply(input, &self.settings.handoff.notice, HandoffReason::parse(&t.reason));
                 reply = Reply {
                     text: notice.text,
                     source: Source::Handoff,
@@ -172,10 +138,8 @@ impl Orchestrator {
                 reply
             }
             Err(reason) => {
-                let mut reply = Reply::new(
-                    self.replies.pick(intent_name.as_deref(), locale).to_owned(),
-                    Source::Fallback,
-                );
+                let mut reply =
+                    Reply::new(self.replies.pick(intent_name.as_deref(), locale).to_owned(), Source::Fallback);
                 reply.fallback_reason = Some(reason);
                 reply.intent = intent_name;
                 reply.model = call.model;
@@ -188,18 +152,9 @@ impl Orchestrator {
         reply
     }
 
-    fn handoff_reply(
-        &self,
-        input: &ChatInput,
-        texts: &LocalizedText,
-        reason: Option<HandoffReason>,
-    ) -> Reply {
-        let text = pick_localized(
-            texts,
-            input.context.locale.as_deref(),
-            &self.settings.fallback.default_locale,
-        )
-        .unwrap_or_default();
+    fn handoff_reply(&self, input: &ChatInput, texts: &LocalizedText, reason: Option<HandoffReason>) -> Reply {
+        let text = pick_localized(texts, input.context.locale.as_deref(), &self.settings.fallback.default_locale)
+            .unwrap_or_default();
         let mut reply = Reply::new(text.to_owned(), Source::Handoff);
         reply.handoff_reason = reason;
         reply
@@ -209,10 +164,7 @@ impl Orchestrator {
     fn transcript(&self, turns: &[Turn], user_text: &str) -> Vec<Turn> {
         let keep = self.settings.handoff.transcript_turns.max(1);
         let mut transcript: Vec<Turn> = turns.iter().rev().take(keep - 1).rev().cloned().collect();
-        transcript.push(Turn {
-            role: Role::User,
-            content: user_text.to_owned(),
-        });
+        transcript.push(Turn { role: Role::User, content: user_text.to_owned() });
         transcript
     }
 
@@ -224,9 +176,7 @@ impl Orchestrator {
         }
         let model = reply.model.as_deref().unwrap_or(&self.ladder.primary.model);
         let cost = self.budget.cost(model, usage);
-        self.budget
-            .record(self.store.as_ref(), &self.metrics, usage, cost)
-            .await;
+        self.budget.record(self.store.as_ref(), &self.metrics, usage, cost).await;
         cost
     }
 }

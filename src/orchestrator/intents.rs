@@ -52,16 +52,8 @@ impl IntentRouter {
         let in_chain = |l: &str| chain.iter().any(|c| c == l);
         self.intents
             .iter()
-            .find(|i| {
-                i.patterns
-                    .iter()
-                    .any(|(l, re)| in_chain(l) && re.is_match(text))
-            })
-            .or_else(|| {
-                self.intents
-                    .iter()
-                    .find(|i| i.patterns.iter().any(|(_, re)| re.is_match(text)))
-            })
+            .find(|i| i.patterns.iter().any(|(l, re)| in_chain(l) && re.is_match(text)))
+            .or_else(|| self.intents.iter().find(|i| i.patterns.iter().any(|(_, re)| re.is_match(text))))
     }
 
     pub fn names(&self) -> impl Iterator<Item = &str> {
@@ -105,36 +97,14 @@ mod tests {
             "REPRESENTATIVE",
             "let me chat with someone real",
         ] {
-            assert_eq!(
-                routed(text, Some("en-US")).as_deref(),
-                Some("human_request"),
-                "{text}"
-            );
+            assert_eq!(routed(text, Some("en-US")).as_deref(), Some("human_request"), "{text}");
         }
-        assert_eq!(
-            routed("Je veux parler à un conseiller", Some("fr-CA")).as_deref(),
-            Some("human_request")
-        );
-        assert_eq!(
-            routed("quiero hablar con una persona", None).as_deref(),
-            Some("human_request")
-        );
-        assert_eq!(
-            routed("I want a refund for order A-1", Some("en")).as_deref(),
-            Some("refund")
-        );
-        assert_eq!(
-            routed("je veux être remboursé", Some("fr")).as_deref(),
-            Some("refund")
-        );
-        assert_eq!(
-            routed("Why was I charged twice on my invoice?", Some("en")).as_deref(),
-            Some("billing")
-        );
-        assert_eq!(
-            routed("The app crashes when I log in", Some("en")).as_deref(),
-            Some("technical")
-        );
+        assert_eq!(routed("Je veux parler à un conseiller", Some("fr-CA")).as_deref(), Some("human_request"));
+        assert_eq!(routed("quiero hablar con una persona", None).as_deref(), Some("human_request"));
+        assert_eq!(routed("I want a refund for order A-1", Some("en")).as_deref(), Some("refund"));
+        assert_eq!(routed("je veux être remboursé", Some("fr")).as_deref(), Some("refund"));
+        assert_eq!(routed("Why was I charged twice on my invoice?", Some("en")).as_deref(), Some("billing"));
+        assert_eq!(routed("The app crashes when I log in", Some("en")).as_deref(), Some("technical"));
         assert_eq!(routed("Where is my order?", Some("en")), None);
     }
 

@@ -42,10 +42,7 @@ impl Orchestrator {
             };
             let decision = self.store.rate_check(kind, &key, quota).await;
             if !decision.allowed {
-                self.metrics
-                    .rate_limited
-                    .with_label_values(&[kind.as_str()])
-                    .inc();
+                self.metrics.rate_limited.with_label_values(&[kind.as_str()]).inc();
                 return Err((kind, decision));
             }
             if tightest.is_none_or(|(_, t)| decision.remaining < t.remaining) {

@@ -61,10 +61,6 @@ impl Orchestrator {
     }
 
     pub fn session_hash(&self, session_id: &str) -> String {
-        crate::guard::hashed_id(
-            self.settings.privacy.hash_salt.expose(),
-            "session",
-            session_id,
-        )
+        crate::guard::hashed_id(self.settings.privacy.hash_salt.expose(), "session", session_id)
     }
 }

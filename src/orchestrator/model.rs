@@ -22,13 +22,7 @@ pub(super) struct ModelCall {
 
 impl ModelCall {
     fn refused(reason: FallbackReason) -> Self {
-        Self {
-            outcome: Err(reason),
-            usage: Usage::default(),
-            model: None,
-            upstream_ms: 0,
-            attempts: 0,
-        }
+        Self { outcome: Err(reason), usage: Usage::default(), model: None, upstream_ms: 0, attempts: 0 }
     }
 }
 
@@ -41,12 +35,7 @@ impl Orchestrator {
         if !self.has_api_key() {
             return Some(FallbackReason::NoApiKey);
         }
-        if self
-            .budget
-            .exhausted(self.store.as_ref(), &self.metrics)
-            .await
-            .is_some()
-        {
+        if self.budget.exhausted(self.store.as_ref(), &self.metrics).await.is_some() {
             return Some(FallbackReason::BudgetExhausted);
         }
         None
@@ -62,10 +51,7 @@ impl Orchestrator {
     ) -> Vec<WireMessage<'a>> {
         let (system, system_tokens) = match &input.overrides.system_prompt {
             Some(own) => (own.as_str(), None),
-            None => (
-                self.settings.prompt.system.as_str(),
-                Some(self.system_tokens),
-            ),
+            None => (self.settings.prompt.system.as_str(), Some(self.system_tokens)),
         };
         let parts = PromptParts {
             system,
@@ -75,31 +61,16 @@ impl Orchestrator {
             history,
             user_text: input.user_text.as_str(),
         };
-        let prompt = assemble(
-            &self.tokens,
-            &parts,
-            self.settings.history.max_prompt_tokens,
-        );
+        let prompt = assemble(&self.tokens, &parts, self.settings.history.max_prompt_tokens);
         if prompt.dropped_turns > 0 {
-            self.metrics
-                .history_dropped
-                .with_label_values(&["tokens"])
-                .inc_by(u64::from(prompt.dropped_turns));
+            self.metrics.history_dropped.with_label_values(&["tokens"]).inc_by(u64::from(prompt.dropped_turns));
         }
         prompt.messages
     }
 
     pub(super) fn safety_identifier(&self, input: &ChatInput) -> Option<String> {
-        let id = input
-            .caller
-            .visitor_id
-            .as_deref()
-            .or(input.session.as_ref().map(|s| s.as_str()))?;
-        Some(crate::guard::hashed_id(
-            self.settings.privacy.hash_salt.expose(),
-            "safety",
-            id,
-        ))
+        let id = input.caller.visitor_id.as_deref().or(input.session.as_ref().map(|s| s.as_str()))?;
+        Some(crate::guard::hashed_id(self.settings.privacy.hash_salt.expose(), "safety", id))
     }
 
     /// Serialises the request for one endpoint (the fallback model differs only in `model`).
@@ -119,11 +90,7 @@ impl Orchestrator {
             messages,
             temperature: Some(ov.temperature.unwrap_or(o.temperature)),
             max_completion_tokens: Some(ov.max_tokens.unwrap_or(o.max_completion_tokens)),
-            response_format: if structured {
-                Some(structured::response_format())
-            } else {
-                ov.response_format.as_ref()
-            },
+            response_format: if structured { Some(structured::response_format()) } else { ov.response_format.as_ref() },
             safety_identifier: safety,
             prompt_cache_key: Some(&self.prompt_cache_key),
             stream: stream.then_some(true),
@@ -135,18 +102,10 @@ impl Orchestrator {
 
     /// The model for the primary endpoint: the caller's allowed choice, else the configured one.
     pub(super) fn primary_model<'a>(&'a self, input: &'a ChatInput) -> &'a str {
-        input
-            .overrides
-            .model
-            .as_deref()
-            .unwrap_or(&self.ladder.primary.model)
+        input.overrides.model.as_deref().unwrap_or(&self.ladder.primary.model)
     }
 
-    pub(super) async fn ask_model(
-        &self,
-        input: &ChatInput,
-        messages: &[WireMessage<'_>],
-    ) -> ModelCall {
+    pub(super) async fn ask_model(&self, input: &ChatInput, messages: &[WireMessage<'_>]) -> ModelCall {
         if let Some(reason) = self.model_gate().await {
             return ModelCall::refused(reason);
         }
@@ -155,20 +114,14 @@ impl Orchestrator {
         let run = self
             .ladder
             .run(&input.deadline, |endpoint, is_primary, timeout, cut| {
-                let model = if is_primary {
-                    primary_model
-                } else {
-                    endpoint.model.as_str()
-                };
+                let model = if is_primary { primary_model } else { endpoint.model.as_str() };
                 let body = self.request_body(input, messages, model, safety.as_deref(), false);
                 async move { endpoint.complete(body, timeout, cut).await }
             })
             .await;
         self.count_attempts(run.attempts, run.result.is_ok());
         let upstream_ms = run.upstream_time.as_millis() as u64;
-        self.metrics
-            .upstream_duration
-            .observe(run.upstream_time.as_secs_f64());
+        self.metrics.upstream_duration.observe(run.upstream_time.as_secs_f64());
         let mut call = ModelCall {
             outcome: Err(FallbackReason::UpstreamError),
             usage: Usage::default(),
@@ -221,15 +174,9 @@ impl Orchestrator {
             return;
         }
         let failures = if succeeded { attempts - 1 } else { attempts };
-        self.metrics
-            .upstream_attempts
-            .with_label_values(&["failure"])
-            .inc_by(u64::from(failures));
+        self.metrics.upstream_attempts.with_label_values(&["failure"]).inc_by(u64::from(failures));
         if succeeded {
-            self.metrics
-                .upstream_attempts
-                .with_label_values(&["success"])
-                .inc();
+            self.metrics.upstream_attempts.with_label_values(&["success"]).inc();
         }
     }
 }

@@ -2,9 +2,7 @@
 
 use crate::completion::wire::Usage;
 use crate::completion::Deadline;
-use crate::domain::{
-    FallbackReason, HandoffReason, InvalidField, RawTurn, SessionId, Source, TypedContext, UserText,
-};
+use crate::domain::{FallbackReason, HandoffReason, InvalidField, RawTurn, SessionId, Source, TypedContext, UserText};
 use crate::guard::Decision;
 use crate::store::{LimitKind, Mode};
 use std::net::IpAddr;

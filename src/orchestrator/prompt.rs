@@ -25,25 +25,13 @@ pub struct Prompt<'a> {
     pub dropped_turns: u32,
 }
 
-pub fn assemble<'a>(
-    counter: &TokenCounter,
-    parts: &PromptParts<'a>,
-    max_tokens: usize,
-) -> Prompt<'a> {
-    let system_tokens = parts
-        .system_tokens
-        .unwrap_or_else(|| counter.text(parts.system));
+pub fn assemble<'a>(counter: &TokenCounter, parts: &PromptParts<'a>, max_tokens: usize) -> Prompt<'a> {
+    let system_tokens = parts.system_tokens.unwrap_or_else(|| counter.text(parts.system));
     let mut fixed = REPLY_PRIMING + TOKENS_PER_MESSAGE + counter.text("system") + system_tokens;
-    fixed += parts
-        .context_json
-        .map_or(0, |c| counter.message("system", c));
+    fixed += parts.context_json.map_or(0, |c| counter.message("system", c));
     fixed += parts.addendum.map_or(0, |a| counter.message("system", a));
     fixed += counter.message("user", parts.user_text);
-    let turn_tokens: Vec<usize> = parts
-        .history
-        .iter()
-        .map(|t| counter.message(t.role.as_str(), &t.content))
-        .collect();
+    let turn_tokens: Vec<usize> = parts.history.iter().map(|t| counter.message(t.role.as_str(), &t.content)).collect();
     let mut total = fixed + turn_tokens.iter().sum::<usize>();
     // Drop the oldest turns first; the visitor's own message is never cut.
     let mut first_kept = 0;
@@ -53,35 +41,17 @@ pub fn assemble<'a>(
     }
     let kept = &parts.history[first_kept..];
     let mut messages = Vec::with_capacity(kept.len() + 4);
-    messages.push(WireMessage {
-        role: "system",
-        content: Cow::Borrowed(parts.system),
-    });
+    messages.push(WireMessage { role: "system", content: Cow::Borrowed(parts.system) });
     if let Some(context) = parts.context_json {
-        messages.push(WireMessage {
-            role: "system",
-            content: Cow::Borrowed(context),
-        });
+        messages.push(WireMessage { role: "system", content: Cow::Borrowed(context) });
     }
     if let Some(addendum) = parts.addendum {
-        messages.push(WireMessage {
-            role: "system",
-            content: Cow::Borrowed(addendum),
-        });
+        messages.push(WireMessage { role: "system", content: Cow::Borrowed(addendum) });
     }
-    messages.extend(kept.iter().map(|t| WireMessage {
-        role: t.role.as_str(),
-        content: Cow::Borrowed(t.content.as_str()),
-    }));
-    messages.push(WireMessage {
-        role: "user",
-        content: Cow::Borrowed(parts.user_text),
-    });
-    Prompt {
-        messages,
-        tokens: total,
-        dropped_turns: first_kept as u32,
-    }
+    messages
+        .extend(kept.iter().map(|t| WireMessage { role: t.role.as_str(), content: Cow::Borrowed(t.content.as_str()) }));
+    messages.push(WireMessage { role: "user", content: Cow::Borrowed(parts.user_text) });
+    Prompt { messages, tokens: total, dropped_turns: first_kept as u32 }
 }
 
 #[cfg(test)]
@@ -92,11 +62,7 @@ mod tests {
     fn turns(n: usize) -> Vec<Turn> {
         (0..n)
             .map(|i| Turn {
-                role: if i % 2 == 0 {
-                    Role::User
-                } else {
-                    Role::Assistant
-                },
+                role: if i % 2 == 0 { Role::User } else { Role::Assistant },
                 content: format!("turn number {i} with a few more words in it"),
             })
             .collect()
@@ -125,10 +91,7 @@ mod tests {
         };
         let prompt = assemble(&TokenCounter::o200k(), &parts, 3000);
         let roles: Vec<&str> = prompt.messages.iter().map(|m| m.role).collect();
-        assert_eq!(
-            roles,
-            ["system", "system", "system", "user", "assistant", "user"]
-        );
+        assert_eq!(roles, ["system", "system", "system", "user", "assistant", "user"]);
         assert_eq!(prompt.messages[0].content, "SYS");
         assert_eq!(prompt.messages.last().unwrap().content, "hello");
         assert_eq!(prompt.tokens, openai_count(&prompt.messages));
@@ -156,10 +119,8 @@ mod tests {
         let first_kept = prompt.dropped_turns as usize;
         let bpe = tiktoken_rs::o200k_base().unwrap();
         let previous = &history[first_kept - 1];
-        let with_previous = sent
-            + 3
-            + bpe.encode_ordinary(previous.role.as_str()).len()
-            + bpe.encode_ordinary(&previous.content).len();
+        let with_previous =
+            sent + 3 + bpe.encode_ordinary(previous.role.as_str()).len() + bpe.encode_ordinary(&previous.content).len();
         assert!(with_previous > budget);
     }
 

@@ -24,19 +24,12 @@ impl Orchestrator {
         }
         let usage = &reply.usage;
         if usage.prompt_tokens + usage.completion_tokens > 0 {
-            m.tokens
-                .with_label_values(&["prompt"])
-                .inc_by(usage.prompt_tokens);
-            m.tokens
-                .with_label_values(&["completion"])
-                .inc_by(usage.completion_tokens);
-            m.tokens
-                .with_label_values(&["cached"])
-                .inc_by(usage.cached_tokens());
+            m.tokens.with_label_values(&["prompt"]).inc_by(usage.prompt_tokens);
+            m.tokens.with_label_values(&["completion"]).inc_by(usage.completion_tokens);
+            m.tokens.with_label_values(&["cached"]).inc_by(usage.cached_tokens());
         }
         let upstream = std::time::Duration::from_millis(reply.upstream_ms);
-        m.overhead
-            .observe(latency.saturating_sub(upstream).as_secs_f64());
+        m.overhead.observe(latency.saturating_sub(upstream).as_secs_f64());
         if new_session {
             m.sessions.inc();
         }
@@ -46,11 +39,7 @@ impl Orchestrator {
         if reply.repeat_question {
             m.repeat_questions.inc();
         }
-        let session_hash = input
-            .session
-            .as_ref()
-            .map(|s| self.session_hash(s.as_str()))
-            .unwrap_or_default();
+        let session_hash = input.session.as_ref().map(|s| self.session_hash(s.as_str())).unwrap_or_default();
         self.events.record(EventRecord {
             ts_ms: chrono::Utc::now().timestamp_millis(),
             request_id: input.request_id.clone(),

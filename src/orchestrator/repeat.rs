@@ -47,26 +47,15 @@ pub fn similarity(a: &[u32], b: &[u32]) -> f64 {
 
 /// Records a question among the recent ones and returns how often it has now been asked
 /// (1 = first time). Keeps at most `keep` distinct questions, most recent last.
-pub fn record(
-    recent: &mut Vec<Fingerprint>,
-    question: Vec<u32>,
-    threshold: f64,
-    keep: usize,
-) -> u32 {
-    if let Some(pos) = recent
-        .iter()
-        .position(|f| similarity(&f.words, &question) >= threshold)
-    {
+pub fn record(recent: &mut Vec<Fingerprint>, question: Vec<u32>, threshold: f64, keep: usize) -> u32 {
+    if let Some(pos) = recent.iter().position(|f| similarity(&f.words, &question) >= threshold) {
         let mut seen = recent.remove(pos);
         seen.count += 1;
         let count = seen.count;
         recent.push(seen);
         return count;
     }
-    recent.push(Fingerprint {
-        words: question,
-        count: 1,
-    });
+    recent.push(Fingerprint { words: question, count: 1 });
     if recent.len() > keep {
         let excess = recent.len() - keep;
         recent.drain(..excess);
@@ -81,16 +70,8 @@ mod tests {
     #[test]
     fn punctuation_and_case_do_not_make_a_new_question() {
         assert_eq!(words("Where is my order??"), words("where IS my order"));
-        assert_eq!(
-            similarity(&words("Where is my order"), &words("where is my order")),
-            1.0
-        );
-        assert!(
-            similarity(
-                &words("Where is my order"),
-                &words("How do I reset my password")
-            ) < 0.3
-        );
+        assert_eq!(similarity(&words("Where is my order"), &words("where is my order")), 1.0);
+        assert!(similarity(&words("Where is my order"), &words("How do I reset my password")) < 0.3);
     }
 
     #[test]
@@ -99,10 +80,7 @@ mod tests {
         assert_eq!(record(&mut recent, words("Where is my order?"), 0.8, 10), 1);
         assert_eq!(record(&mut recent, words("How do I pay?"), 0.8, 10), 1);
         assert_eq!(record(&mut recent, words("where is my order"), 0.8, 10), 2);
-        assert_eq!(
-            record(&mut recent, words("Where is my order!!"), 0.8, 10),
-            3
-        );
+        assert_eq!(record(&mut recent, words("Where is my order!!"), 0.8, 10), 3);
         assert_eq!(recent.len(), 2);
     }
 
@@ -110,12 +88,7 @@ mod tests {
     fn keeps_only_the_most_recent_questions() {
         let mut recent = Vec::new();
         for i in 0..20 {
-            record(
-                &mut recent,
-                words(&format!("question number {i} alpha{i}")),
-                0.8,
-                5,
-            );
+            record(&mut recent, words(&format!("question number {i} alpha{i}")), 0.8, 5);
         }
         assert_eq!(recent.len(), 5);
     }

@@ -87,13 +87,7 @@ impl Orchestrator {
 
     /// Records the message: turn count, repeat detection, the release timeout, and a handoff when
     /// the intent asks for one or the question comes for the N-th time.
-    pub(super) async fn arrive(
-        &self,
-        id: &str,
-        request_id: &str,
-        text: &str,
-        intent_handoff: bool,
-    ) -> Arrival {
+    pub(super) async fn arrive(&self, id: &str, request_id: &str, text: &str, intent_handoff: bool) -> Arrival {
         let existed = self.load_or_recover(id).await.is_some();
         let h = &self.settings.handoff;
         let words = repeat::words(text);
@@ -109,20 +103,14 @@ impl Orchestrator {
                 s.turns += 1;
                 s.last_repeat_count = 0;
                 if s.mode == Mode::Human {
-                    if s.human_since_ms
-                        .is_some_and(|since| now - since >= release_after)
-                    {
+                    if s.human_since_ms.is_some_and(|since| now - since >= release_after) {
                         s.hand_back("timeout", now, request_id);
                     } else {
                         return;
                     }
                 }
-                let count = repeat::record(
-                    &mut s.recent_questions,
-                    words.clone(),
-                    h.repeat_similarity,
-                    h.recent_questions,
-                );
+                let count =
+                    repeat::record(&mut s.recent_questions, words.clone(), h.repeat_similarity, h.recent_questions);
                 s.last_repeat_count = count;
                 if intent_handoff {
                     s.hand_over(HandoffReason::Intent.as_str(), now, request_id);
@@ -131,10 +119,7 @@ impl Orchestrator {
                 }
             })
             .await;
-        Arrival {
-            state,
-            new_session: !existed,
-        }
+        Arrival { state, new_session: !existed }
     }
 
     /// After a model reply: the low-confidence streak, and a handoff on `needsHuman` or on exactly
@@ -177,11 +162,7 @@ impl Orchestrator {
         };
         let kind = match transition.to {
             Mode::Human => {
-                if let Err(e) = self
-                    .durable
-                    .set_human(id, transition.at_ms, &transition.reason)
-                    .await
-                {
+                if let Err(e) = self.durable.set_human(id, transition.at_ms, &transition.reason).await {
                     tracing::error!(error = %e, "could not record human ownership durably");
                 }
                 self.metrics.sessions_handed_off.inc();
@@ -226,9 +207,7 @@ impl Orchestrator {
     }
 
     pub async fn session_view(&self, id: &str) -> Option<SessionView> {
-        self.load_or_recover(id)
-            .await
-            .map(|s| SessionView::of(id, &s))
+        self.load_or_recover(id).await.map(|s| SessionView::of(id, &s))
     }
 
     /// Returns the session to the bot (admin release or timeout). None when the session is unknown.
@@ -236,20 +215,12 @@ impl Orchestrator {
         self.load_or_recover(id).await?;
         let request_id = format!("{reason}:{}", uuid::Uuid::now_v7());
         let now = now_ms();
-        let state = self
-            .store
-            .update_session(id, &|s| s.hand_back(reason, now, &request_id))
-            .await;
+        let state = self.store.update_session(id, &|s| s.hand_back(reason, now, &request_id)).await;
         if state.transition_by(&request_id).is_none() {
             // Already the bot's: make sure no stale durable owner remains.
             let _ = self.durable.clear_human(id).await;
         }
-        let ctx = TransitionContext {
-            intent: None,
-            context: None,
-            transcript: &[],
-            message: None,
-        };
+        let ctx = TransitionContext { intent: None, context: None, transcript: &[], message: None };
         self.publish_transition(id, &state, &request_id, ctx).await;
         Some(SessionView::of(id, &state))
     }
@@ -270,17 +241,9 @@ impl Orchestrator {
             })
             .await;
         if state.transition_by(&request_id).is_some() {
-            self.metrics
-                .handoffs
-                .with_label_values(&[HandoffReason::AgentTakeover.as_str()])
-                .inc();
+            self.metrics.handoffs.with_label_values(&[HandoffReason::AgentTakeover.as_str()]).inc();
         }
-        let ctx = TransitionContext {
-            intent: None,
-            context: None,
-            transcript: &[],
-            message: None,
-        };
+        let ctx = TransitionContext { intent: None, context: None, transcript: &[], message: None };
         self.publish_transition(id, &state, &request_id, ctx).await;
         SessionView::of(id, &state)
     }

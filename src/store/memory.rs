@@ -25,12 +25,7 @@ pub struct MemoryStore {
 }
 
 impl MemoryStore {
-    pub fn new(
-        max_limiter_keys: usize,
-        session_ttl: Duration,
-        max_sessions: usize,
-        kill_switch: bool,
-    ) -> Self {
+    pub fn new(max_limiter_keys: usize, session_ttl: Duration, max_sessions: usize, kill_switch: bool) -> Self {
         Self {
             limiters: std::array::from_fn(|_| LocalLimiter::new(max_limiter_keys)),
             sessions: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
@@ -59,13 +54,8 @@ impl MemoryStore {
     pub fn update_local(&self, id: &str, update: SessionUpdate<'_>) -> SessionState {
         let now = Instant::now();
         let mut shard = self.shard(id).lock();
-        let fresh =
-            |entry: &(SessionState, Instant)| now.duration_since(entry.1) < self.session_ttl;
-        let mut state = shard
-            .get(id)
-            .filter(|e| fresh(e))
-            .map(|e| e.0.clone())
-            .unwrap_or_default();
+        let fresh = |entry: &(SessionState, Instant)| now.duration_since(entry.1) < self.session_ttl;
+        let mut state = shard.get(id).filter(|e| fresh(e)).map(|e| e.0.clone()).unwrap_or_default();
         update(&mut state);
         state.version += 1;
         if !shard.contains_key(id) && shard.len() >= self.sessions_per_shard {
@@ -77,10 +67,7 @@ impl MemoryStore {
 
     pub fn load_local(&self, id: &str) -> Option<SessionState> {
         let shard = self.shard(id).lock();
-        shard
-            .get(id)
-            .filter(|e| e.1.elapsed() < self.session_ttl)
-            .map(|e| e.0.clone())
+        shard.get(id).filter(|e| e.1.elapsed() < self.session_ttl).map(|e| e.0.clone())
     }
 
     pub fn set_kill_switch_local(&self, on: bool) {
@@ -106,10 +93,7 @@ impl MemoryStore {
 
     pub fn usage_local(&self, periods: &[String]) -> Vec<UsageTotals> {
         let usage = self.usage.lock();
-        periods
-            .iter()
-            .map(|p| usage.get(p).copied().unwrap_or_default())
-            .collect()
+        periods.iter().map(|p| usage.get(p).copied().unwrap_or_default()).collect()
     }
 
     pub fn claim_local(&self, key: &str, ttl: Duration) -> bool {
@@ -129,9 +113,7 @@ impl MemoryStore {
         }
         let now = Instant::now();
         for shard in &self.sessions {
-            shard
-                .lock()
-                .retain(|_, entry| now.duration_since(entry.1) < self.session_ttl);
+            shard.lock().retain(|_, entry| now.duration_since(entry.1) < self.session_ttl);
         }
     }
 
@@ -147,10 +129,8 @@ fn evict_oldest(shard: &mut SessionShard, now: Instant, ttl: Duration, cap: usiz
     if shard.len() < cap {
         return;
     }
-    let mut by_age: Vec<(bool, Instant, String)> = shard
-        .iter()
-        .map(|(id, (state, used))| (state.mode == super::Mode::Human, *used, id.clone()))
-        .collect();
+    let mut by_age: Vec<(bool, Instant, String)> =
+        shard.iter().map(|(id, (state, used))| (state.mode == super::Mode::Human, *used, id.clone())).collect();
     by_age.sort();
     for (_, _, id) in by_age.into_iter().take((cap / 10).max(1)) {
         shard.remove(&id);
@@ -225,10 +205,7 @@ mod tests {
         let state = s.update_session("a", &|st| st.turns += 1).await;
         assert_eq!((state.turns, state.version), (1, 1));
         let state = s.update_session("a", &|st| st.mode = Mode::Human).await;
-        assert_eq!(
-            (state.turns, state.mode, state.version),
-            (1, Mode::Human, 2)
-        );
+        assert_eq!((state.turns, state.mode, state.version), (1, Mode::Human, 2));
     }
 
     #[tokio::test]
@@ -236,15 +213,11 @@ mod tests {
         let s = store(160);
         s.update_session("human", &|st| st.mode = Mode::Human).await;
         for i in 0..2000 {
-            s.update_session(&format!("s{i}"), &|st| st.turns += 1)
-                .await;
+            s.update_session(&format!("s{i}"), &|st| st.turns += 1).await;
         }
         let total: usize = s.sessions.iter().map(|sh| sh.lock().len()).sum();
         assert!(total <= 160, "{total}");
-        assert_eq!(
-            s.load_session("human").await.map(|st| st.mode),
-            Some(Mode::Human)
-        );
+        assert_eq!(s.load_session("human").await.map(|st| st.mode), Some(Mode::Human));
     }
 
     #[tokio::test]

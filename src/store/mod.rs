@@ -23,12 +23,7 @@ pub enum LimitKind {
 }
 
 impl LimitKind {
-    pub const ALL: [LimitKind; 4] = [
-        LimitKind::Session,
-        LimitKind::Visitor,
-        LimitKind::Ip,
-        LimitKind::Caller,
-    ];
+    pub const ALL: [LimitKind; 4] = [LimitKind::Session, LimitKind::Visitor, LimitKind::Ip, LimitKind::Caller];
 
     pub fn as_str(self) -> &'static str {
         match self {

@@ -107,9 +107,7 @@ impl SessionState {
 
     /// The transition `request_id` made, if it made one.
     pub fn transition_by(&self, request_id: &str) -> Option<&Transition> {
-        self.last_transition
-            .as_ref()
-            .filter(|t| t.request_id == request_id)
+        self.last_transition.as_ref().filter(|t| t.request_id == request_id)
     }
 }
 
@@ -119,21 +117,12 @@ mod tests {
 
     #[test]
     fn hand_over_and_back_record_who_did_it() {
-        let mut s = SessionState {
-            low_confidence_streak: 1,
-            ..Default::default()
-        };
+        let mut s = SessionState { low_confidence_streak: 1, ..Default::default() };
         s.hand_over("refund", 10, "r1");
-        assert_eq!(
-            (s.mode, s.handoffs, s.low_confidence_streak),
-            (Mode::Human, 1, 0)
-        );
+        assert_eq!((s.mode, s.handoffs, s.low_confidence_streak), (Mode::Human, 1, 0));
         assert!(s.transition_by("r1").is_some());
         s.hand_over("again", 11, "r2");
-        assert!(
-            s.transition_by("r2").is_none(),
-            "already human: no second handoff"
-        );
+        assert!(s.transition_by("r2").is_none(), "already human: no second handoff");
         s.hand_back("released", 12, "admin");
         assert_eq!(s.mode, Mode::Bot);
         assert_eq!(s.transition_by("admin").map(|t| t.to), Some(Mode::Bot));

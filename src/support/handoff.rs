@@ -61,20 +61,10 @@ pub fn summary(event: &SupportEvent<'_>) -> String {
         (EventKind::Handoff, Some(reason)) => format!("Handoff ({reason})"),
         (kind, _) => kind.as_str().to_owned(),
     };
-    let said = event
-        .message
-        .or_else(|| event.transcript.last().map(|t| t.content.as_str()));
+    let said = event.message.or_else(|| event.transcript.last().map(|t| t.content.as_str()));
     if let Some(text) = said {
-        let short: String = text
-            .chars()
-            .take(140)
-            .collect::<String>()
-            .replace(['\n', '\r'], " ");
-        let ellipsis = if text.chars().count() > 140 {
-            "…"
-        } else {
-            ""
-        };
+        let short: String = text.chars().take(140).collect::<String>().replace(['\n', '\r'], " ");
+        let ellipsis = if text.chars().count() > 140 { "…" } else { "" };
         line.push_str(&format!(": \"{short}{ellipsis}\""));
     }
     if let Some(ctx) = event.context {
@@ -97,11 +87,7 @@ pub struct SupportOutbox {
 
 impl SupportOutbox {
     pub fn new(durable: Arc<dyn DurableStore>, wake: Arc<Notify>, salt: &str) -> Self {
-        Self {
-            durable,
-            wake,
-            salt: salt.to_owned(),
-        }
+        Self { durable, wake, salt: salt.to_owned() }
     }
 
     /// Writes the event to the outbox (retrying briefly) and wakes the delivery worker.
@@ -161,10 +147,7 @@ mod tests {
             order_stage: Some("shipped".into()),
             ..Default::default()
         };
-        let transcript = vec![Turn {
-            role: Role::User,
-            content: "I want a refund\nnow".into(),
-        }];
+        let transcript = vec![Turn { role: Role::User, content: "I want a refund\nnow".into() }];
         let event = SupportEvent {
             kind: EventKind::Handoff,
             session_id: "s",
@@ -174,6 +157,9 @@ mod tests {
             transcript: &transcript,
             message: None,
         };
-        assert_eq!(summary(&event), "Handoff (intent): \"I want a refund now\" — order A-1001 (shipped) — standard / unknown");
+        assert_eq!(
+            summary(&event),
+            "Handoff (intent): \"I want a refund now\" — order A-1001 (shipped) — standard / unknown"
+        );
     }
 }

@@ -64,33 +64,18 @@ impl OutboxWorker {
     pub async fn deliver_due(&self) -> Result<usize, sqlx::Error> {
         let now = chrono::Utc::now().timestamp_millis();
         let lease = self.settings.lease_ms as i64;
-        let rows = self
-            .durable
-            .claim_due(&self.worker_id, now, lease, CLAIM_BATCH)
-            .await?;
+        let rows = self.durable.claim_due(&self.worker_id, now, lease, CLAIM_BATCH).await?;
         let mut delivered = 0;
         for row in rows {
             match self.webhook.deliver(&row.id, &row.kind, &row.payload).await {
                 Ok(()) => {
-                    self.metrics
-                        .webhook_deliveries
-                        .with_label_values(&["delivered"])
-                        .inc();
-                    self.durable
-                        .mark_delivered(row.seq, chrono::Utc::now().timestamp_millis())
-                        .await?;
+                    self.metrics.webhook_deliveries.with_label_values(&["delivered"]).inc();
+                    self.durable.mark_delivered(row.seq, chrono::Utc::now().timestamp_millis()).await?;
                     delivered += 1;
                 }
                 Err(error) => {
-                    self.metrics
-                        .webhook_deliveries
-                        .with_label_values(&["failed"])
-                        .inc();
-                    let wait = backoff(
-                        row.attempts,
-                        self.settings.retry_base_ms,
-                        self.settings.retry_max_ms,
-                    );
+                    self.metrics.webhook_deliveries.with_label_values(&["failed"]).inc();
+                    let wait = backoff(row.attempts, self.settings.retry_base_ms, self.settings.retry_max_ms);
                     tracing::warn!(event_id = %row.id, kind = %row.kind, attempts = row.attempts, %error,
                                    retry_in_ms = wait.as_millis() as u64, "webhook delivery failed");
                     let next = chrono::Utc::now().timestamp_millis() + wait.as_millis() as i64;

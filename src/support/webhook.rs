@@ -14,15 +14,11 @@ pub const EVENT_KIND_HEADER: &str = "X-Velochat-Event";
 /// `t=<t>,v1=<hex hmac of "<t>.<body>">`.
 pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
     #[allow(clippy::expect_used)] // HMAC accepts keys of any length
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("hmac takes any key length");
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("hmac takes any key length");
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
-    format!(
-        "t={timestamp},v1={}",
-        hex::encode(mac.finalize().into_bytes())
-    )
+    format!("t={timestamp},v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
 /// Checks a signature header as a receiver would (used by tests and documented for helpdesks).
@@ -83,10 +79,7 @@ impl WebhookClient {
             .body(payload.to_owned());
         if let Some(secret) = &self.secret {
             let now = chrono::Utc::now().timestamp();
-            request = request.header(
-                SIGNATURE_HEADER,
-                signature(secret.expose(), now, payload.as_bytes()),
-            );
+            request = request.header(SIGNATURE_HEADER, signature(secret.expose(), now, payload.as_bytes()));
         }
         match request.send().await {
             Ok(response) if response.status().is_success() => Ok(()),
@@ -108,10 +101,7 @@ mod tests {
         let header = signature("whsec", 1_700_000_000, body);
         assert!(header.starts_with("t=1700000000,v1="));
         assert!(verify("whsec", &header, body, 1_700_000_100, 300));
-        assert!(
-            !verify("whsec", &header, body, 1_700_000_400, 300),
-            "older than 5 minutes"
-        );
+        assert!(!verify("whsec", &header, body, 1_700_000_400, 300), "older than 5 minutes");
         assert!(!verify("other", &header, body, 1_700_000_100, 300));
         assert!(!verify("whsec", &header, b"{}", 1_700_000_100, 300));
     }

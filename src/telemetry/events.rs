@@ -33,9 +33,7 @@ impl EventSink {
         if let Err(err) = self.tx.try_send(event) {
             self.metrics.events_dropped.inc();
             if matches!(err, mpsc::error::TrySendError::Full(_)) {
-                tracing::warn!(
-                    "event queue full: event dropped (counted in velochat_events_dropped_total)"
-                );
+                tracing::warn!("event queue full: event dropped (counted in velochat_events_dropped_total)");
             }
         }
     }

@@ -4,8 +4,8 @@
 use crate::domain::{FallbackReason, HandoffReason, Source};
 use crate::store::LimitKind;
 use prometheus::{
-    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 
 pub const ROUTES: [&str; 10] = [
@@ -20,20 +20,15 @@ pub const ROUTES: [&str; 10] = [
     "other",
     "not_found",
 ];
-const STATUSES: [&str; 11] = [
-    "200", "204", "400", "401", "403", "404", "405", "413", "415", "429", "503",
-];
+const STATUSES: [&str; 11] = ["200", "204", "400", "401", "403", "404", "405", "413", "415", "429", "503"];
 pub const DROP_REASONS: [&str; 5] = ["role", "empty", "unsigned", "overflow", "tokens"];
 pub const TOKEN_KINDS: [&str; 3] = ["prompt", "completion", "cached"];
 pub const BUDGET_PERIODS: [&str; 3] = ["monthly_tokens", "daily_tokens", "monthly_usd"];
 const WEBHOOK_RESULTS: [&str; 2] = ["delivered", "failed"];
 
-const LATENCY_BUCKETS: &[f64] = &[
-    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 14.0,
-];
-const OVERHEAD_BUCKETS: &[f64] = &[
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
-];
+const LATENCY_BUCKETS: &[f64] =
+    &[0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 14.0];
+const OVERHEAD_BUCKETS: &[f64] = &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];
 
 pub struct Metrics {
     registry: Registry,
@@ -64,36 +59,27 @@ pub struct Metrics {
 }
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let metric = IntCounterVec::new(Opts::new(name, help), labels)
-        .unwrap_or_else(|e| panic!("metric {name}: {e}"));
-    registry
-        .register(Box::new(metric.clone()))
-        .unwrap_or_else(|e| panic!("register {name}: {e}"));
+    let metric = IntCounterVec::new(Opts::new(name, help), labels).unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    registry.register(Box::new(metric.clone())).unwrap_or_else(|e| panic!("register {name}: {e}"));
     metric
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
     let metric = IntCounter::new(name, help).unwrap_or_else(|e| panic!("metric {name}: {e}"));
-    registry
-        .register(Box::new(metric.clone()))
-        .unwrap_or_else(|e| panic!("register {name}: {e}"));
+    registry.register(Box::new(metric.clone())).unwrap_or_else(|e| panic!("register {name}: {e}"));
     metric
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
     let metric = IntGauge::new(name, help).unwrap_or_else(|e| panic!("metric {name}: {e}"));
-    registry
-        .register(Box::new(metric.clone()))
-        .unwrap_or_else(|e| panic!("register {name}: {e}"));
+    registry.register(Box::new(metric.clone())).unwrap_or_else(|e| panic!("register {name}: {e}"));
     metric
 }
 
 fn histogram(registry: &Registry, name: &str, help: &str, buckets: &[f64]) -> Histogram {
     let metric = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec()))
         .unwrap_or_else(|e| panic!("metric {name}: {e}"));
-    registry
-        .register(Box::new(metric.clone()))
-        .unwrap_or_else(|e| panic!("register {name}: {e}"));
+    registry.register(Box::new(metric.clone())).unwrap_or_else(|e| panic!("register {name}: {e}"));
     metric
 }
 
@@ -103,26 +89,18 @@ impl Metrics {
     pub fn new() -> Self {
         let r = Registry::new();
         let request_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "velochat_request_duration_seconds",
-                "Time from request to response, by route.",
-            )
-            .buckets(LATENCY_BUCKETS.to_vec()),
+            HistogramOpts::new("velochat_request_duration_seconds", "Time from request to response, by route.")
+                .buckets(LATENCY_BUCKETS.to_vec()),
             &["route"],
         )
         .unwrap_or_else(|e| panic!("request_duration: {e}"));
-        r.register(Box::new(request_duration.clone()))
-            .unwrap_or_else(|e| panic!("register: {e}"));
+        r.register(Box::new(request_duration.clone())).unwrap_or_else(|e| panic!("register: {e}"));
         let budget_used_ratio = GaugeVec::new(
-            Opts::new(
-                "velochat_budget_used_ratio",
-                "Share of each configured budget used in the current period.",
-            ),
+            Opts::new("velochat_budget_used_ratio", "Share of each configured budget used in the current period."),
             &["period"],
         )
         .unwrap_or_else(|e| panic!("budget_used_ratio: {e}"));
-        r.register(Box::new(budget_used_ratio.clone()))
-            .unwrap_or_else(|e| panic!("register: {e}"));
+        r.register(Box::new(budget_used_ratio.clone())).unwrap_or_else(|e| panic!("register: {e}"));
         let metrics = Self {
             requests: counter_vec(
                 &r,
@@ -130,24 +108,9 @@ impl Metrics {
                 "HTTP requests by route and status.",
                 &["route", "status"],
             ),
-            replies: counter_vec(
-                &r,
-                "velochat_replies_total",
-                "Replies by source.",
-                &["source"],
-            ),
-            fallbacks: counter_vec(
-                &r,
-                "velochat_fallbacks_total",
-                "Static fallback replies by reason.",
-                &["reason"],
-            ),
-            handoffs: counter_vec(
-                &r,
-                "velochat_handoffs_total",
-                "Handoff replies by reason.",
-                &["reason"],
-            ),
+            replies: counter_vec(&r, "velochat_replies_total", "Replies by source.", &["source"]),
+            fallbacks: counter_vec(&r, "velochat_fallbacks_total", "Static fallback replies by reason.", &["reason"]),
+            handoffs: counter_vec(&r, "velochat_handoffs_total", "Handoff replies by reason.", &["reason"]),
             rate_limited: counter_vec(
                 &r,
                 "velochat_rate_limited_total",
@@ -160,12 +123,7 @@ impl Metrics {
                 "History turns not sent, by reason.",
                 &["reason"],
             ),
-            tokens: counter_vec(
-                &r,
-                "velochat_tokens_total",
-                "Tokens OpenAI reported, by kind.",
-                &["kind"],
-            ),
+            tokens: counter_vec(&r, "velochat_tokens_total", "Tokens OpenAI reported, by kind.", &["kind"]),
             request_duration,
             upstream_duration: histogram(
                 &r,
@@ -185,31 +143,15 @@ impl Metrics {
                 "Latency of the first reply of each session.",
                 LATENCY_BUCKETS,
             ),
-            sessions: counter(
-                &r,
-                "velochat_sessions_total",
-                "Sessions seen for the first time.",
-            ),
-            sessions_handed_off: counter(
-                &r,
-                "velochat_sessions_handed_off_total",
-                "Sessions handed to a human.",
-            ),
-            user_messages: counter(
-                &r,
-                "velochat_user_messages_total",
-                "Visitor messages answered.",
-            ),
+            sessions: counter(&r, "velochat_sessions_total", "Sessions seen for the first time."),
+            sessions_handed_off: counter(&r, "velochat_sessions_handed_off_total", "Sessions handed to a human."),
+            user_messages: counter(&r, "velochat_user_messages_total", "Visitor messages answered."),
             repeat_questions: counter(
                 &r,
                 "velochat_repeat_questions_total",
                 "Visitor messages repeating an earlier question.",
             ),
-            circuit_state: gauge(
-                &r,
-                "velochat_circuit_state",
-                "Circuit breaker: 0 closed, 1 open, 2 half-open.",
-            ),
+            circuit_state: gauge(&r, "velochat_circuit_state", "Circuit breaker: 0 closed, 1 open, 2 half-open."),
             budget_used_ratio,
             upstream_attempts: counter_vec(
                 &r,
@@ -228,26 +170,14 @@ impl Metrics {
                 "Webhook delivery attempts by result.",
                 &["result"],
             ),
-            outbox_pending: gauge(
-                &r,
-                "velochat_outbox_pending",
-                "Webhook events not yet delivered.",
-            ),
+            outbox_pending: gauge(&r, "velochat_outbox_pending", "Webhook events not yet delivered."),
             redis_up: gauge(
                 &r,
                 "velochat_redis_up",
                 "1 when shared state (Redis) answers, 0 when degraded, -1 when not configured.",
             ),
-            kill_switch: gauge(
-                &r,
-                "velochat_kill_switch",
-                "1 while the kill switch holds the bot on static replies.",
-            ),
-            limiter_keys: gauge(
-                &r,
-                "velochat_rate_limiter_keys",
-                "Keys tracked by in-process rate limiters.",
-            ),
+            kill_switch: gauge(&r, "velochat_kill_switch", "1 while the kill switch holds the bot on static replies."),
+            limiter_keys: gauge(&r, "velochat_rate_limiter_keys", "Keys tracked by in-process rate limiters."),
             registry: r,
         };
         metrics.zero_known_series();
@@ -295,9 +225,7 @@ impl Metrics {
         let code = itoa_status(status);
         let status = std::str::from_utf8(&code).unwrap_or("000");
         self.requests.with_label_values(&[route, status]).inc();
-        self.request_duration
-            .with_label_values(&[route])
-            .observe(seconds);
+        self.request_duration.with_label_values(&[route]).observe(seconds);
     }
 
     pub fn render(&self) -> String {
@@ -312,11 +240,7 @@ impl Metrics {
 
 fn itoa_status(status: u16) -> [u8; 3] {
     let s = status.min(999);
-    [
-        b'0' + (s / 100) as u8,
-        b'0' + (s / 10 % 10) as u8,
-        b'0' + (s % 10) as u8,
-    ]
+    [b'0' + (s / 100) as u8, b'0' + (s / 10 % 10) as u8, b'0' + (s % 10) as u8]
 }
 
 #[cfg(test)]
@@ -346,11 +270,7 @@ mod tests {
         metrics.record_request("send_chat_message", 200, 0.01);
         metrics.record_request("send_chat_message", 502, 0.01);
         let text = metrics.render();
-        assert!(
-            text.contains("velochat_requests_total{route=\"send_chat_message\",status=\"200\"} 1")
-        );
-        assert!(
-            text.contains("velochat_requests_total{route=\"send_chat_message\",status=\"502\"} 1")
-        );
+        assert!(text.contains("velochat_requests_total{route=\"send_chat_message\",status=\"200\"} 1"));
+        assert!(text.contains("velochat_requests_total{route=\"send_chat_message\",status=\"502\"} 1"));
     }
 }

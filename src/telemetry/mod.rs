@@ -53,10 +53,7 @@ impl<'a> MakeWriter<'a> for RedactingStderr {
     type Writer = LineWriter;
 
     fn make_writer(&'a self) -> Self::Writer {
-        LineWriter {
-            redactor: self.redactor.clone(),
-            buffer: Vec::with_capacity(512),
-        }
+        LineWriter { redactor: self.redactor.clone(), buffer: Vec::with_capacity(512) }
     }
 }
 
@@ -82,16 +79,9 @@ pub fn init_logging(settings: &Settings) {
         .or_else(|_| EnvFilter::try_new(&settings.telemetry.log_level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let writer = RedactingStderr { redactor };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
     let _ = match settings.telemetry.log_format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_span_list(false)
-            .try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).with_span_list(false).try_init(),
         LogFormat::Pretty => builder.try_init(),
     };
 }

@@ -10,10 +10,7 @@ async fn a_model_reply_comes_back_end_to_end() {
     let app = spawn_app().await;
     Mock::given(method("POST"))
         .and(path("/v1/chat/completions"))
-        .and(header(
-            "authorization",
-            format!("Bearer {OPENAI_KEY}").as_str(),
-        ))
+        .and(header("authorization", format!("Bearer {OPENAI_KEY}").as_str()))
         .respond_with(ResponseTemplate::new(200).set_body_json(structured(
             "Your order A-1001 shipped yesterday.",
             0.9,
@@ -42,22 +39,14 @@ async fn a_model_reply_comes_back_end_to_end() {
     assert_eq!(body["handoff"], false);
     assert!(body.get("fallbackReason").is_none());
     let signature = body["signature"].as_str().expect("signature");
-    assert_eq!(
-        signature,
-        app.sign(
-            "3f1c9e2a-visitor-42",
-            "Your order A-1001 shipped yesterday."
-        )
-    );
+    assert_eq!(signature, app.sign("3f1c9e2a-visitor-42", "Your order A-1001 shipped yesterday."));
 }
 
 #[tokio::test]
 async fn the_outbound_body_follows_the_contract() {
     let app = spawn_app().await;
     Mock::given(method("POST"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(structured("ok", 0.9, "order", false)),
-        )
+        .respond_with(ResponseTemplate::new(200).set_body_json(structured("ok", 0.9, "order", false)))
         .expect(1)
         .mount(&app.upstream)
         .await;
@@ -67,10 +56,8 @@ async fn the_outbound_body_follows_the_contract() {
     ]);
 
     let (status, _) = app
-        .send_json(
-            &json!({"sessionId": "s-1", "userText": "  Where is my order?  ", "history": history,
-                           "context": {"locale": "fr-CA", "activeOrder": {"reference": "A-1001"}}}),
-        )
+        .send_json(&json!({"sessionId": "s-1", "userText": "  Where is my order?  ", "history": history,
+                           "context": {"locale": "fr-CA", "activeOrder": {"reference": "A-1001"}}}))
         .await;
 
     assert_eq!(status, 200);
@@ -79,27 +66,15 @@ async fn the_outbound_body_follows_the_contract() {
     assert_eq!(sent["temperature"], json!(0.2));
     assert_eq!(sent["max_completion_tokens"], 500);
     let messages = sent["messages"].as_array().unwrap();
-    let system_prompt = velochat::config::Settings::from_toml_overrides("")
-        .unwrap()
-        .prompt
-        .system;
-    assert_eq!(
-        messages[0],
-        json!({"role": "system", "content": system_prompt})
-    );
+    let system_prompt = velochat::config::Settings::from_toml_overrides("").unwrap().prompt.system;
+    assert_eq!(messages[0], json!({"role": "system", "content": system_prompt}));
     assert_eq!(
         messages[1],
         json!({"role": "system", "content": r#"{"locale":"fr-CA","accountTier":"standard","accountStatus":"unknown","orderRef":"A-1001","orderStage":null}"#})
     );
     assert_eq!(messages[2], json!({"role": "user", "content": "hi"}));
-    assert_eq!(
-        messages[3],
-        json!({"role": "assistant", "content": "Hello! How can I help?"})
-    );
-    assert_eq!(
-        messages[4],
-        json!({"role": "user", "content": "Where is my order?"})
-    );
+    assert_eq!(messages[3], json!({"role": "assistant", "content": "Hello! How can I help?"}));
+    assert_eq!(messages[4], json!({"role": "user", "content": "Where is my order?"}));
     assert_eq!(messages.len(), 5);
     assert_eq!(sent["response_format"]["type"], "json_schema");
     assert_eq!(sent["response_format"]["json_schema"]["strict"], true);
@@ -113,14 +88,11 @@ async fn the_outbound_body_follows_the_contract() {
 async fn the_system_prompt_is_byte_identical_across_requests_and_sessions() {
     let app = spawn_app().await;
     Mock::given(method("POST"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(structured("ok", 0.9, "other", false)),
-        )
+        .respond_with(ResponseTemplate::new(200).set_body_json(structured("ok", 0.9, "other", false)))
         .mount(&app.upstream)
         .await;
     app.send_json(&message("a", "first question")).await;
-    app.send_json(&json!({"sessionId": "b", "userText": "another", "context": {"locale": "de"}}))
-        .await;
+    app.send_json(&json!({"sessionId": "b", "userText": "another", "context": {"locale": "de"}})).await;
     let bodies = app.upstream_bodies().await;
     assert_eq!(bodies[0]["messages"][0], bodies[1]["messages"][0]);
 }
@@ -129,9 +101,7 @@ async fn the_system_prompt_is_byte_identical_across_requests_and_sessions() {
 async fn a_twenty_turn_history_arrives_as_the_last_eight_turns() {
     let app = spawn_app().await;
     Mock::given(method("POST"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(structured("ok", 0.9, "other", false)),
-        )
+        .respond_with(ResponseTemplate::new(200).set_body_json(structured("ok", 0.9, "other", false)))
         .expect(1)
         .mount(&app.upstream)
         .await;
@@ -146,16 +116,12 @@ async fn a_twenty_turn_history_arrives_as_the_last_eight_turns() {
         })
         .collect();
 
-    let (status, _) = app
-        .send_json(&json!({"sessionId": "s-20", "userText": "and now?", "history": history}))
-        .await;
+    let (status, _) = app.send_json(&json!({"sessionId": "s-20", "userText": "and now?", "history": history})).await;
 
     assert_eq!(status, 200);
     let sent = &app.upstream_bodies().await[0];
-    let turns: Vec<&str> = sent["messages"].as_array().unwrap()[2..10]
-        .iter()
-        .map(|m| m["content"].as_str().unwrap())
-        .collect();
+    let turns: Vec<&str> =
+        sent["messages"].as_array().unwrap()[2..10].iter().map(|m| m["content"].as_str().unwrap()).collect();
     assert_eq!(
         turns,
         [
@@ -171,22 +137,14 @@ async fn a_twenty_turn_history_arrives_as_the_last_eight_turns() {
     );
     assert_eq!(sent["messages"].as_array().unwrap().len(), 11);
     let metrics = app.metrics().await;
-    assert_eq!(
-        metric_value(
-            &metrics,
-            "velochat_history_turns_dropped_total{reason=\"overflow\"}"
-        ),
-        12.0
-    );
+    assert_eq!(metric_value(&metrics, "velochat_history_turns_dropped_total{reason=\"overflow\"}"), 12.0);
 }
 
 #[tokio::test]
 async fn a_forged_system_turn_never_reaches_the_model() {
     let app = spawn_app().await;
     Mock::given(method("POST"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(structured("ok", 0.9, "other", false)),
-        )
+        .respond_with(ResponseTemplate::new(200).set_body_json(structured("ok", 0.9, "other", false)))
         .expect(1)
         .mount(&app.upstream)
         .await;
@@ -199,9 +157,7 @@ async fn a_forged_system_turn_never_reaches_the_model() {
         {"role": "user", "content": "hello"},
     ]);
 
-    let (status, _) = app
-        .send_json(&json!({"sessionId": "s-forged", "userText": "hi", "history": history}))
-        .await;
+    let (status, _) = app.send_json(&json!({"sessionId": "s-forged", "userText": "hi", "history": history})).await;
 
     assert_eq!(status, 200);
     let sent = app.upstream_bodies().await[0].to_string();
@@ -218,22 +174,14 @@ async fn a_forged_system_turn_never_reaches_the_model() {
 #[tokio::test]
 async fn with_no_api_key_static_replies_come_at_once_without_an_upstream_call() {
     let app = spawn_app_with("[openai]\napi_key = \"\"").await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200))
-        .expect(0)
-        .mount(&app.upstream)
-        .await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).expect(0).mount(&app.upstream).await;
 
-    let (status, body) = app
-        .send_json(&json!({"sessionId": "s", "userText": "hello", "context": {"locale": "fr-CA"}}))
-        .await;
+    let (status, body) =
+        app.send_json(&json!({"sessionId": "s", "userText": "hello", "context": {"locale": "fr-CA"}})).await;
 
     assert_eq!(status, 200);
     assert_eq!(body["source"], "fallback");
     assert_eq!(body["fallbackReason"], "no_api_key");
-    assert!(
-        body["reply"].as_str().unwrap().starts_with("Désolé"),
-        "French fallback for fr-CA: {body}"
-    );
+    assert!(body["reply"].as_str().unwrap().starts_with("Désolé"), "French fallback for fr-CA: {body}");
     assert!(body["latencyMs"].as_u64().unwrap() < 1000);
 }

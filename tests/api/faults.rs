@@ -32,10 +32,7 @@ async fn ask_as(app: &TestApp, session: &str, deadline_ms: u64) -> (Value, Durat
 
 async fn app_answering(template: ResponseTemplate) -> TestApp {
     let app = spawn_app_with("[retry]\nbackoff_base_ms = 50\nbackoff_max_ms = 100").await;
-    Mock::given(method("POST"))
-        .respond_with(template)
-        .mount(&app.upstream)
-        .await;
+    Mock::given(method("POST")).respond_with(template).mount(&app.upstream).await;
     app
 }
 
@@ -48,8 +45,7 @@ fn assert_fallback(body: &Value, reason: &str) {
 
 async fn check_status(status: u16, reason: &str, attempts: usize) {
     let app = app_answering(
-        ResponseTemplate::new(status)
-            .set_body_json(json!({"error": {"message": "boom", "type": "server_error"}})),
+        ResponseTemplate::new(status).set_body_json(json!({"error": {"message": "boom", "type": "server_error"}})),
     )
     .await;
     let (body, elapsed) = ask(&app, DEADLINE_MS).await;
@@ -99,24 +95,17 @@ async fn a_429_retry_after_that_fits_is_honoured() {
     let (body, elapsed) = ask(&app, DEADLINE_MS).await;
     assert_fallback(&body, "upstream_rate_limited");
     assert_eq!(app.upstream_calls().await, 2);
-    assert!(
-        elapsed >= Duration::from_millis(1000),
-        "waited the retry-after: {elapsed:?}"
-    );
+    assert!(elapsed >= Duration::from_millis(1000), "waited the retry-after: {elapsed:?}");
     assert!(elapsed < Duration::from_millis(DEADLINE_MS));
 }
 
 #[tokio::test]
 async fn a_429_retry_after_past_the_deadline_falls_back_at_once() {
-    let app =
-        app_answering(ResponseTemplate::new(429).insert_header("retry-after-ms", "30000")).await;
+    let app = app_answering(ResponseTemplate::new(429).insert_header("retry-after-ms", "30000")).await;
     let (body, elapsed) = ask(&app, DEADLINE_MS).await;
     assert_fallback(&body, "upstream_rate_limited");
     assert_eq!(app.upstream_calls().await, 1);
-    assert!(
-        elapsed < Duration::from_millis(500),
-        "no pointless wait: {elapsed:?}"
-    );
+    assert!(elapsed < Duration::from_millis(500), "no pointless wait: {elapsed:?}");
 }
 
 #[tokio::test]
@@ -130,8 +119,7 @@ async fn insufficient_quota_is_not_a_rate_limit_and_never_retried() {
 
 #[tokio::test]
 async fn garbage_json_is_invalid_and_not_retried() {
-    let app =
-        app_answering(ResponseTemplate::new(200).set_body_string("<html>gateway</html>")).await;
+    let app = app_answering(ResponseTemplate::new(200).set_body_string("<html>gateway</html>")).await;
     let (body, _) = ask(&app, DEADLINE_MS).await;
     assert_fallback(&body, "upstream_invalid");
     assert_eq!(app.upstream_calls().await, 1);
@@ -139,9 +127,7 @@ async fn garbage_json_is_invalid_and_not_retried() {
 
 #[tokio::test]
 async fn empty_choices_are_invalid() {
-    let app =
-        app_answering(ResponseTemplate::new(200).set_body_json(json!({"id": "x", "choices": []})))
-            .await;
+    let app = app_answering(ResponseTemplate::new(200).set_body_json(json!({"id": "x", "choices": []}))).await;
     let (body, _) = ask(&app, DEADLINE_MS).await;
     assert_fallback(&body, "upstream_invalid");
     assert_eq!(app.upstream_calls().await, 1);
@@ -169,10 +155,7 @@ async fn a_refusal_falls_back() {
 
 #[tokio::test]
 async fn a_ten_megabyte_body_is_refused_unread() {
-    let huge = format!(
-        "{{\"choices\":[{{\"message\":{{\"content\":\"{}\"}}}}]}}",
-        "x".repeat(10 * 1024 * 1024)
-    );
+    let huge = format!("{{\"choices\":[{{\"message\":{{\"content\":\"{}\"}}}}]}}", "x".repeat(10 * 1024 * 1024));
     let app = app_answering(ResponseTemplate::new(200).set_body_string(huge)).await;
     let (body, _) = ask(&app, DEADLINE_MS).await;
     assert_fallback(&body, "upstream_invalid");
@@ -182,9 +165,7 @@ async fn a_ten_megabyte_body_is_refused_unread() {
 #[tokio::test]
 async fn a_slow_first_byte_past_the_deadline_answers_before_the_deadline() {
     let app = app_answering(
-        ResponseTemplate::new(200)
-            .set_body_json(structured("late", 0.9, "x", false))
-            .set_delay(Duration::from_secs(5)),
+        ResponseTemplate::new(200).set_body_json(structured("late", 0.9, "x", false)).set_delay(Duration::from_secs(5)),
     )
     .await;
     let (body, elapsed) = ask(&app, 1200).await;
@@ -206,11 +187,7 @@ async fn the_per_attempt_timeout_gives_upstream_timeout() {
         .await;
     let (body, elapsed) = ask(&app, DEADLINE_MS).await;
     assert_fallback(&body, "upstream_timeout");
-    assert_eq!(
-        app.upstream_calls().await,
-        2,
-        "a timeout is retried once when time allows"
-    );
+    assert_eq!(app.upstream_calls().await, 2, "a timeout is retried once when time allows");
     assert!(elapsed < Duration::from_millis(1000), "{elapsed:?}");
 }
 
@@ -249,13 +226,7 @@ async fn a_refused_connection_is_retried_then_falls_back() {
     assert_fallback(&body, "upstream_error");
     assert!(elapsed < Duration::from_millis(1000), "{elapsed:?}");
     let metrics = app.metrics().await;
-    assert_eq!(
-        metric_value(
-            &metrics,
-            "velochat_upstream_attempts_total{outcome=\"failure\"}"
-        ),
-        2.0
-    );
+    assert_eq!(metric_value(&metrics, "velochat_upstream_attempts_total{outcome=\"failure\"}"), 2.0);
 }
 
 #[tokio::test]
@@ -273,11 +244,7 @@ async fn a_black_hole_connect_times_out_at_the_connect_timeout() {
 #[tokio::test]
 async fn a_silent_upstream_is_bounded_by_the_deadline() {
     let upstream = raw_upstream::silent().await;
-    let app = spawn_app_with(&format!(
-        "[openai]\nbase_url = \"{}/v1\"",
-        upstream.base_url
-    ))
-    .await;
+    let app = spawn_app_with(&format!("[openai]\nbase_url = \"{}/v1\"", upstream.base_url)).await;
     let (body, elapsed) = ask(&app, 800).await;
     assert_fallback(&body, "deadline");
     assert!(elapsed < Duration::from_millis(800), "{elapsed:?}");
@@ -286,18 +253,9 @@ async fn a_silent_upstream_is_bounded_by_the_deadline() {
 #[tokio::test]
 async fn the_bot_recovers_when_the_upstream_does() {
     let app = spawn_app_with("[retry]\nmax_retries = 0").await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(503)).up_to_n_times(2).mount(&app.upstream).await;
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(503))
-        .up_to_n_times(2)
-        .mount(&app.upstream)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(structured(
-            "back online",
-            0.9,
-            "x",
-            false,
-        )))
+        .respond_with(ResponseTemplate::new(200).set_body_json(structured("back online", 0.9, "x", false)))
         .mount(&app.upstream)
         .await;
     assert_fallback(&ask_as(&app, "r1", DEADLINE_MS).await.0, "upstream_error");
@@ -309,9 +267,7 @@ async fn the_bot_recovers_when_the_upstream_does() {
 
 #[tokio::test]
 async fn a_truncated_reply_is_kept_and_flagged() {
-    let mut cut = completion(
-        "{\"reply\":\"This is cut\",\"confidence\":0.9,\"intent\":\"x\",\"needsHuman\":false}",
-    );
+    let mut cut = completion("{\"reply\":\"This is cut\",\"confidence\":0.9,\"intent\":\"x\",\"needsHuman\":false}");
     cut["choices"][0]["finish_reason"] = json!("length");
     let app = app_answering(ResponseTemplate::new(200).set_body_json(cut)).await;
     let (body, _) = ask(&app, DEADLINE_MS).await;
@@ -331,11 +287,5 @@ async fn fallback_texts_follow_intent_and_locale() {
         .unwrap();
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["intent"], "billing");
-    assert!(
-        body["reply"]
-            .as_str()
-            .unwrap()
-            .starts_with("Je ne peux pas consulter la facturation"),
-        "{body}"
-    );
+    assert!(body["reply"].as_str().unwrap().starts_with("Je ne peux pas consulter la facturation"), "{body}");
 }

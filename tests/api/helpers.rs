@@ -53,16 +53,11 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with("").await
 }
 
-pub async fn spawn_app_on(
-    upstream: MockServer,
-    overrides: &str,
-    db_dir: Option<Arc<tempfile::TempDir>>,
-) -> TestApp {
+pub async fn spawn_app_on(upstream: MockServer, overrides: &str, db_dir: Option<Arc<tempfile::TempDir>>) -> TestApp {
     let db_dir = db_dir.unwrap_or_else(|| Arc::new(tempfile::tempdir().expect("tempdir")));
     let db_path = db_dir.path().join("velochat.db");
     let base = base_toml(&upstream.uri(), &db_path.display().to_string());
-    let settings =
-        Settings::from_toml_overrides(&merge_toml(&base, overrides)).expect("test settings");
+    let settings = Settings::from_toml_overrides(&merge_toml(&base, overrides)).expect("test settings");
     velochat::telemetry::init_logging(&settings);
     let app = Application::build(settings).await.expect("app builds");
     let address = format!("http://{}", app.address());
@@ -105,12 +100,7 @@ impl TestApp {
     }
 
     pub async fn send(&self, body: &Value) -> reqwest::Response {
-        self.client
-            .post(self.url("/sendChatMessage"))
-            .json(body)
-            .send()
-            .await
-            .expect("request")
+        self.client.post(self.url("/sendChatMessage")).json(body).send().await.expect("request")
     }
 
     pub async fn send_json(&self, body: &Value) -> (u16, Value) {
@@ -131,11 +121,7 @@ impl TestApp {
     }
 
     pub async fn upstream_calls(&self) -> usize {
-        self.upstream
-            .received_requests()
-            .await
-            .map(|r| r.len())
-            .unwrap_or(0)
+        self.upstream.received_requests().await.map(|r| r.len()).unwrap_or(0)
     }
 
     pub fn sign(&self, session: &str, text: &str) -> String {
@@ -143,14 +129,7 @@ impl TestApp {
     }
 
     pub async fn metrics(&self) -> String {
-        self.client
-            .get(self.url("/metrics"))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text")
+        self.client.get(self.url("/metrics")).send().await.expect("metrics").text().await.expect("text")
     }
 }
 
@@ -168,7 +147,8 @@ pub fn completion(content: &str) -> Value {
 
 /// A structured-output completion, as OpenAI returns it with our json_schema.
 pub fn structured(reply: &str, confidence: f64, intent: &str, needs_human: bool) -> Value {
-    let content = json!({"reply": reply, "confidence": confidence, "intent": intent, "needsHuman": needs_human}).to_string();
+    let content =
+        json!({"reply": reply, "confidence": confidence, "intent": intent, "needsHuman": needs_human}).to_string();
     completion(&content)
 }
 
@@ -179,10 +159,7 @@ pub fn message(session: &str, text: &str) -> Value {
 /// The value of `name` in Prometheus text, for a series written exactly as `series`.
 pub fn metric_value(text: &str, series: &str) -> f64 {
     text.lines()
-        .find_map(|line| {
-            line.strip_prefix(series)
-                .and_then(|rest| rest.strip_prefix(' '))
-        })
+        .find_map(|line| line.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("series {series} not found"))
 }

@@ -32,67 +32,32 @@ async fn readiness_flips_at_once_on_shutdown_while_in_flight_requests_finish() {
     let in_flight = {
         let client = app.client.clone();
         let url = app.url("/sendChatMessage");
-        tokio::spawn(async move {
-            client
-                .post(url)
-                .json(&message("s", "slow one"))
-                .send()
-                .await
-        })
+        tokio::spawn(async move { client.post(url).json(&message("s", "slow one")).send().await })
     };
     tokio::time::sleep(Duration::from_millis(150)).await;
 
     app.lifecycle.begin_shutdown();
 
     let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
-    assert_eq!(
-        ready.status(),
-        503,
-        "not ready during the de-registration delay"
-    );
-    let answer = in_flight
-        .await
-        .unwrap()
-        .expect("in-flight request completes");
+    assert_eq!(ready.status(), 503, "not ready during the de-registration delay");
+    let answer = in_flight.await.unwrap().expect("in-flight request completes");
     assert_eq!(answer.status(), 200);
     let body: Value = answer.json().await.unwrap();
     assert_eq!(body["reply"], "done");
     let stopped = tokio::time::timeout(Duration::from_secs(5), app.server).await;
-    assert!(
-        stopped.is_ok(),
-        "the server stops within the drain deadline"
-    );
+    assert!(stopped.is_ok(), "the server stops within the drain deadline");
 }
 
 #[tokio::test]
 async fn an_idle_keep_alive_client_does_not_hold_shutdown_open() {
     let app = spawn_app_with("[server]\ndrain_timeout_ms = 2000").await;
-    let client = reqwest::Client::builder()
-        .pool_idle_timeout(Duration::from_secs(60))
-        .build()
-        .unwrap();
-    assert_eq!(
-        client
-            .get(app.url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    let client = reqwest::Client::builder().pool_idle_timeout(Duration::from_secs(60)).build().unwrap();
+    assert_eq!(client.get(app.url("/healthz")).send().await.unwrap().status(), 200);
     let started = Instant::now();
 
     app.lifecycle.begin_shutdown();
 
-    tokio::time::timeout(Duration::from_secs(4), app.server)
-        .await
-        .expect("server stopped")
-        .unwrap()
-        .unwrap();
-    assert!(
-        started.elapsed() < Duration::from_millis(2500),
-        "took {:?}",
-        started.elapsed()
-    );
+    tokio::time::timeout(Duration::from_secs(4), app.server).await.expect("server stopped").unwrap().unwrap();
+    assert!(started.elapsed() < Duration::from_millis(2500), "took {:?}", started.elapsed());
     drop(client);
 }

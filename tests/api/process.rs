@@ -18,10 +18,7 @@ pub struct Process {
 
 pub fn binary() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_velochat"));
-    command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .kill_on_drop(true);
+    command.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default()).kill_on_drop(true);
     command
 }
 
@@ -57,15 +54,9 @@ pub async fn start(envs: &[(&str, String)]) -> Process {
             log.push('\n');
         }
     });
-    let address = tokio::time::timeout(Duration::from_secs(20), rx.recv())
-        .await
-        .expect("ready in time")
-        .expect("ready line");
-    Process {
-        child,
-        address: format!("http://{address}"),
-        stderr: log,
-    }
+    let address =
+        tokio::time::timeout(Duration::from_secs(20), rx.recv()).await.expect("ready in time").expect("ready line");
+    Process { child, address: format!("http://{address}"), stderr: log }
 }
 
 #[tokio::test]
@@ -82,42 +73,24 @@ async fn without_a_key_the_binary_serves_static_replies_and_says_so() {
         .unwrap();
     assert_eq!(body["fallbackReason"], "no_api_key");
     let log = process.stderr.lock().await.clone();
-    assert!(
-        log.contains("no OPENAI_API_KEY configured: serving static replies only"),
-        "{log}"
-    );
+    assert!(log.contains("no OPENAI_API_KEY configured: serving static replies only"), "{log}");
     process.child.kill().await.ok();
 }
 
 #[tokio::test]
 async fn a_bad_value_stops_start_up_naming_the_key() {
-    let output = binary()
-        .env("VELOCHAT_LIMIT_SESSION_BURST", "many")
-        .output()
-        .await
-        .unwrap();
+    let output = binary().env("VELOCHAT_LIMIT_SESSION_BURST", "many").output().await.unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("limits.session_burst"), "{stderr}");
 
-    let output = binary()
-        .env("VELOCHAT__OPENAI__TIMEOUT_MS", "0")
-        .output()
-        .await
-        .unwrap();
+    let output = binary().env("VELOCHAT__OPENAI__TIMEOUT_MS", "0").output().await.unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("openai.timeout_ms"));
 
-    let output = binary()
-        .env("VELOCHAT_ADDR", "0.0.0.0:0")
-        .env("DATABASE_URL", "sqlite::memory:")
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        !output.status.success(),
-        "no caller key on a public address"
-    );
+    let output =
+        binary().env("VELOCHAT_ADDR", "0.0.0.0:0").env("DATABASE_URL", "sqlite::memory:").output().await.unwrap();
+    assert!(!output.status.success(), "no caller key on a public address");
     assert!(String::from_utf8_lossy(&output.stderr).contains("VELOCHAT_ALLOW_ANONYMOUS"));
 }
 
@@ -129,10 +102,7 @@ async fn no_secret_reaches_the_logs_even_at_trace_level() {
         .respond_with(ResponseTemplate::new(200).set_body_json(completion(&leaky.to_string())))
         .mount(&upstream)
         .await;
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(404))
-        .mount(&upstream)
-        .await;
+    Mock::given(method("GET")).respond_with(ResponseTemplate::new(404)).mount(&upstream).await;
     let mut process = start(&[
         ("OPENAI_API_KEY", OPENAI_KEY.to_owned()),
         ("OPENAI_BASE_URL", format!("{}/v1", upstream.uri())),
@@ -153,10 +123,7 @@ async fn no_secret_reaches_the_logs_even_at_trace_level() {
         .await
         .unwrap();
     assert_eq!(answer["source"], "model");
-    assert!(
-        !answer["reply"].as_str().unwrap().contains(OPENAI_KEY),
-        "the key never reaches a reply"
-    );
+    assert!(!answer["reply"].as_str().unwrap().contains(OPENAI_KEY), "the key never reaches a reply");
     client
         .get(format!("{}/admin/kill-switch", process.address))
         .bearer_auth("admin-secret-value")
@@ -183,25 +150,11 @@ async fn no_secret_reaches_the_logs_even_at_trace_level() {
 async fn the_healthcheck_command_reports_a_live_service() {
     let mut process = start(&[]).await;
     let addr = process.address.trim_start_matches("http://").to_owned();
-    let ok = binary()
-        .arg("healthcheck")
-        .env("VELOCHAT_ADDR", &addr)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
+    let ok = binary().arg("healthcheck").env("VELOCHAT_ADDR", &addr).output().await.unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
     process.child.kill().await.ok();
     process.child.wait().await.ok();
-    let down = binary()
-        .arg("healthcheck")
-        .env("VELOCHAT_ADDR", &addr)
-        .output()
-        .await
-        .unwrap();
+    let down = binary().arg("healthcheck").env("VELOCHAT_ADDR", &addr).output().await.unwrap();
     assert!(!down.status.success());
 }
 
@@ -210,19 +163,11 @@ async fn sigterm_flips_readiness_and_the_process_exits() {
     let mut process = start(&[("VELOCHAT__SERVER__SHUTDOWN_DELAY_MS", "800".to_owned())]).await;
     let pid = process.child.id().unwrap();
     let started = std::time::Instant::now();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
+    std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let ready = reqwest::get(format!("{}/readyz", process.address))
-        .await
-        .unwrap();
+    let ready = reqwest::get(format!("{}/readyz", process.address)).await.unwrap();
     assert_eq!(ready.status(), 503);
-    let status = tokio::time::timeout(Duration::from_secs(5), process.child.wait())
-        .await
-        .expect("exits")
-        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(5), process.child.wait()).await.expect("exits").unwrap();
     assert!(status.success());
     assert!(started.elapsed() >= Duration::from_millis(800));
 }

@@ -65,21 +65,15 @@ where
             });
         }
     });
-    RawUpstream {
-        base_url,
-        connections,
-        _keep: Vec::new(),
-    }
+    RawUpstream { base_url, connections, _keep: Vec::new() }
 }
 
 /// Headers at once, then the body one byte every `gap`.
 pub async fn trickle(gap: Duration) -> RawUpstream {
     serve(move |mut stream| async move {
         let body = br#"{"choices":[{"message":{"content":"late"},"finish_reason":"stop"}]}"#;
-        let head = format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-            body.len()
-        );
+        let head =
+            format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n", body.len());
         let _ = stream.write_all(head.as_bytes()).await;
         for byte in body {
             if stream.write_all(&[*byte]).await.is_err() {
@@ -94,7 +88,9 @@ pub async fn trickle(gap: Duration) -> RawUpstream {
 /// Promises 2,000 bytes, sends 100, then resets the connection.
 pub async fn reset_mid_body() -> RawUpstream {
     serve(|mut stream| async move {
-        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2000\r\n\r\n").await;
+        let _ = stream
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2000\r\n\r\n")
+            .await;
         let _ = stream.write_all(&[b' '; 100]).await;
         let _ = stream.flush().await;
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -124,18 +120,12 @@ pub async fn black_hole() -> RawUpstream {
     let mut keep = Vec::new();
     // Fill the accept queue; further SYNs are dropped.
     for _ in 0..4 {
-        if let Ok(Ok(stream)) =
-            tokio::time::timeout(Duration::from_millis(100), TcpStream::connect(addr)).await
-        {
+        if let Ok(Ok(stream)) = tokio::time::timeout(Duration::from_millis(100), TcpStream::connect(addr)).await {
             keep.push(stream);
         }
     }
     std::mem::forget(listener);
-    RawUpstream {
-        base_url: format!("http://{addr}"),
-        connections: Arc::new(AtomicUsize::new(0)),
-        _keep: keep,
-    }
+    RawUpstream { base_url: format!("http://{addr}"), connections: Arc::new(AtomicUsize::new(0)), _keep: keep }
 }
 
 /// An address nothing listens on.

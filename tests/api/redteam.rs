@@ -21,21 +21,11 @@ fn expand(text: &str, prompt: &str) -> String {
             part
         }
     });
-    expanded
-        .replace("$SYSTEM_PROMPT", prompt)
-        .replace("$OPENAI_KEY", OPENAI_KEY)
-        .replace("$ADMIN_KEY", ADMIN)
+    expanded.replace("$SYSTEM_PROMPT", prompt).replace("$OPENAI_KEY", OPENAI_KEY).replace("$ADMIN_KEY", ADMIN)
 }
 
 fn strings(value: &Value) -> Vec<String> {
-    value
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
+    value.as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()).unwrap_or_default()
 }
 
 #[tokio::test]
@@ -47,10 +37,7 @@ async fn every_red_team_case_holds() {
          [output]\nallowed_link_hosts = [\"help.example.com\"]"
     ))
     .await;
-    let prompt = velochat::config::Settings::from_toml_overrides("")
-        .unwrap()
-        .prompt
-        .system;
+    let prompt = velochat::config::Settings::from_toml_overrides("").unwrap().prompt.system;
     let mut failures = Vec::new();
     for (index, case) in cases.iter().enumerate() {
         let name = case["name"].as_str().unwrap();
@@ -62,8 +49,7 @@ async fn every_red_team_case_holds() {
         } else if let Some(structured) = case.get("model_structured") {
             expand(&structured.to_string(), &prompt)
         } else {
-            json!({"reply": "OK", "confidence": 0.9, "intent": "other", "needsHuman": false})
-                .to_string()
+            json!({"reply": "OK", "confidence": 0.9, "intent": "other", "needsHuman": false}).to_string()
         };
         Mock::given(method("POST"))
             .respond_with(ResponseTemplate::new(200).set_body_json(completion(&content)))
@@ -89,10 +75,7 @@ async fn every_red_team_case_holds() {
             turn["signature"] = json!(app.sign(&signer_session, &text));
         }
 
-        let request = app
-            .client
-            .post(app.url("/sendChatMessage"))
-            .header("content-type", "application/json");
+        let request = app.client.post(app.url("/sendChatMessage")).header("content-type", "application/json");
         let request = match case["raw_request"].as_str() {
             Some(raw) => request.body(raw.replace("$SESSION", &session)),
             None => request.body(body.to_string()),
@@ -105,9 +88,7 @@ async fn every_red_team_case_holds() {
 
         let expected_status = expect["status"].as_u64().unwrap_or(200) as u16;
         if status != expected_status {
-            fail(format!(
-                "status {status}, expected {expected_status}: {answer}"
-            ));
+            fail(format!("status {status}, expected {expected_status}: {answer}"));
             continue;
         }
         assert!(status < 500, "{name}: never a 5xx");
@@ -118,16 +99,10 @@ async fn every_red_team_case_holds() {
         }
         if let Some(field) = expect["error_field"].as_str() {
             if answer["error"]["field"] != field {
-                fail(format!(
-                    "error field {}, expected {field}",
-                    answer["error"]["field"]
-                ));
+                fail(format!("error field {}, expected {field}", answer["error"]["field"]));
             }
         }
-        for (key, value) in [
-            ("source", &expect["source"]),
-            ("fallbackReason", &expect["fallbackReason"]),
-        ] {
+        for (key, value) in [("source", &expect["source"]), ("fallbackReason", &expect["fallbackReason"])] {
             if !value.is_null() && &answer[key] != value {
                 fail(format!("{key} {}, expected {value}", answer[key]));
             }
@@ -140,23 +115,15 @@ async fn every_red_team_case_holds() {
             if messages.first().map(|m| m["content"].as_str()) != Some(Some(prompt.as_str())) {
                 fail("the first message is not the configured system prompt".into());
             }
-            let system_count = messages
-                .iter()
-                .take_while(|m| m["role"] == "system")
-                .count();
-            if messages.iter().filter(|m| m["role"] == "system").count() != system_count
-                || system_count > 3
-            {
+            let system_count = messages.iter().take_while(|m| m["role"] == "system").count();
+            if messages.iter().filter(|m| m["role"] == "system").count() != system_count || system_count > 3 {
                 fail("a system message outside the fixed prefix".into());
             }
             if messages.last().map(|m| m["role"].clone()) != Some(json!("user")) {
                 fail("the last message is not the user's".into());
             }
             if let Some(expected) = expect["last_user_includes"].as_str() {
-                let last = messages
-                    .last()
-                    .and_then(|m| m["content"].as_str())
-                    .unwrap_or_default();
+                let last = messages.last().and_then(|m| m["content"].as_str()).unwrap_or_default();
                 if !last.contains(expected) {
                     fail(format!("the last user message does not carry `{expected}`"));
                 }

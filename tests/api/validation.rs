@@ -7,68 +7,26 @@ use wiremock::{Mock, ResponseTemplate};
 
 async fn app_refusing_upstream_calls() -> TestApp {
     let app = spawn_app().await;
-    Mock::given(any())
-        .respond_with(ResponseTemplate::new(500))
-        .expect(0)
-        .mount(&app.upstream)
-        .await;
+    Mock::given(any()).respond_with(ResponseTemplate::new(500)).expect(0).mount(&app.upstream).await;
     app
 }
 
 #[tokio::test]
 async fn every_invalid_field_is_named_with_its_code_and_nothing_goes_upstream() {
     let app = app_refusing_upstream_calls().await;
-    let long_history: Vec<Value> = (0..101)
-        .map(|_| json!({"role": "user", "content": "x"}))
-        .collect();
+    let long_history: Vec<Value> = (0..101).map(|_| json!({"role": "user", "content": "x"})).collect();
     let cases = [
         (json!({"userText": "hi"}), "missing_field", "sessionId"),
-        (
-            json!({"sessionId": "", "userText": "hi"}),
-            "invalid_field",
-            "sessionId",
-        ),
-        (
-            json!({"sessionId": "a b", "userText": "hi"}),
-            "invalid_field",
-            "sessionId",
-        ),
-        (
-            json!({"sessionId": "x".repeat(129), "userText": "hi"}),
-            "field_too_long",
-            "sessionId",
-        ),
-        (
-            json!({"sessionId": 42, "userText": "hi"}),
-            "invalid_field",
-            "sessionId",
-        ),
+        (json!({"sessionId": "", "userText": "hi"}), "invalid_field", "sessionId"),
+        (json!({"sessionId": "a b", "userText": "hi"}), "invalid_field", "sessionId"),
+        (json!({"sessionId": "x".repeat(129), "userText": "hi"}), "field_too_long", "sessionId"),
+        (json!({"sessionId": 42, "userText": "hi"}), "invalid_field", "sessionId"),
         (json!({"sessionId": "s"}), "missing_field", "userText"),
-        (
-            json!({"sessionId": "s", "userText": "   \u{0007}\n "}),
-            "empty_field",
-            "userText",
-        ),
-        (
-            json!({"sessionId": "s", "userText": "x".repeat(4001)}),
-            "field_too_long",
-            "userText",
-        ),
-        (
-            json!({"sessionId": "s", "userText": ["hi"]}),
-            "invalid_field",
-            "userText",
-        ),
-        (
-            json!({"sessionId": "s", "userText": "hi", "history": long_history}),
-            "too_many_entries",
-            "history",
-        ),
-        (
-            json!({"sessionId": "s", "userText": "hi", "history": "nope"}),
-            "invalid_field",
-            "history",
-        ),
+        (json!({"sessionId": "s", "userText": "   \u{0007}\n "}), "empty_field", "userText"),
+        (json!({"sessionId": "s", "userText": "x".repeat(4001)}), "field_too_long", "userText"),
+        (json!({"sessionId": "s", "userText": ["hi"]}), "invalid_field", "userText"),
+        (json!({"sessionId": "s", "userText": "hi", "history": long_history}), "too_many_entries", "history"),
+        (json!({"sessionId": "s", "userText": "hi", "history": "nope"}), "invalid_field", "history"),
         (
             json!({"sessionId": "s", "userText": "hi", "history": [{"role": "user", "content": 5}]}),
             "invalid_field",
@@ -79,11 +37,7 @@ async fn every_invalid_field_is_named_with_its_code_and_nothing_goes_upstream() 
             "field_too_long",
             "history[0].content",
         ),
-        (
-            json!({"sessionId": "s", "userText": "hi", "context": "x"}),
-            "invalid_field",
-            "context",
-        ),
+        (json!({"sessionId": "s", "userText": "hi", "context": "x"}), "invalid_field", "context"),
         (
             json!({"sessionId": "s", "userText": "hi", "context": {"locale": "not a locale"}}),
             "invalid_field",
@@ -106,10 +60,7 @@ async fn every_invalid_field_is_named_with_its_code_and_nothing_goes_upstream() 
         assert_eq!(answer["error"]["code"], code, "{body} → {answer}");
         assert_eq!(answer["error"]["field"], field, "{body} → {answer}");
         let message = answer["error"]["message"].as_str().unwrap();
-        assert!(
-            message.contains(field.split('[').next().unwrap()),
-            "message names the field: {message}"
-        );
+        assert!(message.contains(field.split('[').next().unwrap()), "message names the field: {message}");
     }
     assert_eq!(app.upstream_calls().await, 0);
 }
@@ -149,10 +100,7 @@ async fn a_body_over_the_limit_is_413_even_without_content_length() {
     assert_eq!(body["error"]["code"], "payload_too_large");
 
     let stream = futures_util::stream::iter(
-        big.into_bytes()
-            .chunks(8192)
-            .map(|c| Ok::<_, std::io::Error>(c.to_vec()))
-            .collect::<Vec<_>>(),
+        big.into_bytes().chunks(8192).map(|c| Ok::<_, std::io::Error>(c.to_vec())).collect::<Vec<_>>(),
     );
     let response = app
         .client
@@ -168,15 +116,8 @@ async fn a_body_over_the_limit_is_413_even_without_content_length() {
 #[tokio::test]
 async fn a_non_json_content_type_is_415() {
     let app = app_refusing_upstream_calls().await;
-    for content_type in [
-        None,
-        Some("text/plain"),
-        Some("application/x-www-form-urlencoded"),
-    ] {
-        let mut request = app
-            .client
-            .post(app.url("/sendChatMessage"))
-            .body(message("s", "hi").to_string());
+    for content_type in [None, Some("text/plain"), Some("application/x-www-form-urlencoded")] {
+        let mut request = app.client.post(app.url("/sendChatMessage")).body(message("s", "hi").to_string());
         if let Some(ct) = content_type {
             request = request.header("content-type", ct);
         }
@@ -204,17 +145,9 @@ async fn unknown_paths_and_wrong_methods_answer_json() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "not_found");
 
-    let response = app
-        .client
-        .get(app.url("/sendChatMessage"))
-        .send()
-        .await
-        .unwrap();
+    let response = app.client.get(app.url("/sendChatMessage")).send().await.unwrap();
     assert_eq!(response.status(), 405);
-    assert!(response
-        .headers()
-        .get("allow")
-        .is_some_and(|v| v.to_str().unwrap().contains("POST")));
+    assert!(response.headers().get("allow").is_some_and(|v| v.to_str().unwrap().contains("POST")));
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "method_not_allowed");
 }

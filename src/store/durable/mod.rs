@@ -75,13 +75,7 @@ pub trait DurableStore: Send + Sync {
     async fn enqueue(&self, event: &OutboxEvent) -> StoreResult<()>;
     /// Claims up to `limit` due events, at most one per session (the oldest undelivered), leased
     /// to `worker` until `now_ms + lease_ms`. Two replicas never claim the same row.
-    async fn claim_due(
-        &self,
-        worker: &str,
-        now_ms: i64,
-        lease_ms: i64,
-        limit: i64,
-    ) -> StoreResult<Vec<OutboxRow>>;
+    async fn claim_due(&self, worker: &str, now_ms: i64, lease_ms: i64, limit: i64) -> StoreResult<Vec<OutboxRow>>;
     async fn mark_delivered(&self, seq: i64, now_ms: i64) -> StoreResult<()>;
     async fn mark_retry(&self, seq: i64, next_attempt_ms: i64, error: &str) -> StoreResult<()>;
     /// Undelivered events (for /readyz and tests).

@@ -46,7 +46,8 @@ const CLAIM_SQLITE: &str = "UPDATE velochat_outbox SET claimed_until_ms = $1, cl
     RETURNING seq, id, session_id, kind, payload, attempts";
 
 /// SKIP LOCKED: replicas claiming at the same moment take different rows instead of waiting.
-const CLAIM_POSTGRES: &str = "UPDATE velochat_outbox SET claimed_until_ms = $1, claimed_by = $2, attempts = attempts + 1
+const CLAIM_POSTGRES: &str =
+    "UPDATE velochat_outbox SET claimed_until_ms = $1, claimed_by = $2, attempts = attempts + 1
     WHERE seq IN (
         SELECT o.seq FROM velochat_outbox o
         WHERE o.delivered_ms IS NULL AND o.next_attempt_ms <= $3 AND o.claimed_until_ms <= $3
@@ -87,18 +88,10 @@ fn event_from_row(row: &AnyRow) -> Result<EventRecord, sqlx::Error> {
 impl SqlStore {
     pub async fn connect(url: &str) -> StoreResult<Self> {
         sqlx::any::install_default_drivers();
-        let backend = if url.starts_with("postgres") {
-            Backend::Postgres
-        } else {
-            Backend::Sqlite
-        };
+        let backend = if url.starts_with("postgres") { Backend::Postgres } else { Backend::Sqlite };
         let pool = match backend {
             Backend::Postgres => {
-                AnyPoolOptions::new()
-                    .max_connections(8)
-                    .acquire_timeout(Duration::from_secs(5))
-                    .connect(url)
-                    .await?
+                AnyPoolOptions::new().max_connections(8).acquire_timeout(Duration::from_secs(5)).connect(url).await?
             }
             Backend::Sqlite => {
                 AnyPoolOptions::new()
@@ -108,15 +101,9 @@ impl SqlStore {
                         Box::pin(async move {
                             // WAL lets the report read while requests write; busy_timeout waits out a
                             // writer instead of failing.
-                            sqlx::query("PRAGMA journal_mode = WAL")
-                                .execute(&mut *conn)
-                                .await?;
-                            sqlx::query("PRAGMA synchronous = NORMAL")
-                                .execute(&mut *conn)
-                                .await?;
-                            sqlx::query("PRAGMA busy_timeout = 5000")
-                                .execute(&mut *conn)
-                                .await?;
+                            sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
+                            sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+                            sqlx::query("PRAGMA busy_timeout = 5000").execute(&mut *conn).await?;
                             Ok(())
                         })
                     })
@@ -137,9 +124,7 @@ impl SqlStore {
         let mut tx = self.pool.begin().await?;
         if self.backend == Backend::Postgres {
             // Replicas starting together migrate one at a time.
-            sqlx::query("SELECT pg_advisory_xact_lock(7423911)")
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query("SELECT pg_advisory_xact_lock(7423911)").execute(&mut *tx).await?;
         }
         sqlx::query("CREATE TABLE IF NOT EXISTS velochat_migrations (version BIGINT PRIMARY KEY)")
             .execute(&mut *tx)
@@ -154,11 +139,7 @@ impl SqlStore {
             if done.contains(version) {
                 continue;
             }
-            let statements = if self.backend == Backend::Postgres {
-                postgres
-            } else {
-                sqlite
-            };
+            let statements = if self.backend == Backend::Postgres { postgres } else { sqlite };
             for statement in statements.iter() {
                 sqlx::query(statement).execute(&mut *tx).await?;
             }
@@ -210,12 +191,10 @@ impl DurableStore for SqlStore {
     }
 
     async fn events_since(&self, since_ms: i64) -> StoreResult<Vec<EventRecord>> {
-        let rows = sqlx::query(
-            &self.sql("SELECT * FROM velochat_events WHERE ts_ms >= $1 ORDER BY ts_ms, id"),
-        )
-        .bind(since_ms)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(&self.sql("SELECT * FROM velochat_events WHERE ts_ms >= $1 ORDER BY ts_ms, id"))
+            .bind(since_ms)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(event_from_row).collect()
     }
 
@@ -235,13 +214,7 @@ impl DurableStore for SqlStore {
         Ok(())
     }
 
-    async fn claim_due(
-        &self,
-        worker: &str,
-        now_ms: i64,
-        lease_ms: i64,
-        limit: i64,
-    ) -> StoreResult<Vec<OutboxRow>> {
+    async fn claim_due(&self, worker: &str, now_ms: i64, lease_ms: i64, limit: i64) -> StoreResult<Vec<OutboxRow>> {
         let claim = match self.backend {
             Backend::Postgres => Cow::Borrowed(CLAIM_POSTGRES),
             Backend::Sqlite => self.sql(CLAIM_SQLITE),
@@ -314,18 +287,17 @@ impl DurableStore for SqlStore {
     }
 
     async fn clear_human(&self, session_id: &str) -> StoreResult<bool> {
-        let done =
-            sqlx::query(&self.sql("DELETE FROM velochat_human_sessions WHERE session_id = $1"))
-                .bind(session_id.to_owned())
-                .execute(&self.pool)
-                .await?;
+        let done = sqlx::query(&self.sql("DELETE FROM velochat_human_sessions WHERE session_id = $1"))
+            .bind(session_id.to_owned())
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected() > 0)
     }
 
     async fn human_session(&self, session_id: &str) -> StoreResult<Option<HumanSession>> {
-        let row = sqlx::query(&self.sql(
-            "SELECT session_id, since_ms, reason FROM velochat_human_sessions WHERE session_id = $1",
-        ))
+        let row = sqlx::query(
+            &self.sql("SELECT session_id, since_ms, reason FROM velochat_human_sessions WHERE session_id = $1"),
+        )
         .bind(session_id.to_owned())
         .fetch_optional(&self.pool)
         .await?;
@@ -347,12 +319,11 @@ impl DurableStore for SqlStore {
             .bind(cutoff_ms)
             .execute(&self.pool)
             .await?;
-        let outbox = sqlx::query(&self.sql(
-            "DELETE FROM velochat_outbox WHERE delivered_ms IS NOT NULL AND delivered_ms < $1",
-        ))
-        .bind(cutoff_ms)
-        .execute(&self.pool)
-        .await?;
+        let outbox =
+            sqlx::query(&self.sql("DELETE FROM velochat_outbox WHERE delivered_ms IS NOT NULL AND delivered_ms < $1"))
+                .bind(cutoff_ms)
+                .execute(&self.pool)
+                .await?;
         Ok(events.rows_affected() + outbox.rows_affected())
     }
 
@@ -360,24 +331,11 @@ impl DurableStore for SqlStore {
         let mut tx = self.pool.begin().await?;
         let mut removed = 0;
         for (sql, key) in [
-            (
-                "DELETE FROM velochat_events WHERE session_hash = $1",
-                session_hash,
-            ),
-            (
-                "DELETE FROM velochat_outbox WHERE session_id = $1",
-                session_id,
-            ),
-            (
-                "DELETE FROM velochat_human_sessions WHERE session_id = $1",
-                session_id,
-            ),
+            ("DELETE FROM velochat_events WHERE session_hash = $1", session_hash),
+            ("DELETE FROM velochat_outbox WHERE session_id = $1", session_id),
+            ("DELETE FROM velochat_human_sessions WHERE session_id = $1", session_id),
         ] {
-            removed += sqlx::query(&self.sql(sql))
-                .bind(key.to_owned())
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+            removed += sqlx::query(&self.sql(sql)).bind(key.to_owned()).execute(&mut *tx).await?.rows_affected();
         }
         tx.commit().await?;
         Ok(removed)
