@@ -95,7 +95,7 @@ impl Orchestrator {
         if reply.source == Source::Model {
             let confidence = reply.confidence.unwrap_or(1.0);
             let after = self.after_model(id, rid, confidence, reply.needs_human).await;
-            if let Some(t) = after.transition_by(rid).cloned() {
+            if let Some(t) = after.transition_by(rid).filter(|t| t.to == Mode::Human).cloned() {
                 self.publish_transition(id, &after, rid, ctx()).await;
                 let notice = self.handoff_reply(input, &self.settings.handoff.notice, HandoffReason::parse(&t.reason));
                 reply = Reply {
