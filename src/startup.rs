@@ -70,8 +70,10 @@ async fn state_store(
         metrics.redis_up.set(-1);
         return Ok(Arc::new(local));
     }
-    let _ = (local, stop);
-    bail!("storage.redis_url: Redis support is not built yet")
+    let store = crate::store::redis::RedisStore::connect(s, local, metrics.clone(), stop.clone())
+        .await
+        .context("storage.redis_url (REDIS_URL)")?;
+    Ok(store)
 }
 
 impl Application {

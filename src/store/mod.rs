@@ -3,7 +3,7 @@
 
 pub mod durable;
 pub mod memory;
-// pub mod redis;
+pub mod redis;
 mod session;
 
 pub use durable::{DurableStore, EventRecord, OutboxEvent, OutboxRow};

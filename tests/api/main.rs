@@ -3,6 +3,7 @@
 
 mod helpers;
 mod raw_upstream;
+mod services;
 
 mod core;
 mod faults;
@@ -12,5 +13,6 @@ mod ladder;
 mod lifecycle;
 mod process;
 mod redteam;
+mod replicas;
 mod telemetry;
 mod validation;
