@@ -1,43 +1,37 @@
-//! One visitor message, top to bottom.
+//! One visitor message, top to bottom: `prepare` (validate, limit, route, session) decides what it
+//! can without the model; `model_reply` asks it; `conclude` settles state, spend and records.
 
-use super::intents::Intent;
 use super::session::TransitionContext;
 use super::{ChatError, ChatInput, Orchestrator, Reply, Route};
 use crate::completion::pick_localized;
 use crate::config::{IntentAction, LocalizedText};
 use crate::domain::Verifier;
 use crate::domain::{compact_history, CompactedHistory, HandoffReason, InvalidField, Role, SessionId, Source, Turn};
-use crate::store::Mode;
+use crate::guard::Decision;
+use crate::store::{LimitKind, Mode};
+
+/// Everything known about a message before the model is asked; owned, so a stream can carry it.
+pub struct Prepared {
+    pub turns: Vec<Turn>,
+    pub intent: Option<String>,
+    pub addendum: Option<String>,
+    pub limit: Option<(LimitKind, Decision)>,
+    pub first_reply: bool,
+    pub new_session: bool,
+    pub repeat_question: bool,
+    pub transcript: Vec<Turn>,
+    /// A reply decided without the model (rule, handoff notice, holding notice).
+    pub decided: Option<Reply>,
+}
 
 impl Orchestrator {
     pub async fn chat(&self, input: ChatInput) -> Result<Reply, ChatError> {
-        let history = self.compact(&input)?;
-        let limit =
-            self.check_limits(&input).await.map_err(|(kind, decision)| ChatError::RateLimited(kind, decision))?;
-        self.metrics.user_messages.inc();
-        for (reason, count) in history.dropped.by_reason() {
-            if count > 0 {
-                self.metrics.history_dropped.with_label_values(&[reason]).inc_by(u64::from(count));
-            }
-        }
-        if history.dropped.unsigned > 0 {
-            tracing::info!(
-                unsigned_turns_dropped = history.dropped.unsigned,
-                "history turns without a valid signature dropped"
-            );
-        }
-        let routed = self.intents.route(input.user_text.as_str(), input.context.locale.as_deref());
-        let (mut reply, first_reply, new_session) = match &input.session {
-            Some(session) => self.chat_in_session(&input, session, &history.turns, routed).await,
-            None => (self.bot_reply(&input, &history.turns, routed).await, false, false),
+        let mut prepared = self.prepare(&input).await?;
+        let reply = match prepared.decided.take() {
+            Some(reply) => reply,
+            None => self.model_reply(&input, &prepared).await,
         };
-        let cost = self.spend(&reply).await;
-        if let Some(session) = &input.session {
-            reply.signature = Some(self.signer.sign(session.as_str(), &reply.text));
-        }
-        reply.limit = limit;
-        self.record_reply(&input, &reply, first_reply, new_session, cost);
-        Ok(reply)
+        Ok(self.conclude(&input, &prepared, reply).await)
     }
 
     fn compact(&self, input: &ChatInput) -> Result<CompactedHistory, InvalidField> {
@@ -52,84 +46,88 @@ impl Orchestrator {
         compact_history(&input.history, h.max_turns, h.max_content_chars, verifier)
     }
 
-    async fn chat_in_session(
-        &self,
-        input: &ChatInput,
-        session: &SessionId,
-        turns: &[Turn],
-        routed: Option<&Intent>,
-    ) -> (Reply, bool, bool) {
-        let id = session.as_str();
-        let rid = input.request_id.as_str();
-        let intent_handoff = routed.is_some_and(|i| i.action == IntentAction::Handoff);
-        let arrival = self.arrive(id, rid, input.user_text.as_str(), intent_handoff).await;
-        let state = arrival.state;
-        let first_reply = state.turns == 1;
-        let transcript = self.transcript(turns, input.user_text.as_str());
-        let intent_name = routed.map(|i| i.name.as_str());
-        let ctx = || TransitionContext {
-            intent: intent_name,
-            context: Some(&input.context),
-            transcript: &transcript,
-            message: None,
-        };
-        let ours = state.transition_by(rid).cloned();
-        if ours.is_some() {
-            self.publish_transition(id, &state, rid, ctx()).await;
-        }
-        if state.mode == Mode::Human {
-            let mut reply = match ours {
-                Some(t) => self.handoff_reply(input, &self.settings.handoff.notice, HandoffReason::parse(&t.reason)),
-                None => {
-                    self.forward_to_agent(id, &input.context, input.user_text.as_str()).await;
-                    self.handoff_reply(input, &self.settings.handoff.holding, Some(HandoffReason::HumanMode))
-                }
-            };
-            reply.intent = intent_name.map(str::to_owned);
-            reply.session_mode = Some(Mode::Human);
-            return (reply, first_reply, arrival.new_session);
-        }
-        let mut reply = self.bot_reply(input, turns, routed).await;
-        reply.repeat_question = state.last_repeat_count >= 2;
-        reply.session_mode = Some(Mode::Bot);
-        if reply.source == Source::Model {
-            let confidence = reply.confidence.unwrap_or(1.0);
-            let after = self.after_model(id, rid, confidence, reply.needs_human).await;
-            if let Some(t) = after.transition_by(rid).filter(|t| t.to == Mode::Human).cloned() {
-                self.publish_transition(id, &after, rid, ctx()).await;
-                let notice = self.handoff_reply(input, &self.settings.handoff.notice, HandoffReason::parse(&t.reason));
-                reply = Reply {
-                    text: notice.text,
-                    source: Source::Handoff,
-                    handoff_reason: notice.handoff_reason,
-                    ..reply
-                };
+    pub(super) async fn prepare(&self, input: &ChatInput) -> Result<Prepared, ChatError> {
+        let history = self.compact(input)?;
+        let limit = self.check_limits(input).await.map_err(|(kind, decision)| ChatError::RateLimited(kind, decision))?;
+        self.metrics.user_messages.inc();
+        for (reason, count) in history.dropped.by_reason() {
+            if count > 0 {
+                self.metrics.history_dropped.with_label_values(&[reason]).inc_by(u64::from(count));
             }
-            reply.session_mode = Some(after.mode);
         }
-        (reply, first_reply, arrival.new_session)
+        if history.dropped.unsigned > 0 {
+            tracing::info!(unsigned_turns_dropped = history.dropped.unsigned, "history turns without a valid signature dropped");
+        }
+        let routed = self.intents.route(input.user_text.as_str(), input.context.locale.as_deref());
+        let mut prepared = Prepared {
+            transcript: self.transcript(&history.turns, input.user_text.as_str()),
+            turns: history.turns,
+            intent: routed.map(|i| i.name.clone()),
+            addendum: routed.and_then(|i| i.addendum.clone()),
+            limit,
+            first_reply: false,
+            new_session: false,
+            repeat_question: false,
+            decided: None,
+        };
+        if let Some(session) = &input.session {
+            let handoff_intent = routed.is_some_and(|i| i.action == IntentAction::Handoff);
+            self.enter_session(input, session, handoff_intent, &mut prepared).await;
+        }
+        if prepared.decided.is_none() {
+            if let Some(intent) = routed.filter(|i| i.action == IntentAction::Reply) {
+                let locale = input.context.locale.as_deref();
+                let text = pick_localized(&intent.reply, locale, &self.settings.fallback.default_locale).unwrap_or_default();
+                let mut reply = Reply::new(text.to_owned(), Source::Rule);
+                reply.intent = Some(intent.name.clone());
+                prepared.decided = Some(reply);
+            }
+        }
+        Ok(prepared)
     }
 
-    /// The bot answers: a rule's static reply, or the model (with the static fallback below it).
-    /// In a session, handoff intents never get here; without one nothing can be handed over, so
-    /// the model answers them.
-    async fn bot_reply(&self, input: &ChatInput, turns: &[Turn], routed: Option<&Intent>) -> Reply {
-        let locale = input.context.locale.as_deref();
-        let default_locale = &self.settings.fallback.default_locale;
-        if let Some(intent) = routed.filter(|i| i.action == IntentAction::Reply) {
-            let text = pick_localized(&intent.reply, locale, default_locale).unwrap_or_default();
-            let mut reply = Reply::new(text.to_owned(), Source::Rule);
-            reply.intent = Some(intent.name.clone());
-            return reply;
+    /// The message arrives in its session: a handoff it triggers, or a human already owning the
+    /// session, decides the reply here.
+    async fn enter_session(&self, input: &ChatInput, session: &SessionId, handoff_intent: bool, prepared: &mut Prepared) {
+        let (id, rid) = (session.as_str(), input.request_id.as_str());
+        let arrival = self.arrive(id, rid, input.user_text.as_str(), handoff_intent).await;
+        let state = arrival.state;
+        prepared.first_reply = state.turns == 1;
+        prepared.new_session = arrival.new_session;
+        prepared.repeat_question = state.last_repeat_count >= 2;
+        let ours = state.transition_by(rid).cloned();
+        if ours.is_some() {
+            let ctx = TransitionContext {
+                intent: prepared.intent.as_deref(),
+                context: Some(&input.context),
+                transcript: &prepared.transcript,
+                message: None,
+            };
+            self.publish_transition(id, &state, rid, ctx).await;
         }
+        if state.mode != Mode::Human {
+            return;
+        }
+        let mut reply = match ours {
+            Some(t) => self.handoff_reply(input, &self.settings.handoff.notice, HandoffReason::parse(&t.reason)),
+            None => {
+                self.forward_to_agent(id, &input.context, input.user_text.as_str()).await;
+                self.handoff_reply(input, &self.settings.handoff.holding, Some(HandoffReason::HumanMode))
+            }
+        };
+        reply.intent = prepared.intent.clone();
+        prepared.decided = Some(reply);
+    }
+
+    /// The model's answer, or the static fallback below it.
+    pub(super) async fn model_reply(&self, input: &ChatInput, prepared: &Prepared) -> Reply {
         let context_json = (input.route == Route::SendChatMessage).then(|| input.context.to_json());
-        let messages = self.prompt_messages(input, turns, context_json.as_deref(), routed);
+        let messages = self.prompt_messages(input, &prepared.turns, context_json.as_deref(), prepared.addendum.as_deref());
         let call = self.ask_model(input, &messages).await;
-        let intent_name = routed.map(|i| i.name.clone());
         let mut reply = match call.outcome {
             Ok((answer, completion)) => {
                 let mut reply = Reply::new(answer.reply, Source::Model);
-                reply.intent = intent_name.or(answer.intent);
+                reply.intent = prepared.intent.clone().or(answer.intent);
                 reply.confidence = Some(answer.confidence);
                 reply.needs_human = answer.needs_human;
                 reply.truncated = completion.finish_reason.as_deref() == Some("length");
@@ -138,10 +136,7 @@ impl Orchestrator {
                 reply
             }
             Err(reason) => {
-                let mut reply =
-                    Reply::new(self.replies.pick(intent_name.as_deref(), locale).to_owned(), Source::Fallback);
-                reply.fallback_reason = Some(reason);
-                reply.intent = intent_name;
+                let mut reply = self.fallback_reply(input, prepared.intent.as_deref(), reason);
                 reply.model = call.model;
                 reply
             }
@@ -149,6 +144,45 @@ impl Orchestrator {
         reply.usage = call.usage;
         reply.upstream_ms = call.upstream_ms;
         reply.attempts = call.attempts;
+        reply
+    }
+
+    pub(super) fn fallback_reply(&self, input: &ChatInput, intent: Option<&str>, reason: crate::domain::FallbackReason) -> Reply {
+        let text = self.replies.pick(intent, input.context.locale.as_deref());
+        let mut reply = Reply::new(text.to_owned(), Source::Fallback);
+        reply.fallback_reason = Some(reason);
+        reply.intent = intent.map(str::to_owned);
+        reply
+    }
+
+    /// After the reply is known: confidence-driven handoffs, spending, the signature, records.
+    pub(super) async fn conclude(&self, input: &ChatInput, prepared: &Prepared, mut reply: Reply) -> Reply {
+        if let Some(session) = &input.session {
+            let (id, rid) = (session.as_str(), input.request_id.as_str());
+            reply.repeat_question = prepared.repeat_question;
+            reply.session_mode = Some(if reply.source == Source::Handoff { Mode::Human } else { Mode::Bot });
+            if reply.source == Source::Model {
+                let after = self.after_model(id, rid, reply.confidence.unwrap_or(1.0), reply.needs_human).await;
+                if let Some(t) = after.transition_by(rid).filter(|t| t.to == Mode::Human).cloned() {
+                    let ctx = TransitionContext {
+                        intent: reply.intent.as_deref(),
+                        context: Some(&input.context),
+                        transcript: &prepared.transcript,
+                        message: None,
+                    };
+                    self.publish_transition(id, &after, rid, ctx).await;
+                    let notice = self.handoff_reply(input, &self.settings.handoff.notice, HandoffReason::parse(&t.reason));
+                    reply = Reply { text: notice.text, source: Source::Handoff, handoff_reason: notice.handoff_reason, ..reply };
+                }
+                reply.session_mode = Some(after.mode);
+            }
+        }
+        let cost = self.spend(&reply).await;
+        if let Some(session) = &input.session {
+            reply.signature = Some(self.signer.sign(session.as_str(), &reply.text));
+        }
+        reply.limit = prepared.limit;
+        self.record_reply(input, &reply, prepared.first_reply, prepared.new_session, cost);
         reply
     }
 

@@ -1,7 +1,6 @@
 //! Asking the model: the gates that keep money in the bank (kill switch, key, budget), the prompt,
 //! the ladder, and reading the answer back as plain, safe text.
 
-use super::intents::Intent;
 use super::prompt::{assemble, PromptParts};
 use super::{ChatInput, Orchestrator, Route};
 use crate::completion::client::Completion;
@@ -47,7 +46,7 @@ impl Orchestrator {
         input: &'a ChatInput,
         history: &'a [Turn],
         context_json: Option<&'a str>,
-        intent: Option<&'a Intent>,
+        addendum: Option<&'a str>,
     ) -> Vec<WireMessage<'a>> {
         let (system, system_tokens) = match &input.overrides.system_prompt {
             Some(own) => (own.as_str(), None),
@@ -57,7 +56,7 @@ impl Orchestrator {
             system,
             system_tokens,
             context_json,
-            addendum: intent.and_then(|i| i.addendum.as_deref()),
+            addendum,
             history,
             user_text: input.user_text.as_str(),
         };

@@ -200,8 +200,8 @@ async fn the_same_question_a_third_time_hands_over() {
     let metrics = app.metrics().await;
     assert_eq!(
         metric_value(&metrics, "velochat_repeat_questions_total"),
-        1.0,
-        "the second asking is the repeat counted"
+        2.0,
+        "the second and third askings are repeats"
     );
 }
 
