@@ -42,6 +42,7 @@ fn route_label(path: Option<&str>) -> &'static str {
         Some("/metrics") => "metrics",
         Some("/openapi.json") => "openapi",
         Some(p) if p.starts_with("/admin") => "admin",
+        Some(p) if p.starts_with("/sessions") => "sessions",
         Some(_) => "other",
         None => "not_found",
     }
@@ -127,6 +128,18 @@ pub async fn require_admin(State(state): State<AppState>, request: Request, next
     }
     match context(&request) {
         Credential::Admin => next.run(request).await,
+        _ => ApiError::Unauthorized.into_response(),
+    }
+}
+
+/// Session takeover/release for the site's backend (the Wix Chat handler): a caller or the admin
+/// key; without any key configured, loopback only.
+pub async fn require_backend(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let any_key = state.auth.has_caller_keys() || state.auth.has_admin_key();
+    match context(&request) {
+        Credential::Caller(_) | Credential::Admin => next.run(request).await,
+        _ if !any_key && !state.public_listener => next.run(request).await,
+        _ if !any_key => ApiError::Disabled("session control needs VELOCHAT_API_KEYS or VELOCHAT_ADMIN_KEY").into_response(),
         _ => ApiError::Unauthorized.into_response(),
     }
 }

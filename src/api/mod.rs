@@ -9,6 +9,7 @@ pub mod extract;
 pub mod health;
 pub mod middleware;
 pub mod openapi;
+pub mod sessions;
 pub mod stream;
 
 pub use crate::state::AppState;
@@ -43,11 +44,16 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/sessions/{sessionId}/handoff", post(admin::take_over_session))
         .route("/admin/report", get(admin::report))
         .route_layer(from_fn_with_state(state.clone(), middleware::require_admin));
+    let backend = Router::new()
+        .route("/sessions/{sessionId}/handoff", post(sessions::handoff))
+        .route("/sessions/{sessionId}/release", post(sessions::release))
+        .route_layer(from_fn_with_state(state.clone(), middleware::require_backend));
     let health = Router::new().route("/healthz", get(health::healthz)).route("/readyz", get(health::readyz));
     Router::new()
         .merge(chat)
         .merge(observe)
         .merge(admin)
+        .merge(backend)
         .merge(health)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -39,6 +39,8 @@ impl Modify for BearerAuth {
         super::admin::take_over_session,
         super::admin::erase_session,
         super::admin::report,
+        super::sessions::handoff,
+        super::sessions::release,
     ),
     components(schemas(super::chat::SendChatMessageRequest, super::chat::SendChatMessageResponse, super::chat::HistoryEntry, super::admin::KillSwitch)),
     modifiers(&BearerAuth)

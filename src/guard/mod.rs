@@ -9,6 +9,7 @@ pub mod limiter;
 pub mod output;
 pub mod redact;
 pub mod signature;
+pub mod stream_filter;
 
 pub use auth::{Authenticator, Credential};
 pub use gcra::{Decision, Quota};

@@ -31,9 +31,7 @@ impl OutputFilter {
     }
 
     pub fn apply(&self, reply: &str) -> Result<String, OutputProblem> {
-        let text = strip_html(reply);
-        let text = rewrite_links(&text, &self.allowed_hosts);
-        let text = self.redactor.secrets(&text).trim().to_owned();
+        let text = self.clean_fragment(reply).trim().to_owned();
         if text.is_empty() {
             return Err(OutputProblem::Empty);
         }
@@ -41,6 +39,22 @@ impl OutputFilter {
             return Err(OutputProblem::Leak);
         }
         Ok(text)
+    }
+
+    /// Tags, foreign links and secrets removed; not trimmed (a fragment of a streamed reply).
+    pub fn clean_fragment(&self, text: &str) -> String {
+        let text = strip_html(text);
+        let text = rewrite_links(&text, &self.allowed_hosts);
+        self.redactor.secrets(&text).into_owned()
+    }
+
+    /// Whether `text` repeats a long verbatim piece of the system prompt.
+    pub fn leaks(&self, text: &str) -> bool {
+        self.leak.leaks(text)
+    }
+
+    pub fn leak_window(&self) -> usize {
+        self.leak.window
     }
 }
 

@@ -122,7 +122,8 @@ impl Orchestrator {
     /// The model's answer, or the static fallback below it.
     pub(super) async fn model_reply(&self, input: &ChatInput, prepared: &Prepared) -> Reply {
         let context_json = (input.route == Route::SendChatMessage).then(|| input.context.to_json());
-        let messages = self.prompt_messages(input, &prepared.turns, context_json.as_deref(), prepared.addendum.as_deref());
+        let (messages, _) =
+            self.prompt_messages(input, &prepared.turns, context_json.as_deref(), prepared.addendum.as_deref());
         let call = self.ask_model(input, &messages).await;
         let mut reply = match call.outcome {
             Ok((answer, completion)) => {

@@ -8,6 +8,7 @@ mod model;
 mod outcome;
 mod record;
 mod session;
+mod stream;
 
 pub mod intents;
 pub mod prompt;
@@ -15,6 +16,7 @@ pub mod repeat;
 
 pub use outcome::{Caller, ChatError, ChatInput, ModelOverrides, Reply, Route};
 pub use session::SessionView;
+pub use stream::{LiveStream, StreamEnd, StreamMeta, StreamStart};
 
 use crate::completion::tokens::TokenCounter;
 use crate::completion::{Ladder, StaticReplies};

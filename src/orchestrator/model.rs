@@ -5,7 +5,7 @@ use super::prompt::{assemble, PromptParts};
 use super::{ChatInput, Orchestrator, Route};
 use crate::completion::client::Completion;
 use crate::completion::structured::{self, ModelAnswer};
-use crate::completion::wire::{ChatRequest, Usage, WireMessage};
+use crate::completion::wire::{ChatRequest, StreamOptions, Usage, WireMessage};
 use crate::domain::{FallbackReason, Turn};
 use crate::guard::OutputProblem;
 use bytes::Bytes;
@@ -40,14 +40,15 @@ impl Orchestrator {
         None
     }
 
-    /// The messages for this request, trimmed to the token budget (drops are counted).
+    /// The messages for this request, trimmed to the token budget (drops are counted), and their
+    /// token count.
     pub(super) fn prompt_messages<'a>(
         &'a self,
         input: &'a ChatInput,
         history: &'a [Turn],
         context_json: Option<&'a str>,
         addendum: Option<&'a str>,
-    ) -> Vec<WireMessage<'a>> {
+    ) -> (Vec<WireMessage<'a>>, usize) {
         let (system, system_tokens) = match &input.overrides.system_prompt {
             Some(own) => (own.as_str(), None),
             None => (self.settings.prompt.system.as_str(), Some(self.system_tokens)),
@@ -64,7 +65,7 @@ impl Orchestrator {
         if prompt.dropped_turns > 0 {
             self.metrics.history_dropped.with_label_values(&["tokens"]).inc_by(u64::from(prompt.dropped_turns));
         }
-        prompt.messages
+        (prompt.messages, prompt.tokens)
     }
 
     pub(super) fn safety_identifier(&self, input: &ChatInput) -> Option<String> {
@@ -93,7 +94,8 @@ impl Orchestrator {
             safety_identifier: safety,
             prompt_cache_key: Some(&self.prompt_cache_key),
             stream: stream.then_some(true),
-            stream_options: None,
+            // Always ask for usage: streamed tokens are booked like any others.
+            stream_options: stream.then_some(StreamOptions { include_usage: true }),
             passthrough: ov.passthrough.as_ref(),
         };
         Bytes::from(serde_json::to_vec(&request).unwrap_or_default())

@@ -8,7 +8,7 @@ use prometheus::{
     TextEncoder,
 };
 
-pub const ROUTES: [&str; 10] = [
+pub const ROUTES: [&str; 11] = [
     "send_chat_message",
     "chat_completions",
     "models",
@@ -17,6 +17,7 @@ pub const ROUTES: [&str; 10] = [
     "metrics",
     "openapi",
     "admin",
+    "sessions",
     "other",
     "not_found",
 ];

@@ -5,6 +5,7 @@ mod helpers;
 mod raw_upstream;
 mod services;
 
+mod compat;
 mod core;
 mod faults;
 mod guards;
