@@ -139,7 +139,9 @@ pub async fn require_backend(State(state): State<AppState>, request: Request, ne
     match context(&request) {
         Credential::Caller(_) | Credential::Admin => next.run(request).await,
         _ if !any_key && !state.public_listener => next.run(request).await,
-        _ if !any_key => ApiError::Disabled("session control needs VELOCHAT_API_KEYS or VELOCHAT_ADMIN_KEY").into_response(),
+        _ if !any_key => {
+            ApiError::Disabled("session control needs VELOCHAT_API_KEYS or VELOCHAT_ADMIN_KEY").into_response()
+        }
         _ => ApiError::Unauthorized.into_response(),
     }
 }

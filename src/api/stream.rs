@@ -65,7 +65,9 @@ pub async fn respond(state: AppState, ctx: RequestContext, request: CompatReques
     let (tx, rx) = mpsc::channel::<Event>(64);
     let (log, limit) = match &start {
         StreamStart::Decided(reply) => (reply_log(reply), reply.limit),
-        StreamStart::Live(live) => (ReplyLog { source: Source::Model.as_str(), ..Default::default() }, live.meta.prepared.limit),
+        StreamStart::Live(live) => {
+            (ReplyLog { source: Source::Model.as_str(), ..Default::default() }, live.meta.prepared.limit)
+        }
     };
     let fingerprint = match &start {
         StreamStart::Decided(reply) if reply.source == Source::Fallback => json!("velochat-fallback"),
@@ -131,7 +133,8 @@ fn parse_event(data: &str) -> Vec<Piece> {
         return vec![Piece::Error("undecodable stream event".into())];
     };
     if let Some(error) = value.get("error") {
-        let message = error.get("message").and_then(Value::as_str).unwrap_or("upstream error").chars().take(200).collect();
+        let message =
+            error.get("message").and_then(Value::as_str).unwrap_or("upstream error").chars().take(200).collect();
         return vec![Piece::Error(message)];
     }
     let mut pieces = Vec::new();
@@ -169,7 +172,13 @@ async fn relay(orchestrator: Arc<Orchestrator>, live: LiveStream, chunks: Chunks
     let LiveStream { mut response, meta } = live;
     let started = Instant::now();
     let mut filter = StreamFilter::new(&orchestrator.output);
-    let mut end = StreamEnd { text: String::new(), usage: None, finish_reason: None, problem: None, upstream_time: Duration::ZERO };
+    let mut end = StreamEnd {
+        text: String::new(),
+        usage: None,
+        finish_reason: None,
+        problem: None,
+        upstream_time: Duration::ZERO,
+    };
     let mut error: Option<String> = None;
     let mut client_gone = !chunks.send(chunks.chunk(json!({"role": "assistant", "content": ""}), None)).await;
     let mut pending = Vec::new();
@@ -241,7 +250,9 @@ async fn relay(orchestrator: Arc<Orchestrator>, live: LiveStream, chunks: Chunks
     }
     match (error, problem) {
         (Some(message), _) => {
-            chunks.send(json!({"error": {"message": message, "type": "upstream_error", "code": "stream_interrupted"}})).await;
+            chunks
+                .send(json!({"error": {"message": message, "type": "upstream_error", "code": "stream_interrupted"}}))
+                .await;
         }
         (None, Some(FallbackReason::LeakBlocked | FallbackReason::ContentFilter)) => {
             chunks.send(chunks.chunk(json!({}), Some("content_filter"))).await;

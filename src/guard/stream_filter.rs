@@ -20,7 +20,8 @@ pub struct StreamFilter<'a> {
 fn balanced(text: &str) -> bool {
     let bytes = text.as_bytes();
     if let Some(open) = text.rfind('<') {
-        let starts_tag = bytes.get(open + 1).is_some_and(|b| b.is_ascii_alphabetic() || matches!(b, b'/' | b'!' | b'?'));
+        let starts_tag =
+            bytes.get(open + 1).is_some_and(|b| b.is_ascii_alphabetic() || matches!(b, b'/' | b'!' | b'?'));
         if starts_tag && !text[open..].contains('>') {
             return false;
         }
@@ -119,7 +120,8 @@ mod tests {
 
     #[test]
     fn tags_and_links_split_across_deltas_are_still_removed() {
-        let out = run(&["Hello <scr", "ipt>steal()</scr", "ipt>there. See [do", "cs](https://evil", ".test/x) now.\n"]).unwrap();
+        let out = run(&["Hello <scr", "ipt>steal()</scr", "ipt>there. See [do", "cs](https://evil", ".test/x) now.\n"])
+            .unwrap();
         assert_eq!(out, "Hello there. See docs now.\n");
     }
 

@@ -48,7 +48,8 @@ impl Orchestrator {
 
     pub(super) async fn prepare(&self, input: &ChatInput) -> Result<Prepared, ChatError> {
         let history = self.compact(input)?;
-        let limit = self.check_limits(input).await.map_err(|(kind, decision)| ChatError::RateLimited(kind, decision))?;
+        let limit =
+            self.check_limits(input).await.map_err(|(kind, decision)| ChatError::RateLimited(kind, decision))?;
         self.metrics.user_messages.inc();
         for (reason, count) in history.dropped.by_reason() {
             if count > 0 {
@@ -56,7 +57,10 @@ impl Orchestrator {
             }
         }
         if history.dropped.unsigned > 0 {
-            tracing::info!(unsigned_turns_dropped = history.dropped.unsigned, "history turns without a valid signature dropped");
+            tracing::info!(
+                unsigned_turns_dropped = history.dropped.unsigned,
+                "history turns without a valid signature dropped"
+            );
         }
         let routed = self.intents.route(input.user_text.as_str(), input.context.locale.as_deref());
         let mut prepared = Prepared {
@@ -77,7 +81,8 @@ impl Orchestrator {
         if prepared.decided.is_none() {
             if let Some(intent) = routed.filter(|i| i.action == IntentAction::Reply) {
                 let locale = input.context.locale.as_deref();
-                let text = pick_localized(&intent.reply, locale, &self.settings.fallback.default_locale).unwrap_or_default();
+                let text =
+                    pick_localized(&intent.reply, locale, &self.settings.fallback.default_locale).unwrap_or_default();
                 let mut reply = Reply::new(text.to_owned(), Source::Rule);
                 reply.intent = Some(intent.name.clone());
                 prepared.decided = Some(reply);
@@ -88,7 +93,13 @@ impl Orchestrator {
 
     /// The message arrives in its session: a handoff it triggers, or a human already owning the
     /// session, decides the reply here.
-    async fn enter_session(&self, input: &ChatInput, session: &SessionId, handoff_intent: bool, prepared: &mut Prepared) {
+    async fn enter_session(
+        &self,
+        input: &ChatInput,
+        session: &SessionId,
+        handoff_intent: bool,
+        prepared: &mut Prepared,
+    ) {
         let (id, rid) = (session.as_str(), input.request_id.as_str());
         let arrival = self.arrive(id, rid, input.user_text.as_str(), handoff_intent).await;
         let state = arrival.state;
@@ -148,7 +159,12 @@ impl Orchestrator {
         reply
     }
 
-    pub(super) fn fallback_reply(&self, input: &ChatInput, intent: Option<&str>, reason: crate::domain::FallbackReason) -> Reply {
+    pub(super) fn fallback_reply(
+        &self,
+        input: &ChatInput,
+        intent: Option<&str>,
+        reason: crate::domain::FallbackReason,
+    ) -> Reply {
         let text = self.replies.pick(intent, input.context.locale.as_deref());
         let mut reply = Reply::new(text.to_owned(), Source::Fallback);
         reply.fallback_reason = Some(reason);
@@ -172,8 +188,14 @@ impl Orchestrator {
                         message: None,
                     };
                     self.publish_transition(id, &after, rid, ctx).await;
-                    let notice = self.handoff_reply(input, &self.settings.handoff.notice, HandoffReason::parse(&t.reason));
-                    reply = Reply { text: notice.text, source: Source::Handoff, handoff_reason: notice.handoff_reason, ..reply };
+                    let notice =
+                        self.handoff_reply(input, &self.settings.handoff.notice, HandoffReason::parse(&t.reason));
+                    reply = Reply {
+                        text: notice.text,
+                        source: Source::Handoff,
+                        handoff_reason: notice.handoff_reason,
+                        ..reply
+                    };
                 }
                 reply.session_mode = Some(after.mode);
             }

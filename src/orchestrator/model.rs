@@ -53,14 +53,8 @@ impl Orchestrator {
             Some(own) => (own.as_str(), None),
             None => (self.settings.prompt.system.as_str(), Some(self.system_tokens)),
         };
-        let parts = PromptParts {
-            system,
-            system_tokens,
-            context_json,
-            addendum,
-            history,
-            user_text: input.user_text.as_str(),
-        };
+        let parts =
+            PromptParts { system, system_tokens, context_json, addendum, history, user_text: input.user_text.as_str() };
         let prompt = assemble(&self.tokens, &parts, self.settings.history.max_prompt_tokens);
         if prompt.dropped_turns > 0 {
             self.metrics.history_dropped.with_label_values(&["tokens"]).inc_by(u64::from(prompt.dropped_turns));

@@ -50,7 +50,8 @@ impl Orchestrator {
             let reply = self.fallback_reply(&input, prepared.intent.as_deref(), reason);
             return Ok(StreamStart::Decided(self.conclude(&input, &prepared, reply).await));
         }
-        let (messages, prompt_tokens) = self.prompt_messages(&input, &prepared.turns, None, prepared.addendum.as_deref());
+        let (messages, prompt_tokens) =
+            self.prompt_messages(&input, &prepared.turns, None, prepared.addendum.as_deref());
         let safety = self.safety_identifier(&input);
         let primary_model = self.primary_model(&input);
         let run = self

@@ -16,4 +16,5 @@ mod process;
 mod redteam;
 mod replicas;
 mod telemetry;
+mod tls;
 mod validation;
