@@ -85,7 +85,7 @@ pub async fn respond(state: AppState, ctx: RequestContext, request: CompatReques
     let request_id = ctx.request_id.clone();
     match start {
         StreamStart::Decided(reply) => {
-            tokio::spawn(async move { send_decided(chunks, reply, include_usage, &request_id).await });
+            tokio::spawn(async move { send_decided(chunks, *reply, include_usage, &request_id).await });
         }
         StreamStart::Live(live) => {
             let idle = Duration::from_millis(state.settings.openai.timeout_ms);

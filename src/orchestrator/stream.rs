@@ -10,7 +10,7 @@ use std::time::Duration;
 
 pub enum StreamStart {
     /// Decided before the first byte (rule, handoff, fallback): sent as a normal reply.
-    Decided(Reply),
+    Decided(Box<Reply>),
     Live(Box<LiveStream>),
 }
 
@@ -44,11 +44,11 @@ impl Orchestrator {
     pub async fn chat_stream(&self, input: ChatInput) -> Result<StreamStart, ChatError> {
         let mut prepared = self.prepare(&input).await?;
         if let Some(reply) = prepared.decided.take() {
-            return Ok(StreamStart::Decided(self.conclude(&input, &prepared, reply).await));
+            return Ok(StreamStart::Decided(Box::new(self.conclude(&input, &prepared, reply).await)));
         }
         if let Some(reason) = self.model_gate().await {
             let reply = self.fallback_reply(&input, prepared.intent.as_deref(), reason);
-            return Ok(StreamStart::Decided(self.conclude(&input, &prepared, reply).await));
+            return Ok(StreamStart::Decided(Box::new(self.conclude(&input, &prepared, reply).await)));
         }
         let (messages, prompt_tokens) =
             self.prompt_messages(&input, &prepared.turns, None, prepared.addendum.as_deref());
@@ -80,7 +80,7 @@ impl Orchestrator {
                 let mut reply = self.fallback_reply(&input, prepared.intent.as_deref(), reason);
                 reply.attempts = run.attempts;
                 reply.upstream_ms = run.upstream_time.as_millis() as u64;
-                Ok(StreamStart::Decided(self.conclude(&input, &prepared, reply).await))
+                Ok(StreamStart::Decided(Box::new(self.conclude(&input, &prepared, reply).await)))
             }
         }
     }
