@@ -289,3 +289,13 @@ async fn fallback_texts_follow_intent_and_locale() {
     assert_eq!(body["intent"], "billing");
     assert!(body["reply"].as_str().unwrap().starts_with("Je ne peux pas consulter la facturation"), "{body}");
 }
+
+#[tokio::test]
+async fn a_reply_without_usage_is_still_a_model_reply() {
+    let mut no_usage = structured("fine", 0.9, "x", false);
+    no_usage.as_object_mut().unwrap().remove("usage");
+    let app = app_answering(ResponseTemplate::new(200).set_body_json(no_usage)).await;
+    let (body, _) = ask(&app, DEADLINE_MS).await;
+    assert_eq!(body["source"], "model");
+    assert_eq!(metric_value(&app.metrics().await, "velochat_tokens_total{kind=\"prompt\"}"), 0.0);
+}

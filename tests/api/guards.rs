@@ -240,3 +240,33 @@ async fn unsigned_assistant_turns_pass_only_when_signatures_are_turned_off() {
         assert_eq!(sent.contains("I promised a refund."), expected, "require_signatures = {require}");
     }
 }
+
+#[tokio::test]
+async fn every_limit_trips_at_burst_plus_one_names_itself_and_recovers() {
+    // burst 2, then one token every 100 ms; the caller ceiling's burst is its per-minute figure
+    let cases: [(&str, &str, Option<&str>, &[(&str, &str)], &str); 4] = [
+        ("session", "session_burst = 2\nsession_per_minute = 600", None, &[], "1"),
+        ("visitor", "visitor_burst = 2\nvisitor_per_minute = 600", Some(KEY), &[("x-visitor-id", "member-1")], "1"),
+        ("ip", "ip_burst = 2\nip_per_minute = 600", None, &[], "1"),
+        ("caller", "caller_per_minute = 2", Some(KEY), &[], "30"),
+    ];
+    for (limit, config, key, headers, retry_after) in cases {
+        let auth = if key.is_some() { format!("[auth]\napi_keys = [\"{KEY}\"]\n") } else { String::new() };
+        let app = spawn_app_with(&format!("{auth}[openai]\napi_key = \"\"\n[limits]\n{config}")).await;
+        let session = |i: u32| if limit == "session" { "same".to_owned() } else { format!("s{i}") };
+        for i in 0..2 {
+            assert_eq!(post(&app, key, headers, &message(&session(i), "hi")).await.status(), 200, "{limit} #{i}");
+        }
+        let refused = post(&app, key, headers, &message(&session(9), "hi")).await;
+        assert_eq!(refused.status(), 429, "{limit}: the third request");
+        assert_eq!(refused.headers()["retry-after"], retry_after, "{limit}");
+        assert_eq!(refused.headers()["ratelimit-limit"], "2", "{limit}");
+        assert_eq!(refused.headers()["ratelimit-remaining"], "0", "{limit}");
+        let body: Value = refused.json().await.unwrap();
+        assert_eq!(body["error"]["limit"], limit);
+        if retry_after == "1" {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            assert_eq!(post(&app, key, headers, &message(&session(10), "hi")).await.status(), 200, "{limit} recovers");
+        }
+    }
+}

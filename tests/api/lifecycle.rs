@@ -61,3 +61,32 @@ async fn an_idle_keep_alive_client_does_not_hold_shutdown_open() {
     assert!(started.elapsed() < Duration::from_millis(2500), "took {:?}", started.elapsed());
     drop(client);
 }
+
+#[tokio::test]
+async fn the_openapi_document_covers_every_route_and_its_statuses() {
+    let app = spawn_app().await;
+    let doc: Value = app.client.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let paths = doc["paths"].as_object().unwrap();
+    for route in [
+        "/sendChatMessage",
+        "/v1/chat/completions",
+        "/v1/models",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+        "/admin/kill-switch",
+        "/admin/sessions/{sessionId}",
+        "/admin/sessions/{sessionId}/release",
+        "/admin/report",
+        "/sessions/{sessionId}/handoff",
+    ] {
+        assert!(paths.contains_key(route), "{route} missing");
+    }
+    let send = &doc["paths"]["/sendChatMessage"]["post"]["responses"];
+    for status in ["200", "400", "401", "405", "413", "415", "429"] {
+        assert!(send.get(status).is_some(), "/sendChatMessage {status}");
+    }
+    assert!(doc["components"]["schemas"]["SendChatMessageRequest"].is_object());
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+}
