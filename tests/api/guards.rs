@@ -244,7 +244,8 @@ async fn unsigned_assistant_turns_pass_only_when_signatures_are_turned_off() {
 #[tokio::test]
 async fn every_limit_trips_at_burst_plus_one_names_itself_and_recovers() {
     // burst 2, then one token every 100 ms; the caller ceiling's burst is its per-minute figure
-    let cases: [(&str, &str, Option<&str>, &[(&str, &str)], &str); 4] = [
+    type Case<'a> = (&'a str, &'a str, Option<&'a str>, &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 4] = [
         ("session", "session_burst = 2\nsession_per_minute = 600", None, &[], "1"),
         ("visitor", "visitor_burst = 2\nvisitor_per_minute = 600", Some(KEY), &[("x-visitor-id", "member-1")], "1"),
         ("ip", "ip_burst = 2\nip_per_minute = 600", None, &[], "1"),
