@@ -4,7 +4,7 @@
 use crate::api;
 use crate::completion::breaker::Breaker;
 use crate::completion::client::{http_client, Endpoint};
-use crate::completion::tokens::TokenCounter;
+use crate::completion::tokens::SharedTokenizer;
 use crate::completion::{Ladder, LadderSettings, StaticReplies};
 use crate::config::Settings;
 use crate::guard::budget::Budget;
@@ -36,6 +36,8 @@ pub struct Application {
     /// Stops the background tasks once requests have drained.
     background_stop: CancellationToken,
     event_writer: JoinHandle<()>,
+    /// Installed before the ready line, so a SIGTERM right after start-up is not lost.
+    terminate: Option<tokio::signal::unix::Signal>,
 }
 
 fn ms(value: u64) -> Duration {
@@ -129,7 +131,8 @@ impl Application {
         let (events, event_writer) =
             EventSink::start(durable.clone(), s.events.queue_capacity, metrics.clone(), background_stop.clone());
         let wake = Arc::new(Notify::new());
-        let tokens = TokenCounter::o200k();
+        let tokenizer = SharedTokenizer::default();
+        tokenizer.warm();
         let l = &s.limits;
         let orchestrator = Arc::new(Orchestrator {
             store: store.clone(),
@@ -144,8 +147,8 @@ impl Application {
                 s.output.leak_window_chars,
                 redactor,
             ),
-            tokens,
-            system_tokens: tokens.text(&s.prompt.system),
+            tokenizer,
+            system_tokens: std::sync::OnceLock::new(),
             metrics: metrics.clone(),
             events,
             support: SupportOutbox::new(durable.clone(), wake.clone(), s.privacy.hash_salt.expose()),
@@ -164,7 +167,7 @@ impl Application {
             },
             settings: settings.clone(),
         });
-        let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+        let listener = bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
         let address = listener.local_addr()?;
         let tls = if s.server.tls_cert.is_empty() {
             None
@@ -191,9 +194,10 @@ impl Application {
             tokio::spawn(worker.run(background_stop.clone())),
             tokio::spawn(housekeeping(orchestrator, background_stop.clone())),
         ];
+        let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tracing::info!(%address, tls = tls.is_some(), durable = durable.backend(), store = store.health().as_str(),
                        model = %o.model, "velochat ready");
-        Ok(Self { listener, address, state, tls, background, background_stop, event_writer })
+        Ok(Self { listener, address, state, tls, background, background_stop, event_writer, terminate })
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -217,7 +221,7 @@ impl Application {
     /// `server.drain_timeout_ms`, then queued events are written and the background stops.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let lifecycle = self.state.lifecycle.clone();
-        let signals = tokio::spawn(shutdown_signal(lifecycle.clone()));
+        let signals = tokio::spawn(shutdown_signal(lifecycle.clone(), self.terminate));
         let server = &self.state.settings.server;
         let delay = ms(server.shutdown_delay_ms);
         let options = ServeOptions {
@@ -249,21 +253,27 @@ impl Application {
     }
 }
 
-async fn shutdown_signal(lifecycle: Arc<Lifecycle>) {
+/// A listener with a deep accept queue: a burst of thousands of connects (a busy site, a load
+/// balancer reconnecting) must not overflow the default 1,024 and wait out SYN retries.
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
+}
+
+async fn shutdown_signal(lifecycle: Arc<Lifecycle>, terminate: Option<tokio::signal::unix::Signal>) {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    #[cfg(unix)]
     let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
+        match terminate {
+            Some(mut signal) => {
                 signal.recv().await;
             }
-            Err(_) => std::future::pending::<()>().await,
+            None => std::future::pending::<()>().await,
         }
     };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
     tokio::select! {
         _ = ctrl_c => {}
         _ = terminate => {}

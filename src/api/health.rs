@@ -29,6 +29,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         "durable": o.durable.backend(),
         "upstream": {"apiKey": o.has_api_key(), "circuit": o.ladder.breaker.state().as_str()},
         "killSwitch": kill_switch,
+        "tokenizer": if o.tokenizer.is_loaded() { "loaded" } else { "loading" },
     });
     if !state.lifecycle.is_ready() {
         body["status"] = json!("shutting_down");

@@ -37,3 +37,33 @@ mod tests {
         assert_eq!(counter.message("user", "hello world"), 3 + 1 + 2);
     }
 }
+
+/// The tokenizer, loaded once per process off the request path: start-up does not wait for its
+/// ~200k-entry tables, and a request that needs them before they are ready awaits the one load.
+#[derive(Clone, Default)]
+pub struct SharedTokenizer {
+    cell: std::sync::Arc<tokio::sync::OnceCell<TokenCounter>>,
+}
+
+impl SharedTokenizer {
+    /// Starts loading in the background.
+    pub fn warm(&self) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            me.get().await;
+        });
+    }
+
+    pub async fn get(&self) -> TokenCounter {
+        *self
+            .cell
+            .get_or_init(|| async {
+                tokio::task::spawn_blocking(TokenCounter::o200k).await.unwrap_or_else(|_| TokenCounter::o200k())
+            })
+            .await
+    }
+
+    pub fn is_loaded(&self) -> bool {
+        self.cell.initialized()
+    }
+}

@@ -133,8 +133,14 @@ impl Orchestrator {
     /// The model's answer, or the static fallback below it.
     pub(super) async fn model_reply(&self, input: &ChatInput, prepared: &Prepared) -> Reply {
         let context_json = (input.route == Route::SendChatMessage).then(|| input.context.to_json());
-        let (messages, _) =
-            self.prompt_messages(input, &prepared.turns, context_json.as_deref(), prepared.addendum.as_deref());
+        let counter = self.tokenizer.get().await;
+        let (messages, _) = self.prompt_messages(
+            &counter,
+            input,
+            &prepared.turns,
+            context_json.as_deref(),
+            prepared.addendum.as_deref(),
+        );
         let call = self.ask_model(input, &messages).await;
         let mut reply = match call.outcome {
             Ok((answer, completion)) => {

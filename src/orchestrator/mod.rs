@@ -18,7 +18,7 @@ pub use outcome::{Caller, ChatError, ChatInput, ModelOverrides, Reply, Route};
 pub use session::SessionView;
 pub use stream::{LiveStream, StreamEnd, StreamMeta, StreamStart};
 
-use crate::completion::tokens::TokenCounter;
+use crate::completion::tokens::SharedTokenizer;
 use crate::completion::{Ladder, StaticReplies};
 use crate::config::Settings;
 use crate::guard::budget::Budget;
@@ -46,8 +46,9 @@ pub struct Orchestrator {
     pub intents: IntentRouter,
     pub signer: Signer,
     pub output: OutputFilter,
-    pub tokens: TokenCounter,
-    pub system_tokens: usize,
+    pub tokenizer: SharedTokenizer,
+    /// Tokens of the configured system prompt, counted once.
+    pub system_tokens: std::sync::OnceLock<usize>,
     pub metrics: Arc<Metrics>,
     pub events: EventSink,
     pub support: SupportOutbox,

@@ -5,6 +5,7 @@ use super::prompt::{assemble, PromptParts};
 use super::{ChatInput, Orchestrator, Route};
 use crate::completion::client::Completion;
 use crate::completion::structured::{self, ModelAnswer};
+use crate::completion::tokens::TokenCounter;
 use crate::completion::wire::{ChatRequest, StreamOptions, Usage, WireMessage};
 use crate::domain::{FallbackReason, Turn};
 use crate::guard::OutputProblem;
@@ -44,6 +45,7 @@ impl Orchestrator {
     /// token count.
     pub(super) fn prompt_messages<'a>(
         &'a self,
+        counter: &TokenCounter,
         input: &'a ChatInput,
         history: &'a [Turn],
         context_json: Option<&'a str>,
@@ -51,11 +53,14 @@ impl Orchestrator {
     ) -> (Vec<WireMessage<'a>>, usize) {
         let (system, system_tokens) = match &input.overrides.system_prompt {
             Some(own) => (own.as_str(), None),
-            None => (self.settings.prompt.system.as_str(), Some(self.system_tokens)),
+            None => {
+                let system = self.settings.prompt.system.as_str();
+                (system, Some(*self.system_tokens.get_or_init(|| counter.text(system))))
+            }
         };
         let parts =
             PromptParts { system, system_tokens, context_json, addendum, history, user_text: input.user_text.as_str() };
-        let prompt = assemble(&self.tokens, &parts, self.settings.history.max_prompt_tokens);
+        let prompt = assemble(counter, &parts, self.settings.history.max_prompt_tokens);
         if prompt.dropped_turns > 0 {
             self.metrics.history_dropped.with_label_values(&["tokens"]).inc_by(u64::from(prompt.dropped_turns));
         }

@@ -50,8 +50,9 @@ impl Orchestrator {
             let reply = self.fallback_reply(&input, prepared.intent.as_deref(), reason);
             return Ok(StreamStart::Decided(Box::new(self.conclude(&input, &prepared, reply).await)));
         }
+        let counter = self.tokenizer.get().await;
         let (messages, prompt_tokens) =
-            self.prompt_messages(&input, &prepared.turns, None, prepared.addendum.as_deref());
+            self.prompt_messages(&counter, &input, &prepared.turns, None, prepared.addendum.as_deref());
         let safety = self.safety_identifier(&input);
         let primary_model = self.primary_model(&input);
         let run = self
@@ -89,8 +90,9 @@ impl Orchestrator {
     /// budget, metrics and the event log.
     pub async fn finish_stream(&self, meta: StreamMeta, end: StreamEnd) -> Reply {
         let StreamMeta { input, prepared, model, prompt_tokens, attempts, time_to_headers } = meta;
+        let counter = self.tokenizer.get().await;
         let usage = end.usage.unwrap_or_else(|| {
-            let completion = self.tokens.text(&end.text) as u64;
+            let completion = counter.text(&end.text) as u64;
             tracing::warn!("streamed reply without usage: booking the tokenizer's estimate");
             Usage {
                 prompt_tokens: prompt_tokens as u64,
