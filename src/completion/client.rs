@@ -21,7 +21,7 @@ pub struct Completion {
 #[derive(Clone)]
 pub struct Endpoint {
     http: reqwest::Client,
-    url: String,
+    url: reqwest::Url,
     auth: Option<HeaderValue>,
     pub model: String,
     max_response_bytes: usize,
@@ -57,7 +57,9 @@ impl Endpoint {
             });
         Self {
             http,
-            url: format!("{}/chat/completions", base_url.trim_end_matches('/')),
+            // Parsed once here (validated at config load), not on every request.
+            url: reqwest::Url::parse(&format!("{}/chat/completions", base_url.trim_end_matches('/')))
+                .unwrap_or_else(|e| panic!("openai base URL was validated at load: {e}")),
             auth,
             model: model.to_owned(),
             max_response_bytes,
@@ -69,7 +71,7 @@ impl Endpoint {
     }
 
     fn request(&self, body: Bytes) -> reqwest::RequestBuilder {
-        let mut request = self.http.post(&self.url).header(CONTENT_TYPE, "application/json").body(body);
+        let mut request = self.http.post(self.url.clone()).header(CONTENT_TYPE, "application/json").body(body);
         if let Some(auth) = &self.auth {
             request = request.header(AUTHORIZATION, auth.clone());
         }
@@ -87,12 +89,12 @@ impl Endpoint {
         let attempt = async {
             let response = self.request(body).send().await.map_err(classify_send_error)?;
             let status = response.status();
-            let headers = response.headers().clone();
-            let bytes = read_capped(response, self.max_response_bytes).await?;
             if !status.is_success() {
+                let headers = response.headers().clone();
+                let bytes = read_capped(response, self.max_response_bytes).await?;
                 return Err(status_error(status.as_u16(), &headers, &bytes));
             }
-            parse_completion(&bytes, &self.model)
+            parse_completion(&read_capped(response, self.max_response_bytes).await?, &self.model)
         };
         match tokio::time::timeout(timeout, attempt).await {
             Ok(result) => result,

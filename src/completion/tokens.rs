@@ -1,7 +1,17 @@
 //! Prompt token counting with OpenAI's own tokenizer (`o200k_base`, used by gpt-4o and gpt-4o-mini):
 //! each message costs 3 tokens plus its role and content, and the reply is primed with 3 more.
 
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::LazyLock;
 use tiktoken_rs::CoreBPE;
+
+const SHARDS: usize = 16;
+/// 16 × 4,096 remembered counts: about 1 MiB.
+const SHARD_CAPACITY: usize = 4096;
+static HASHER: LazyLock<std::collections::hash_map::RandomState> = LazyLock::new(Default::default);
+static COUNTS: LazyLock<Vec<Mutex<HashMap<u64, u32>>>> =
+    LazyLock::new(|| (0..SHARDS).map(|_| Mutex::new(HashMap::with_capacity(SHARD_CAPACITY))).collect());
 
 pub const TOKENS_PER_MESSAGE: usize = 3;
 pub const REPLY_PRIMING: usize = 3;
@@ -17,8 +27,24 @@ impl TokenCounter {
         Self { bpe: tiktoken_rs::o200k_base_singleton() }
     }
 
+    /// Tokens in `text`. History turns and the context are sent again with every message of a
+    /// conversation, so counts are remembered (by a 64-bit hash of the text) instead of re-encoding.
     pub fn text(&self, text: &str) -> usize {
-        self.bpe.encode_ordinary(text).len()
+        if text.len() < 16 {
+            return self.bpe.encode_ordinary(text).len();
+        }
+        let key = std::hash::BuildHasher::hash_one(&*HASHER, text);
+        let shard = &COUNTS[(key as usize) % SHARDS];
+        if let Some(count) = shard.lock().get(&key) {
+            return *count as usize;
+        }
+        let count = self.bpe.encode_ordinary(text).len();
+        let mut shard = shard.lock();
+        if shard.len() >= SHARD_CAPACITY {
+            shard.clear();
+        }
+        shard.insert(key, count as u32);
+        count
     }
 
     pub fn message(&self, role: &str, content: &str) -> usize {
@@ -29,6 +55,15 @@ impl TokenCounter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remembered_counts_equal_fresh_ones() {
+        let counter = TokenCounter::o200k();
+        let text = "Hi, I ordered a rain jacket last week and it has not arrived yet.";
+        let fresh = counter.bpe.encode_ordinary(text).len();
+        assert_eq!(counter.text(text), fresh);
+        assert_eq!(counter.text(text), fresh, "second call from the cache");
+    }
 
     #[test]
     fn counts_like_openai_cookbook() {

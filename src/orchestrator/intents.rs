@@ -3,24 +3,41 @@
 //! the site's).
 
 use crate::config::{IntentAction, IntentRule, LocalizedText};
-use regex::{Regex, RegexBuilder};
+use regex::{RegexSet, RegexSetBuilder};
 
 pub struct Intent {
     pub name: String,
     pub action: IntentAction,
     pub addendum: Option<String>,
     pub reply: LocalizedText,
-    /// (locale, compiled pattern)
-    patterns: Vec<(String, Regex)>,
 }
 
+/// All patterns of all intents in one set, so a message is scanned once, not once per pattern.
 pub struct IntentRouter {
     intents: Vec<Intent>,
+    set: RegexSet,
+    /// For each pattern of `set`: its intent (index) and locale.
+    owners: Vec<(usize, String)>,
 }
 
 impl IntentRouter {
-    /// Patterns were checked at config load; one that still fails to compile is skipped.
+    /// Patterns were checked one by one at config load, so the set compiles.
     pub fn new(rules: &[IntentRule]) -> Self {
+        let mut patterns = Vec::new();
+        let mut owners = Vec::new();
+        for (index, rule) in rules.iter().enumerate() {
+            for (locale, list) in &rule.patterns {
+                for pattern in list {
+                    patterns.push(pattern.clone());
+                    owners.push((index, locale.to_ascii_lowercase()));
+                }
+            }
+        }
+        let set = RegexSetBuilder::new(&patterns)
+            .case_insensitive(true)
+            .size_limit(64 << 20)
+            .build()
+            .unwrap_or_else(|e| panic!("intent patterns were validated at load: {e}"));
         let intents = rules
             .iter()
             .map(|rule| Intent {
@@ -28,32 +45,23 @@ impl IntentRouter {
                 action: rule.action,
                 addendum: (!rule.addendum.trim().is_empty()).then(|| rule.addendum.clone()),
                 reply: rule.reply.clone(),
-                patterns: rule
-                    .patterns
-                    .iter()
-                    .flat_map(|(locale, list)| list.iter().map(move |p| (locale, p)))
-                    .filter_map(|(locale, p)| {
-                        RegexBuilder::new(p)
-                            .case_insensitive(true)
-                            .build()
-                            .ok()
-                            .map(|re| (locale.to_ascii_lowercase(), re))
-                    })
-                    .collect(),
             })
             .collect();
-        Self { intents }
+        Self { intents, set, owners }
     }
 
     /// The first intent (in configuration order) whose pattern matches, preferring patterns of the
     /// visitor's locale chain.
     pub fn route(&self, text: &str, locale: Option<&str>) -> Option<&Intent> {
+        let matched = self.set.matches(text);
+        if !matched.matched_any() {
+            return None;
+        }
         let chain = locale_chain(locale);
-        let in_chain = |l: &str| chain.iter().any(|c| c == l);
-        self.intents
-            .iter()
-            .find(|i| i.patterns.iter().any(|(l, re)| in_chain(l) && re.is_match(text)))
-            .or_else(|| self.intents.iter().find(|i| i.patterns.iter().any(|(_, re)| re.is_match(text))))
+        let hits: Vec<&(usize, String)> = matched.iter().map(|i| &self.owners[i]).collect();
+        let in_chain = hits.iter().filter(|(_, l)| chain.iter().any(|c| c == l)).map(|(i, _)| *i).min();
+        let any = hits.iter().map(|(i, _)| *i).min();
+        in_chain.or(any).map(|i| &self.intents[i])
     }
 
     pub fn names(&self) -> impl Iterator<Item = &str> {

@@ -9,6 +9,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 const BATCH: usize = 256;
+/// After the first event of a batch, wait this long for more: one transaction per batch instead of
+/// one per event, and a writer that wakes a few times a second instead of once per request.
+const LINGER: Duration = Duration::from_millis(100);
 
 #[derive(Clone)]
 pub struct EventSink {
@@ -56,6 +59,16 @@ async fn write_events(
         };
         if received == 0 {
             break;
+        }
+        if batch.len() < BATCH && !stop.is_cancelled() {
+            let deadline = tokio::time::Instant::now() + LINGER;
+            while batch.len() < BATCH {
+                let room = BATCH - batch.len();
+                match tokio::time::timeout_at(deadline, rx.recv_many(&mut batch, room)).await {
+                    Ok(n) if n > 0 => {}
+                    _ => break,
+                }
+            }
         }
         let mut delay = Duration::from_millis(50);
         let mut written = false;

@@ -57,10 +57,30 @@ const CLAIM_POSTGRES: &str =
         FOR UPDATE OF o SKIP LOCKED)
     RETURNING seq, id, session_id, kind, payload, attempts";
 
-const INSERT_EVENT: &str = "INSERT INTO velochat_events (ts_ms, request_id, session_hash, route, intent, source,
-    fallback_reason, handoff_reason, latency_ms, upstream_ms, prompt_tokens, completion_tokens, cached_tokens,
-    cost_usd, confidence, repeat_question, first_reply, model)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)";
+const EVENT_COLUMNS: usize = 18;
+/// Rows per multi-row INSERT; a batch is written in chunks of these sizes (few distinct
+/// statements, so the prepared-statement cache keeps them all).
+const INSERT_CHUNKS: [usize; 3] = [64, 8, 1];
+
+/// `INSERT INTO velochat_events (...) VALUES ($1, ..., $18), ($19, ...)` for `rows` rows.
+fn insert_events_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO velochat_events (ts_ms, request_id, session_hash, route, intent, source, fallback_reason, \
+         handoff_reason, latency_ms, upstream_ms, prompt_tokens, completion_tokens, cached_tokens, cost_usd, \
+         confidence, repeat_question, first_reply, model) VALUES ",
+    );
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..EVENT_COLUMNS {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", row * EVENT_COLUMNS + column + 1));
+        }
+        sql.push(')');
+    }
+    sql
+}
 
 fn event_from_row(row: &AnyRow) -> Result<EventRecord, sqlx::Error> {
     Ok(EventRecord {
@@ -162,30 +182,39 @@ impl DurableStore for SqlStore {
     }
 
     async fn append_events(&self, events: &[EventRecord]) -> StoreResult<()> {
-        let insert = self.sql(INSERT_EVENT);
         let mut tx = self.pool.begin().await?;
-        for e in events {
-            sqlx::query(&insert)
-                .bind(e.ts_ms)
-                .bind(e.request_id.clone())
-                .bind(e.session_hash.clone())
-                .bind(e.route.clone())
-                .bind(e.intent.clone())
-                .bind(e.source.clone())
-                .bind(e.fallback_reason.clone())
-                .bind(e.handoff_reason.clone())
-                .bind(e.latency_ms)
-                .bind(e.upstream_ms)
-                .bind(e.prompt_tokens)
-                .bind(e.completion_tokens)
-                .bind(e.cached_tokens)
-                .bind(e.cost_usd)
-                .bind(e.confidence)
-                .bind(i64::from(e.repeat_question))
-                .bind(i64::from(e.first_reply))
-                .bind(e.model.clone())
-                .execute(&mut *tx)
-                .await?;
+        let mut rest = events;
+        while !rest.is_empty() {
+            let rows = INSERT_CHUNKS.into_iter().find(|n| *n <= rest.len()).unwrap_or(1);
+            let (chunk, tail) = rest.split_at(rows);
+            rest = tail;
+            let sql = match self.backend {
+                Backend::Postgres => insert_events_sql(rows),
+                Backend::Sqlite => insert_events_sql(rows).replace('$', "?"),
+            };
+            let mut query = sqlx::query(&sql);
+            for e in chunk {
+                query = query
+                    .bind(e.ts_ms)
+                    .bind(e.request_id.clone())
+                    .bind(e.session_hash.clone())
+                    .bind(e.route.clone())
+                    .bind(e.intent.clone())
+                    .bind(e.source.clone())
+                    .bind(e.fallback_reason.clone())
+                    .bind(e.handoff_reason.clone())
+                    .bind(e.latency_ms)
+                    .bind(e.upstream_ms)
+                    .bind(e.prompt_tokens)
+                    .bind(e.completion_tokens)
+                    .bind(e.cached_tokens)
+                    .bind(e.cost_usd)
+                    .bind(e.confidence)
+                    .bind(i64::from(e.repeat_question))
+                    .bind(i64::from(e.first_reply))
+                    .bind(e.model.clone());
+            }
+            query.execute(&mut *tx).await?;
         }
         tx.commit().await
     }
