@@ -77,7 +77,7 @@ pub async fn edge(State(state): State<AppState>, mut request: Request, next: Nex
         response.headers_mut().insert("x-request-id", value);
     }
     let error = response.extensions().get::<ErrorCode>().map(|c| c.0);
-    let latency_ms = elapsed.as_secs_f64() * 1000.0;
+    let latency_ms = (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0;
     match response.extensions().get::<ReplyLog>() {
         Some(r) => tracing::info!(
             request_id = %id, route, method = %method, status, latency_ms, source = r.source,

@@ -62,8 +62,9 @@ const EVENT_COLUMNS: usize = 18;
 /// statements, so the prepared-statement cache keeps them all).
 const INSERT_CHUNKS: [usize; 3] = [64, 8, 1];
 
-/// `INSERT INTO velochat_events (...) VALUES ($1, ..., $18), ($19, ...)` for `rows` rows.
-fn insert_events_sql(rows: usize) -> String {
+/// `INSERT INTO velochat_events (...) VALUES ($1, ..., $18), ($19, ...)` for `rows` rows. SQLite gets
+/// plain `?`: with numbered ones its driver looks every parameter's name up, quadratic in their count.
+fn insert_events_sql(backend: Backend, rows: usize) -> String {
     let mut sql = String::from(
         "INSERT INTO velochat_events (ts_ms, request_id, session_hash, route, intent, source, fallback_reason, \
          handoff_reason, latency_ms, upstream_ms, prompt_tokens, completion_tokens, cached_tokens, cost_usd, \
@@ -75,7 +76,10 @@ fn insert_events_sql(rows: usize) -> String {
             if column > 0 {
                 sql.push_str(", ");
             }
-            sql.push_str(&format!("${}", row * EVENT_COLUMNS + column + 1));
+            match backend {
+                Backend::Postgres => sql.push_str(&format!("${}", row * EVENT_COLUMNS + column + 1)),
+                Backend::Sqlite => sql.push('?'),
+            }
         }
         sql.push(')');
     }
@@ -188,10 +192,7 @@ impl DurableStore for SqlStore {
             let rows = INSERT_CHUNKS.into_iter().find(|n| *n <= rest.len()).unwrap_or(1);
             let (chunk, tail) = rest.split_at(rows);
             rest = tail;
-            let sql = match self.backend {
-                Backend::Postgres => insert_events_sql(rows),
-                Backend::Sqlite => insert_events_sql(rows).replace('$', "?"),
-            };
+            let sql = insert_events_sql(self.backend, rows);
             let mut query = sqlx::query(&sql);
             for e in chunk {
                 query = query
