@@ -98,8 +98,9 @@ def wrk_script(name, path, bodies, session_header):
 
 def nginx_conf():
     body = FAKE_BODY.replace("\\", "\\\\").replace("'", "\\'")
-    fake = lambda port, delay: (
-        f"  server {{ listen 127.0.0.1:{port} backlog=8192; location / {{ default_type application/json; "
+    fake = lambda port, delay, h2=False: (
+        f"  server {{ listen 127.0.0.1:{port} backlog=8192{' http2' if h2 else ''}; http2_max_concurrent_streams 20000; "
+        f"location / {{ default_type application/json; "
         + (f"echo_read_request_body; echo_sleep {delay}; echo '{body}'; }} }}" if delay else f"return 200 '{body}'; }} }}")
     )
     return f"""
@@ -118,7 +119,7 @@ http {{
   upstream slow_fake {{ server 127.0.0.1:{PORTS['slow']}; keepalive 256; }}
 {fake(PORTS['fast'], None)}
 {fake(PORTS['slow'], 0.2)}
-{fake(PORTS['parked'], 2)}
+{fake(PORTS['parked'], 2, h2=True)}
   server {{ listen 127.0.0.1:{PORTS['hop_fast']} backlog=8192; location / {{ proxy_pass http://fast_fake; proxy_http_version 1.1; proxy_set_header Connection ""; }} }}
   server {{ listen 127.0.0.1:{PORTS['hop_slow']} backlog=8192; location / {{ proxy_pass http://slow_fake; proxy_http_version 1.1; proxy_set_header Connection ""; }} }}
 }}
@@ -145,6 +146,19 @@ def http_get_ok(port, path):
         return data.startswith(b"HTTP/1.1 200")
     except OSError:
         return False
+
+
+def readyz(port):
+    try:
+        s = socket.create_connection(("127.0.0.1", port), 0.5)
+        s.sendall(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := s.recv(4096):
+            data += chunk
+        s.close()
+        return json.loads(data.split(b"\r\n\r\n", 1)[1])
+    except (OSError, ValueError, IndexError):
+        return {}
 
 
 def proc_status(pid, field):
@@ -178,6 +192,10 @@ class Velochat:
                 raise RuntimeError(f"velochat exited: see {WORK / (name + '.log')}")
             time.sleep(0.001)
         self.ready_ms = (time.perf_counter() - self.started) * 1000
+        # The tokenizer loads in the background after ready; wait for it so figures include it.
+        while readyz(PORTS["velochat"]).get("tokenizer") != "loaded":
+            time.sleep(0.005)
+        self.tokenizer_ms = (time.perf_counter() - self.started) * 1000
 
     def rss(self):
         return proc_status(self.proc.pid, "VmRSS")
@@ -248,12 +266,19 @@ def main():
             finally:
                 vc.stop()
 
-        vc = Velochat(PORTS["parked"], name="velochat-parked")
+        # 10,000 requests in flight over HTTP/1.1 would need 10,000 upstream sockets on top of the
+        # 10,000 inbound ones (this machine's open-file limit is 20,000); OpenAI negotiates HTTP/2, so
+        # the parked fake speaks it too (h2c) and the requests share a few connections.
+        vc = Velochat(PORTS["parked"], {"VELOCHAT__OPENAI__H2C": "true"}, name="velochat-parked")
         try:
+            time.sleep(1)
             notes["idle_rss"] = vc.rss()
             parked = wrk(PORTS["velochat"], send_script, 10000, duration=10 if not QUICK else 6, threads=2, timeout="15s")
             notes["parked"] = parked
             notes["parked_rss"] = vc.peak_rss()
+            vc.log.flush()
+            log = (WORK / "velochat-parked.log").read_text(errors="replace")
+            notes["parked_sources"] = {src: log.count(f'"source":"{src}"') for src in ("model", "fallback")}
         finally:
             vc.stop()
 
@@ -266,12 +291,14 @@ def main():
         finally:
             vc.stop()
 
-        readies = []
+        readies, loaded = [], []
         for i in range(5):
             vc = Velochat(PORTS["fast"], name=f"velochat-start-{i}")
             readies.append(vc.ready_ms)
+            loaded.append(vc.tokenizer_ms)
             vc.stop()
         notes["ready_ms"] = statistics.median(readies)
+        notes["tokenizer_ms"] = statistics.median(loaded)
 
         redis = shutil.which("redis-server")
         if redis:
@@ -320,13 +347,15 @@ def render(rows, notes):
     p = notes["parked"]
     b = notes["breaker"]
     out += ["", "| measurement | result |", "|---|---|",
-            f"| 10,000 concurrent requests parked on a 2 s upstream (wrk -c10000) | {p['rps']:,.0f} req/s, {p['errors']} errors, "
-            f"p50 {ms(p['p50'])} ms, p99 {ms(p['p99'])} ms, peak RSS {notes['parked_rss']:.0f} MiB |",
+            f"| 10,000 concurrent requests parked on a 2 s upstream (wrk -c10000, HTTP/2 upstream) | {p['rps']:,.0f} req/s, "
+            f"{p['errors']} errors, {notes['parked_sources']['model']:,} model / {notes['parked_sources']['fallback']:,} fallback "
+            f"replies, p50 {ms(p['p50'])} ms, p99 {ms(p['p99'])} ms, peak RSS {notes['parked_rss']:.0f} MiB |",
             f"| fallback with the breaker open (8 conns) | {b['rps']:,.0f} req/s, p50 {ms(b['p50'])} ms, p99 {ms(b['p99'])} ms, "
             f"p99.9 {ms(b['p999'])} ms |",
-            f"| idle RSS | {notes['idle_rss']:.1f} MiB |",
+            f"| idle RSS (tokenizer loaded) | {notes['idle_rss']:.1f} MiB |",
             f"| peak RSS after the fast-fake runs | {notes['rss_after_load']:.1f} MiB |",
-            f"| start to ready (`/readyz` 200, median of 5) | {notes['ready_ms']:.0f} ms |"]
+            f"| start to ready (`/readyz` 200, median of 5) | {notes['ready_ms']:.0f} ms (tokenizer loaded at {notes['tokenizer_ms']:.0f} ms) |",
+            f"| open-file limit of the run (`ulimit -n`) | {os.sysconf('SC_OPEN_MAX')} |"]
     for label in ("in-memory limits", "Redis limits and state"):
         if label in notes:
             r = notes[label]

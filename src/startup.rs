@@ -3,7 +3,7 @@
 
 use crate::api;
 use crate::completion::breaker::Breaker;
-use crate::completion::client::{http_client, Endpoint};
+use crate::completion::client::{http_client, upstream_client, Endpoint};
 use crate::completion::tokens::SharedTokenizer;
 use crate::completion::{Ladder, LadderSettings, StaticReplies};
 use crate::config::Settings;
@@ -104,11 +104,12 @@ impl Application {
         }
         let http = http_client(ms(s.openai.connect_timeout_ms)).context("HTTP client")?;
         let o = &s.openai;
-        let primary = Endpoint::new(http.clone(), &o.base_url, &o.api_key, &o.model, o.max_response_bytes);
+        let upstream = upstream_client(ms(o.connect_timeout_ms), o.h2c).context("upstream HTTP client")?;
+        let primary = Endpoint::new(upstream.clone(), &o.base_url, &o.api_key, &o.model, o.max_response_bytes);
         let secondary = (!o.fallback_model.trim().is_empty()).then(|| {
             let base = if o.fallback_base_url.is_empty() { &o.base_url } else { &o.fallback_base_url };
             let key = if o.fallback_api_key.is_empty() { &o.api_key } else { &o.fallback_api_key };
-            Endpoint::new(http.clone(), base, key, &o.fallback_model, o.max_response_bytes)
+            Endpoint::new(upstream.clone(), base, key, &o.fallback_model, o.max_response_bytes)
         });
         let circuit_metrics = metrics.clone();
         let breaker = Breaker::new(s.breaker.clone(), move |state| circuit_metrics.circuit_state.set(state.gauge()));

@@ -36,6 +36,18 @@ impl std::fmt::Debug for Endpoint {
 /// One pooled client for every upstream call: keep-alive, TCP_NODELAY, no redirects (the upstream
 /// URL is configuration, never something a response may change).
 pub fn http_client(connect_timeout: Duration) -> reqwest::Result<reqwest::Client> {
+    client_builder(connect_timeout).build()
+}
+
+/// The upstream client. HTTPS upstreams (OpenAI) negotiate HTTP/2 through ALPN by themselves, so
+/// thousands of requests in flight share a few connections; `h2c` forces HTTP/2 on a plain-http
+/// upstream that speaks it (a local proxy, the benchmark's fake).
+pub fn upstream_client(connect_timeout: Duration, h2c: bool) -> reqwest::Result<reqwest::Client> {
+    let builder = client_builder(connect_timeout);
+    if h2c { builder.http2_prior_knowledge() } else { builder }.build()
+}
+
+fn client_builder(connect_timeout: Duration) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .connect_timeout(connect_timeout)
         .tcp_nodelay(true)
@@ -43,7 +55,6 @@ pub fn http_client(connect_timeout: Duration) -> reqwest::Result<reqwest::Client
         .pool_max_idle_per_host(1024)
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("velochat/", env!("CARGO_PKG_VERSION")))
-        .build()
 }
 
 impl Endpoint {

@@ -69,6 +69,8 @@ pub struct OpenAiSettings {
     pub allowed_models: Vec<String>,
     pub compat_system_prompt: CompatSystemPrompt,
     pub compat_max_tokens: u32,
+    #[serde(deserialize_with = "flexible_bool")]
+    pub h2c: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

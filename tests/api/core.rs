@@ -185,3 +185,24 @@ async fn with_no_api_key_static_replies_come_at_once_without_an_upstream_call() 
     assert!(body["reply"].as_str().unwrap().starts_with("Désolé"), "French fallback for fr-CA: {body}");
     assert!(body["latencyMs"].as_u64().unwrap() < 1000);
 }
+
+#[tokio::test]
+async fn an_h2c_upstream_is_spoken_to_over_http2() {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let preface = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut first = [0u8; 24];
+        stream.read_exact(&mut first).await.unwrap();
+        first
+    });
+    let app =
+        spawn_app_with(&format!("[openai]\nbase_url = \"{base}/v1\"\nh2c = true\n[retry]\nmax_retries = 0")).await;
+
+    let (status, _) = app.send_json(&message("h2", "hello")).await;
+
+    assert_eq!(status, 200);
+    let first = tokio::time::timeout(std::time::Duration::from_secs(2), preface).await.unwrap().unwrap();
+    assert_eq!(&first, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "the HTTP/2 connection preface");
+}
