@@ -51,7 +51,7 @@ pub async fn put_kill_switch(
         .await
         .map_err(|e| ApiError::Unavailable(format!("kill switch not stored: {e}")))?;
     state.metrics.kill_switch.set(i64::from(enabled));
-    tracing::warn!(enabled, by = "admin", request_id = %ctx.request_id, at = %chrono::Utc::now().to_rfc3339(), "kill switch flipped");
+    tracing::warn!(enabled, by = "admin", requestId = %ctx.request_id, at = %chrono::Utc::now().to_rfc3339(), "kill switch flipped");
     Ok(Json(json!({"enabled": enabled})).into_response())
 }
 

@@ -79,17 +79,18 @@ pub async fn edge(State(state): State<AppState>, mut request: Request, next: Nex
     let error = response.extensions().get::<ErrorCode>().map(|c| c.0);
     let latency_ms = (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0;
     match response.extensions().get::<ReplyLog>() {
+        // Field names match the API's camelCase (requestId, latencyMs, ...).
         Some(r) => tracing::info!(
-            request_id = %id, route, method = %method, status, latency_ms, source = r.source,
-            fallback_reason = r.fallback_reason, handoff_reason = r.handoff_reason, intent = r.intent.as_deref(),
-            upstream_ms = r.upstream_ms, attempts = r.attempts, prompt_tokens = r.prompt_tokens,
-            completion_tokens = r.completion_tokens, cached_tokens = r.cached_tokens, "request"
+            requestId = %id, route, method = %method, status, latencyMs = latency_ms, source = r.source,
+            fallbackReason = r.fallback_reason, handoffReason = r.handoff_reason, intent = r.intent.as_deref(),
+            upstreamMs = r.upstream_ms, attempts = r.attempts, promptTokens = r.prompt_tokens,
+            completionTokens = r.completion_tokens, cachedTokens = r.cached_tokens, "request"
         ),
         None if route == "healthz" || route == "readyz" || route == "metrics" => tracing::debug!(
-            request_id = %id, route, method = %method, status, latency_ms, "request"
+            requestId = %id, route, method = %method, status, latencyMs = latency_ms, "request"
         ),
         None => {
-            tracing::info!(request_id = %id, route, method = %method, status, latency_ms, error, "request")
+            tracing::info!(requestId = %id, route, method = %method, status, latencyMs = latency_ms, error, "request")
         }
     }
     response
