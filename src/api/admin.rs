@@ -87,12 +87,8 @@ pub async fn get_session(
         (status = 403, description = "Admin routes disabled"),
         (status = 404, description = "No state kept for that session")
     ), security(("bearer" = [])))]
-pub async fn release_session(
-    State(state): State<AppState>,
-    Path(raw): Path<String>,
-) -> Result<Json<SessionView>, ApiError> {
-    let id = session_id(&raw)?;
-    state.orchestrator.release(id.as_str(), "released").await.map(Json).ok_or(ApiError::SessionNotFound)
+pub async fn release_session(state: State<AppState>, path: Path<String>) -> Result<Json<SessionView>, ApiError> {
+    super::sessions::release(state, path).await
 }
 
 /// A human agent takes the session: the bot goes quiet (sends a `handoff` webhook event).
@@ -104,12 +100,8 @@ pub async fn release_session(
         (status = 401, description = "Missing or invalid key"),
         (status = 403, description = "Admin routes disabled")
     ), security(("bearer" = [])))]
-pub async fn take_over_session(
-    State(state): State<AppState>,
-    Path(raw): Path<String>,
-) -> Result<Json<SessionView>, ApiError> {
-    let id = session_id(&raw)?;
-    Ok(Json(state.orchestrator.take_over(id.as_str()).await))
+pub async fn take_over_session(state: State<AppState>, path: Path<String>) -> Result<Json<SessionView>, ApiError> {
+    super::sessions::handoff(state, path).await
 }
 
 /// Erases a session's state, events and outbox entries (privacy requests).
