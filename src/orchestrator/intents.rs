@@ -63,10 +63,6 @@ impl IntentRouter {
         let any = hits.iter().map(|(i, _)| *i).min();
         in_chain.or(any).map(|i| &self.intents[i])
     }
-
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.intents.iter().map(|i| i.name.as_str())
-    }
 }
 
 /// `fr-CA` → [`fr-ca`, `fr`].
