@@ -171,3 +171,24 @@ async fn sigterm_flips_readiness_and_the_process_exits() {
     assert!(status.success());
     assert!(started.elapsed() >= Duration::from_millis(800));
 }
+
+#[tokio::test]
+async fn a_config_file_and_named_variables_layer_over_the_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("site.toml");
+    std::fs::write(&file, "[fallback.texts.default]\nen = \"Our own words while the bot rests.\"\n").unwrap();
+    let mut process = start(&[
+        ("VELOCHAT_CONFIG", file.display().to_string()),
+        ("VELOCHAT_LIMIT_SESSION_BURST", "1".to_owned()),
+        ("VELOCHAT_LIMIT_SESSION_PER_MINUTE", "1".to_owned()),
+    ])
+    .await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/sendChatMessage", process.address);
+    let first: serde_json::Value =
+        client.post(&url).json(&message("layered", "hello")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(first["reply"], "Our own words while the bot rests.", "the file's text replaces the default");
+    let second = client.post(&url).json(&message("layered", "hello again")).send().await.unwrap();
+    assert_eq!(second.status(), 429, "VELOCHAT_LIMIT_SESSION_BURST=1 holds");
+    process.child.kill().await.ok();
+}
