@@ -163,3 +163,8 @@ pub fn metric_value(text: &str, series: &str) -> f64 {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("series {series} not found"))
 }
+
+/// Sends a request and reads its JSON body.
+pub async fn json_of(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.expect("request").json().await.expect("a JSON body")
+}

@@ -62,15 +62,10 @@ pub async fn start(envs: &[(&str, String)]) -> Process {
 #[tokio::test]
 async fn without_a_key_the_binary_serves_static_replies_and_says_so() {
     let mut process = start(&[]).await;
-    let body: serde_json::Value = reqwest::Client::new()
-        .post(format!("{}/sendChatMessage", process.address))
-        .json(&message("s", "hello"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body: serde_json::Value = json_of(
+        reqwest::Client::new().post(format!("{}/sendChatMessage", process.address)).json(&message("s", "hello")),
+    )
+    .await;
     assert_eq!(body["fallbackReason"], "no_api_key");
     let log = process.stderr.lock().await.clone();
     assert!(log.contains("no OPENAI_API_KEY configured: serving static replies only"), "{log}");
@@ -112,16 +107,13 @@ async fn no_secret_reaches_the_logs_even_at_trace_level() {
     ])
     .await;
     let client = reqwest::Client::new();
-    let answer: serde_json::Value = client
-        .post(format!("{}/sendChatMessage", process.address))
-        .bearer_auth("caller-secret-value")
-        .json(&json!({"sessionId": "s", "userText": "my card is 4242 4242 4242 4242, call +1 415 555 0100"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer: serde_json::Value = json_of(
+        client
+            .post(format!("{}/sendChatMessage", process.address))
+            .bearer_auth("caller-secret-value")
+            .json(&json!({"sessionId": "s", "userText": "my card is 4242 4242 4242 4242, call +1 415 555 0100"})),
+    )
+    .await;
     assert_eq!(answer["source"], "model");
     assert!(!answer["reply"].as_str().unwrap().contains(OPENAI_KEY), "the key never reaches a reply");
     client

@@ -293,16 +293,7 @@ async fn the_weekly_review_matches_a_hand_computed_week() {
 async fn the_report_is_served_to_admins_too() {
     let app = spawn_app_with(&format!("[auth]\nadmin_key = \"{ADMIN}\"")).await;
     app.orchestrator.durable.append_events(&scripted_week()).await.unwrap();
-    let report: Value = app
-        .client
-        .get(app.url("/admin/report?since=7d"))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let report = json_of(app.client.get(app.url("/admin/report?since=7d")).bearer_auth(ADMIN)).await;
     assert_eq!(report["replies"], 8);
     let bad = app.client.get(app.url("/admin/report?since=soon")).bearer_auth(ADMIN).send().await.unwrap();
     assert_eq!(bad.status(), 400);

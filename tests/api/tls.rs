@@ -23,15 +23,8 @@ async fn velochat_serves_https_from_pem_files() {
         .build()
         .unwrap();
 
-    let body: Value = client
-        .post(format!("https://localhost:{port}/sendChatMessage"))
-        .json(&message("tls", "hello"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body: Value =
+        json_of(client.post(format!("https://localhost:{port}/sendChatMessage")).json(&message("tls", "hello"))).await;
 
     assert_eq!(body["fallbackReason"], "no_api_key");
     let plain = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await;
