@@ -46,6 +46,11 @@ impl Cluster {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    async fn kill_switch(&self, node: usize, enabled: bool) -> reqwest::Response {
+        let url = format!("{}/admin/kill-switch", self.nodes[node].address);
+        self.client.put(url).bearer_auth(ADMIN).json(&json!({"enabled": enabled})).send().await.unwrap()
+    }
+
     async fn get(&self, node: usize, path: &str) -> (u16, Value) {
         let response =
             self.client.get(format!("{}{path}", self.nodes[node].address)).bearer_auth(ADMIN).send().await.unwrap();
@@ -112,14 +117,7 @@ async fn a_kill_switch_flip_on_one_replica_stops_model_calls_everywhere_within_a
     let cluster = Cluster::start(&redis, &upstream_env(&upstream)).await;
     assert_eq!(cluster.send(1, "k1", "hello").await.1["source"], "model");
 
-    let flipped = cluster
-        .client
-        .put(format!("{}/admin/kill-switch", cluster.nodes[0].address))
-        .bearer_auth(ADMIN)
-        .json(&json!({"enabled": true}))
-        .send()
-        .await
-        .unwrap();
+    let flipped = cluster.kill_switch(0, true).await;
     assert_eq!(flipped.status(), 200);
     let at = Instant::now();
     for node in [1, 2] {
@@ -250,14 +248,7 @@ async fn redis_stopped_mid_run_degrades_without_errors_and_recovers() {
             .unwrap();
         assert_eq!(metric_value(&metrics, "velochat_redis_up"), 0.0);
     }
-    let flip = cluster
-        .client
-        .put(format!("{}/admin/kill-switch", cluster.nodes[0].address))
-        .bearer_auth(ADMIN)
-        .json(&json!({"enabled": true}))
-        .send()
-        .await
-        .unwrap();
+    let flip = cluster.kill_switch(0, true).await;
     assert_eq!(flip.status(), 503, "a kill switch that cannot reach the other replicas says so");
 
     redis.restart();
