@@ -51,12 +51,15 @@ fn main() -> ExitCode {
             Command::Report { since, json } => velochat::cli::report(&settings, &since, json).await,
         }
     });
-    match result {
+    let code = match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "velochat failed");
+            velochat::telemetry::flush_logs();
             eprintln!("velochat: {e:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    velochat::telemetry::flush_logs();
+    code
 }

@@ -13,15 +13,68 @@ use std::sync::Arc;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
 
-/// Writes each formatted log line to stderr after redaction (secrets, emails, phones, cards), so
-/// no code path can leak them by logging carelessly. stdout stays free for command output.
-#[derive(Clone)]
-struct RedactingStderr {
-    redactor: Arc<Redactor>,
+/// Log lines are collected in memory and written to stderr by one background thread, every
+/// `FLUSH_EVERY` or sooner when `FLUSH_BYTES` have piled up: request threads never wait on a write
+/// system call, and redaction (secrets, emails, phones, cards) runs over whole batches there, so no
+/// code path can leak them by logging carelessly. stdout stays free for command output.
+const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
+const FLUSH_BYTES: usize = 64 * 1024;
+/// Past this, the logging thread writes itself rather than let memory grow.
+const HARD_CAP: usize = 4 * 1024 * 1024;
+
+struct LogQueue {
+    pending: parking_lot::Mutex<Vec<u8>>,
+    wake: parking_lot::Condvar,
+    redactor: parking_lot::RwLock<Option<Arc<Redactor>>>,
+    /// Every secret any configuration loaded in this process named (tests load several).
+    secrets: parking_lot::Mutex<Vec<String>>,
 }
 
+static QUEUE: std::sync::LazyLock<LogQueue> = std::sync::LazyLock::new(|| LogQueue {
+    pending: parking_lot::Mutex::new(Vec::with_capacity(FLUSH_BYTES)),
+    wake: parking_lot::Condvar::new(),
+    redactor: parking_lot::RwLock::new(None),
+    secrets: parking_lot::Mutex::new(Vec::new()),
+});
+
+/// Writes out whatever is queued (also called before the process exits).
+pub fn flush_logs() {
+    let batch = std::mem::take(&mut *QUEUE.pending.lock());
+    write_batch(&batch);
+}
+
+fn write_batch(batch: &[u8]) {
+    if batch.is_empty() {
+        return;
+    }
+    let text = String::from_utf8_lossy(batch);
+    let clean = match QUEUE.redactor.read().as_ref() {
+        Some(redactor) => redactor.log_line(&text).into_owned(),
+        None => text.into_owned(),
+    };
+    let _ = std::io::stderr().lock().write_all(clean.as_bytes());
+}
+
+fn start_flusher() {
+    let spawned = std::thread::Builder::new().name("velochat-log".into()).spawn(|| loop {
+        let batch = {
+            let mut pending = QUEUE.pending.lock();
+            if pending.len() < FLUSH_BYTES {
+                QUEUE.wake.wait_for(&mut pending, FLUSH_EVERY);
+            }
+            std::mem::take(&mut *pending)
+        };
+        write_batch(&batch);
+    });
+    if let Err(e) = spawned {
+        eprintln!("cannot start the log writer thread: {e}");
+    }
+}
+
+#[derive(Clone)]
+struct QueuedStderr;
+
 struct LineWriter {
-    redactor: Arc<Redactor>,
     buffer: Vec<u8>,
 }
 
@@ -35,11 +88,17 @@ impl Write for LineWriter {
         if self.buffer.is_empty() {
             return Ok(());
         }
-        let text = String::from_utf8_lossy(&self.buffer);
-        let clean = self.redactor.log_line(&text);
-        let result = std::io::stderr().lock().write_all(clean.as_bytes());
+        let mut pending = QUEUE.pending.lock();
+        pending.extend_from_slice(&self.buffer);
         self.buffer.clear();
-        result
+        if pending.len() >= HARD_CAP {
+            let batch = std::mem::take(&mut *pending);
+            drop(pending);
+            write_batch(&batch);
+        } else if pending.len() >= FLUSH_BYTES {
+            QUEUE.wake.notify_one();
+        }
+        Ok(())
     }
 }
 
@@ -49,11 +108,11 @@ impl Drop for LineWriter {
     }
 }
 
-impl<'a> MakeWriter<'a> for RedactingStderr {
+impl<'a> MakeWriter<'a> for QueuedStderr {
     type Writer = LineWriter;
 
     fn make_writer(&'a self) -> Self::Writer {
-        LineWriter { redactor: self.redactor.clone(), buffer: Vec::with_capacity(512) }
+        LineWriter { buffer: Vec::with_capacity(512) }
     }
 }
 
@@ -73,12 +132,20 @@ pub fn secrets_of(settings: &Settings) -> Vec<String> {
 /// Installs the global subscriber once per process (later calls, as in tests, are no-ops).
 /// `RUST_LOG` overrides the configured level.
 pub fn init_logging(settings: &Settings) {
-    let secrets = secrets_of(settings);
-    let redactor = Arc::new(Redactor::new(secrets.iter().map(String::as_str)));
+    let redactor = {
+        let mut known = QUEUE.secrets.lock();
+        known.extend(secrets_of(settings));
+        Arc::new(Redactor::new(known.iter().map(String::as_str)))
+    };
+    let first = QUEUE.redactor.read().is_none();
+    *QUEUE.redactor.write() = Some(redactor);
+    if first {
+        start_flusher();
+    }
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&settings.telemetry.log_level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let writer = RedactingStderr { redactor };
+    let writer = QueuedStderr;
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
     let _ = match settings.telemetry.log_format {
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).with_span_list(false).try_init(),

@@ -1,46 +1,51 @@
 //! Schema migrations, per backend. Each step runs once, recorded in `velochat_migrations`.
 
 /// (version, SQLite statements, PostgreSQL statements)
-pub(super) const MIGRATIONS: &[(i64, &[&str], &[&str])] = &[(
-    1,
-    &[
-        "CREATE TABLE IF NOT EXISTS velochat_events (
+pub(super) const MIGRATIONS: &[(i64, &[&str], &[&str])] = &[
+    (
+        1,
+        &[
+            "CREATE TABLE IF NOT EXISTS velochat_events (
             id INTEGER PRIMARY KEY AUTOINCREMENT, ts_ms INTEGER NOT NULL, request_id TEXT NOT NULL,
             session_hash TEXT NOT NULL, route TEXT NOT NULL, intent TEXT, source TEXT NOT NULL,
             fallback_reason TEXT, handoff_reason TEXT, latency_ms INTEGER NOT NULL, upstream_ms INTEGER NOT NULL,
             prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL, cached_tokens INTEGER NOT NULL,
             cost_usd REAL NOT NULL, confidence REAL, repeat_question INTEGER NOT NULL, first_reply INTEGER NOT NULL,
             model TEXT)",
-        "CREATE INDEX IF NOT EXISTS velochat_events_ts ON velochat_events (ts_ms)",
-        "CREATE INDEX IF NOT EXISTS velochat_events_session ON velochat_events (session_hash)",
-        "CREATE TABLE IF NOT EXISTS velochat_outbox (
+            "CREATE INDEX IF NOT EXISTS velochat_events_ts ON velochat_events (ts_ms)",
+            "CREATE INDEX IF NOT EXISTS velochat_events_session ON velochat_events (session_hash)",
+            "CREATE TABLE IF NOT EXISTS velochat_outbox (
             seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, session_id TEXT NOT NULL,
             session_hash TEXT NOT NULL, kind TEXT NOT NULL, payload TEXT NOT NULL, created_ms INTEGER NOT NULL,
             next_attempt_ms INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
             claimed_until_ms INTEGER NOT NULL DEFAULT 0, claimed_by TEXT, delivered_ms INTEGER, last_error TEXT)",
-        "CREATE INDEX IF NOT EXISTS velochat_outbox_due ON velochat_outbox (delivered_ms, next_attempt_ms)",
-        "CREATE INDEX IF NOT EXISTS velochat_outbox_session ON velochat_outbox (session_id, seq)",
-        "CREATE TABLE IF NOT EXISTS velochat_human_sessions (
+            "CREATE INDEX IF NOT EXISTS velochat_outbox_due ON velochat_outbox (delivered_ms, next_attempt_ms)",
+            "CREATE INDEX IF NOT EXISTS velochat_outbox_session ON velochat_outbox (session_id, seq)",
+            "CREATE TABLE IF NOT EXISTS velochat_human_sessions (
             session_id TEXT PRIMARY KEY, since_ms INTEGER NOT NULL, reason TEXT NOT NULL)",
-    ],
-    &[
-        "CREATE TABLE IF NOT EXISTS velochat_events (
+        ],
+        &[
+            "CREATE TABLE IF NOT EXISTS velochat_events (
             id BIGSERIAL PRIMARY KEY, ts_ms BIGINT NOT NULL, request_id TEXT NOT NULL,
             session_hash TEXT NOT NULL, route TEXT NOT NULL, intent TEXT, source TEXT NOT NULL,
             fallback_reason TEXT, handoff_reason TEXT, latency_ms BIGINT NOT NULL, upstream_ms BIGINT NOT NULL,
             prompt_tokens BIGINT NOT NULL, completion_tokens BIGINT NOT NULL, cached_tokens BIGINT NOT NULL,
             cost_usd DOUBLE PRECISION NOT NULL, confidence DOUBLE PRECISION, repeat_question BIGINT NOT NULL,
             first_reply BIGINT NOT NULL, model TEXT)",
-        "CREATE INDEX IF NOT EXISTS velochat_events_ts ON velochat_events (ts_ms)",
-        "CREATE INDEX IF NOT EXISTS velochat_events_session ON velochat_events (session_hash)",
-        "CREATE TABLE IF NOT EXISTS velochat_outbox (
+            "CREATE INDEX IF NOT EXISTS velochat_events_ts ON velochat_events (ts_ms)",
+            "CREATE INDEX IF NOT EXISTS velochat_events_session ON velochat_events (session_hash)",
+            "CREATE TABLE IF NOT EXISTS velochat_outbox (
             seq BIGSERIAL PRIMARY KEY, id TEXT NOT NULL UNIQUE, session_id TEXT NOT NULL,
             session_hash TEXT NOT NULL, kind TEXT NOT NULL, payload TEXT NOT NULL, created_ms BIGINT NOT NULL,
             next_attempt_ms BIGINT NOT NULL, attempts BIGINT NOT NULL DEFAULT 0,
             claimed_until_ms BIGINT NOT NULL DEFAULT 0, claimed_by TEXT, delivered_ms BIGINT, last_error TEXT)",
-        "CREATE INDEX IF NOT EXISTS velochat_outbox_due ON velochat_outbox (delivered_ms, next_attempt_ms)",
-        "CREATE INDEX IF NOT EXISTS velochat_outbox_session ON velochat_outbox (session_id, seq)",
-        "CREATE TABLE IF NOT EXISTS velochat_human_sessions (
+            "CREATE INDEX IF NOT EXISTS velochat_outbox_due ON velochat_outbox (delivered_ms, next_attempt_ms)",
+            "CREATE INDEX IF NOT EXISTS velochat_outbox_session ON velochat_outbox (session_id, seq)",
+            "CREATE TABLE IF NOT EXISTS velochat_human_sessions (
             session_id TEXT PRIMARY KEY, since_ms BIGINT NOT NULL, reason TEXT NOT NULL)",
-    ],
-)];
+        ],
+    ),
+    // Every reply writes an event; erasing one session's events (a rare privacy request) can afford a
+    // scan, so the per-session index is not worth its cost on every insert.
+    (2, &["DROP INDEX IF EXISTS velochat_events_session"], &["DROP INDEX IF EXISTS velochat_events_session"]),
+];
