@@ -209,6 +209,9 @@ async fn with_the_webhook_down_then_up_each_outbox_event_is_delivered_exactly_on
     let pool = sqlx::PgPool::connect(&postgres).await.unwrap();
     let (events,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM velochat_events").fetch_one(&pool).await.unwrap();
     assert_eq!(events, 24, "every reply's event landed in PostgreSQL");
+    pool.close().await;
+    drop(cluster);
+    services::drop_postgres(&postgres).await;
 }
 
 #[tokio::test]

@@ -106,3 +106,12 @@ impl Drop for OwnRedis {
         self.stop();
     }
 }
+
+/// Drops a database made by `postgres` (best effort: a leftover only costs disk).
+pub async fn drop_postgres(url: &str) {
+    let Some(name) = url.rsplit('/').next().filter(|n| n.starts_with("velochat_test_")) else { return };
+    if let Ok(admin) = sqlx::PgPool::connect(&format!("{POSTGRES_BASE}/test")).await {
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&admin).await;
+        admin.close().await;
+    }
+}
