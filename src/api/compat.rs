@@ -219,7 +219,7 @@ pub fn parse_request(
 
 /// `system_fingerprint` marks replies that did not come from the model, so a caller (or the seed's
 /// Velo code) can tell a static fallback from a model answer without new fields.
-fn fingerprint(reply: &Reply) -> Value {
+pub fn fingerprint(reply: &Reply) -> Value {
     match reply.source {
         Source::Model => Value::Null,
         Source::Fallback => json!("velochat-fallback"),

@@ -5,7 +5,7 @@
 //! per-attempt timeout — never a hang.
 
 use super::chat::reply_log;
-use super::compat::{completion_id, usage_json, velochat_fields, CompatRequest};
+use super::compat::{completion_id, fingerprint, usage_json, velochat_fields, CompatRequest};
 use super::error::{rate_limit_headers, ApiError};
 use super::middleware::{ReplyLog, RequestContext};
 use crate::domain::{FallbackReason, Source};
@@ -70,10 +70,8 @@ pub async fn respond(state: AppState, ctx: RequestContext, request: CompatReques
         }
     };
     let fingerprint = match &start {
-        StreamStart::Decided(reply) if reply.source == Source::Fallback => json!("velochat-fallback"),
-        StreamStart::Decided(reply) if reply.source == Source::Rule => json!("velochat-rule"),
-        StreamStart::Decided(reply) if reply.source == Source::Handoff => json!("velochat-handoff"),
-        _ => Value::Null,
+        StreamStart::Decided(reply) => fingerprint(reply),
+        StreamStart::Live(_) => Value::Null,
     };
     let chunks = Chunks {
         id: format!("chatcmpl-{}", ctx.request_id.replace('-', "")),

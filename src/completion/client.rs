@@ -98,19 +98,10 @@ impl Endpoint {
         cut_by_deadline: bool,
     ) -> Result<Completion, AttemptError> {
         let attempt = async {
-            let response = self.request(body).send().await.map_err(classify_send_error)?;
-            let status = response.status();
-            if !status.is_success() {
-                let headers = response.headers().clone();
-                let bytes = read_capped(response, self.max_response_bytes).await?;
-                return Err(status_error(status.as_u16(), &headers, &bytes));
-            }
+            let response = self.send_checked(body).await?;
             parse_completion(&read_capped(response, self.max_response_bytes).await?, &self.model)
         };
-        match tokio::time::timeout(timeout, attempt).await {
-            Ok(result) => result,
-            Err(_) => Err(AttemptError::Timeout { cut_by_deadline }),
-        }
+        bounded(timeout, cut_by_deadline, attempt).await
     }
 
     /// Starts a streaming call and returns the response once its status is known; the caller reads
@@ -121,21 +112,29 @@ impl Endpoint {
         timeout: Duration,
         cut_by_deadline: bool,
     ) -> Result<reqwest::Response, AttemptError> {
-        let attempt = async {
-            let response = self.request(body).send().await.map_err(classify_send_error)?;
-            let status = response.status();
-            if status.is_success() {
-                return Ok(response);
-            }
-            let headers = response.headers().clone();
-            let bytes = read_capped(response, self.max_response_bytes).await?;
-            Err(status_error(status.as_u16(), &headers, &bytes))
-        };
-        match tokio::time::timeout(timeout, attempt).await {
-            Ok(result) => result,
-            Err(_) => Err(AttemptError::Timeout { cut_by_deadline }),
-        }
+        bounded(timeout, cut_by_deadline, self.send_checked(body)).await
     }
+
+    /// Sends and returns a 2xx response unread; any other status is read (capped) and classified.
+    async fn send_checked(&self, body: Bytes) -> Result<reqwest::Response, AttemptError> {
+        let response = self.request(body).send().await.map_err(classify_send_error)?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let headers = response.headers().clone();
+        let bytes = read_capped(response, self.max_response_bytes).await?;
+        Err(status_error(status.as_u16(), &headers, &bytes))
+    }
+}
+
+/// One attempt, cut at `timeout`.
+async fn bounded<T>(
+    timeout: Duration,
+    cut_by_deadline: bool,
+    attempt: impl std::future::Future<Output = Result<T, AttemptError>>,
+) -> Result<T, AttemptError> {
+    tokio::time::timeout(timeout, attempt).await.unwrap_or(Err(AttemptError::Timeout { cut_by_deadline }))
 }
 
 fn classify_send_error(err: reqwest::Error) -> AttemptError {

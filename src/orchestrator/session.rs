@@ -54,6 +54,12 @@ pub(super) struct TransitionContext<'a> {
     pub message: Option<&'a str>,
 }
 
+impl TransitionContext<'_> {
+    /// For transitions made outside a visitor's message (admin release, agent takeover, timeout).
+    pub const NONE: TransitionContext<'static> =
+        TransitionContext { intent: None, context: None, transcript: &[], message: None };
+}
+
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -220,8 +226,7 @@ impl Orchestrator {
             // Already the bot's: make sure no stale durable owner remains.
             let _ = self.durable.clear_human(id).await;
         }
-        let ctx = TransitionContext { intent: None, context: None, transcript: &[], message: None };
-        self.publish_transition(id, &state, &request_id, ctx).await;
+        self.publish_transition(id, &state, &request_id, TransitionContext::NONE).await;
         Some(SessionView::of(id, &state))
     }
 
@@ -243,8 +248,7 @@ impl Orchestrator {
         if state.transition_by(&request_id).is_some() {
             self.metrics.handoffs.with_label_values(&[HandoffReason::AgentTakeover.as_str()]).inc();
         }
-        let ctx = TransitionContext { intent: None, context: None, transcript: &[], message: None };
-        self.publish_transition(id, &state, &request_id, ctx).await;
+        self.publish_transition(id, &state, &request_id, TransitionContext::NONE).await;
         SessionView::of(id, &state)
     }
 
