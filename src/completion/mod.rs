@@ -1,6 +1,7 @@
 //! The OpenAI chat completions client and everything that keeps it inside the deadline: retries,
 //! the circuit breaker, the fallback model and the static replies at the bottom of the ladder.
 
+pub mod bpe;
 pub mod breaker;
 pub mod client;
 pub mod error;

@@ -1,10 +1,10 @@
 //! Prompt token counting with OpenAI's own tokenizer (`o200k_base`, used by gpt-4o and gpt-4o-mini):
 //! each message costs 3 tokens plus its role and content, and the reply is primed with 3 more.
 
+use super::bpe::O200k;
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::LazyLock;
-use tiktoken_rs::CoreBPE;
+use std::sync::{LazyLock, OnceLock};
 
 const SHARDS: usize = 16;
 /// 16 × 4,096 remembered counts: about 1 MiB.
@@ -18,27 +18,29 @@ pub const REPLY_PRIMING: usize = 3;
 
 #[derive(Clone, Copy)]
 pub struct TokenCounter {
-    bpe: &'static CoreBPE,
+    bpe: &'static O200k,
 }
+
+static O200K: OnceLock<O200k> = OnceLock::new();
 
 impl TokenCounter {
     /// Loads the bundled encoding once per process (no network).
     pub fn o200k() -> Self {
-        Self { bpe: tiktoken_rs::o200k_base_singleton() }
+        Self { bpe: O200K.get_or_init(O200k::load) }
     }
 
     /// Tokens in `text`. History turns and the context are sent again with every message of a
     /// conversation, so counts are remembered (by a 64-bit hash of the text) instead of re-encoding.
     pub fn text(&self, text: &str) -> usize {
         if text.len() < 16 {
-            return self.bpe.encode_ordinary(text).len();
+            return self.bpe.count(text);
         }
         let key = std::hash::BuildHasher::hash_one(&*HASHER, text);
         let shard = &COUNTS[(key as usize) % SHARDS];
         if let Some(count) = shard.lock().get(&key) {
             return *count as usize;
         }
-        let count = self.bpe.encode_ordinary(text).len();
+        let count = self.bpe.count(text);
         let mut shard = shard.lock();
         if shard.len() >= SHARD_CAPACITY {
             shard.clear();
@@ -60,7 +62,7 @@ mod tests {
     fn remembered_counts_equal_fresh_ones() {
         let counter = TokenCounter::o200k();
         let text = "Hi, I ordered a rain jacket last week and it has not arrived yet.";
-        let fresh = counter.bpe.encode_ordinary(text).len();
+        let fresh = counter.bpe.count(text);
         assert_eq!(counter.text(text), fresh);
         assert_eq!(counter.text(text), fresh, "second call from the cache");
     }
