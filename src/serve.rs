@@ -52,6 +52,7 @@ pub async fn serve(
         let router = router.clone();
         let service = tower::service_fn(move |mut request: hyper::Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
+            own_request_head(&mut request);
             router.clone().oneshot(request)
         });
         let service = TowerToHyperService::new(service);
@@ -82,6 +83,30 @@ pub async fn serve(
     }
 }
 
+/// hyper parses the URI and headers as slices of the connection's 8 KiB read buffer, and a request
+/// awaiting a 2 s model keeps them; meanwhile hyper allocates a second buffer to watch the socket.
+/// Copying the few bytes of the head (~1 µs) frees the first buffer at once: 8 KiB less per request
+/// in flight, 80 MB at 10,000 (measured in BENCHMARKS.md).
+fn own_request_head<B>(request: &mut hyper::Request<B>) {
+    use http::header::{HeaderMap, HeaderName, HeaderValue};
+    if let Ok(uri) = http::Uri::try_from(request.uri().to_string()) {
+        *request.uri_mut() = uri;
+    }
+    let shared = std::mem::take(request.headers_mut());
+    let mut owned = HeaderMap::with_capacity(shared.len());
+    let mut name = None;
+    for (next_name, value) in shared {
+        // `into_iter` yields a name only for the first of repeated headers.
+        if let Some(next_name) = next_name {
+            name = HeaderName::from_bytes(next_name.as_str().as_bytes()).ok();
+        }
+        let (Some(name), Ok(mut copy)) = (&name, HeaderValue::from_bytes(value.as_bytes())) else { continue };
+        copy.set_sensitive(value.is_sensitive());
+        owned.append(name.clone(), copy);
+    }
+    *request.headers_mut() = owned;
+}
+
 /// A rustls acceptor from PEM files (certificate chain and private key).
 pub fn tls_acceptor(cert_path: &str, key_path: &str) -> anyhow::Result<TlsAcceptor> {
     use anyhow::Context;
@@ -109,4 +134,31 @@ pub fn tls_acceptor(cert_path: &str, key_path: &str) -> anyhow::Result<TlsAccept
 /// True for 127.0.0.0/8 and ::1.
 pub fn is_loopback(addr: &SocketAddr) -> bool {
     addr.ip().is_loopback()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::own_request_head;
+    use http::header::{HeaderValue, AUTHORIZATION};
+
+    #[test]
+    fn owned_head_keeps_every_header_value_order_and_flag() {
+        let mut secret = HeaderValue::from_static("Bearer k");
+        secret.set_sensitive(true);
+        let mut request = http::Request::post("/v1/chat/completions?x=1")
+            .header("x-visitor-id", "v-1")
+            .header("accept", "a/b")
+            .header("accept", "c/d")
+            .body(())
+            .unwrap();
+        request.headers_mut().insert(AUTHORIZATION, secret);
+        let before = request.headers().clone();
+        own_request_head(&mut request);
+        assert_eq!(request.uri(), "/v1/chat/completions?x=1");
+        assert_eq!(request.headers(), &before);
+        let accepts: Vec<_> = request.headers().get_all("accept").iter().collect();
+        assert_eq!(accepts, ["a/b", "c/d"]);
+        assert!(request.headers()[AUTHORIZATION].is_sensitive());
+        assert!(!request.headers()["x-visitor-id"].is_sensitive());
+    }
 }

@@ -3,7 +3,6 @@
 
 use super::redact::Redactor;
 use regex::Regex;
-use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,18 +133,26 @@ pub fn rewrite_links(text: &str, allowed: &[String]) -> String {
 /// Every `window`-character slice of the normalised system prompt, hashed. A reply containing any
 /// of them repeats the prompt verbatim.
 struct LeakDetector {
-    windows: HashSet<u64>,
+    /// Already hashes: foldhash is enough (SipHash was ~1 % of a request).
+    windows: hashbrown::HashSet<u64>,
     window: usize,
 }
 
 fn normalise(text: &str) -> Vec<char> {
     let mut out = Vec::with_capacity(text.len());
-    for c in text.chars().flat_map(char::to_lowercase) {
+    let mut push = |c: char| {
         let c = if c.is_whitespace() { ' ' } else { c };
-        if c == ' ' && out.last() == Some(&' ') {
-            continue;
+        if !(c == ' ' && out.last() == Some(&' ')) {
+            out.push(c);
         }
-        out.push(c);
+    };
+    for c in text.chars() {
+        // Replies are mostly ASCII; the Unicode lowercase iterator is the slow path.
+        if c.is_ascii() {
+            push(c.to_ascii_lowercase());
+        } else {
+            c.to_lowercase().for_each(&mut push);
+        }
     }
     out
 }
