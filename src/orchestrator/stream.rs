@@ -16,7 +16,7 @@ pub enum StreamStart {
 
 /// An upstream stream that has answered 200.
 pub struct LiveStream {
-    pub response: reqwest::Response,
+    pub response: crate::completion::client::UpstreamBody,
     pub meta: StreamMeta,
 }
 
