@@ -9,7 +9,8 @@ use std::sync::{LazyLock, OnceLock};
 const SHARDS: usize = 16;
 /// 16 × 4,096 remembered counts: about 1 MiB.
 const SHARD_CAPACITY: usize = 4096;
-static HASHER: LazyLock<std::collections::hash_map::RandomState> = LazyLock::new(Default::default);
+/// Seeded per process; foldhash is several times cheaper than SipHash over a whole history turn.
+static HASHER: LazyLock<hashbrown::DefaultHashBuilder> = LazyLock::new(Default::default);
 static COUNTS: LazyLock<Vec<Mutex<HashMap<u64, u32>>>> =
     LazyLock::new(|| (0..SHARDS).map(|_| Mutex::new(HashMap::with_capacity(SHARD_CAPACITY))).collect());
 
@@ -50,7 +51,15 @@ impl TokenCounter {
     }
 
     pub fn message(&self, role: &str, content: &str) -> usize {
-        TOKENS_PER_MESSAGE + self.text(role) + self.text(content)
+        TOKENS_PER_MESSAGE + self.role(role) + self.text(content)
+    }
+
+    /// Every role OpenAI accepts is one token in o200k_base (a test checks it); skip the encoder.
+    fn role(&self, role: &str) -> usize {
+        match role {
+            "system" | "developer" | "user" | "assistant" | "tool" => 1,
+            other => self.bpe.count(other),
+        }
     }
 }
 
@@ -65,6 +74,15 @@ mod tests {
         let fresh = counter.bpe.count(text);
         assert_eq!(counter.text(text), fresh);
         assert_eq!(counter.text(text), fresh, "second call from the cache");
+    }
+
+    #[test]
+    fn known_roles_are_one_token() {
+        let counter = TokenCounter::o200k();
+        for role in ["system", "developer", "user", "assistant", "tool"] {
+            assert_eq!(counter.role(role), counter.bpe.count(role), "{role}");
+        }
+        assert_eq!(counter.role("function_call_output"), counter.bpe.count("function_call_output"));
     }
 
     #[test]
