@@ -212,18 +212,27 @@ class Velochat:
         self.log.close()
 
 
-def wrk(port, script, connections, duration=DURATION, threads=1, timeout="10s"):
+def cpu_seconds(pid):
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(port, script, connections, duration=DURATION, threads=1, timeout="10s", pid=None):
     if WARMUP:
         subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{WARMUP}s", "-s", str(script), f"http://127.0.0.1:{port}"],
                        capture_output=True, check=False)
+    cpu_before = cpu_seconds(pid) if pid else None
     out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", f"--timeout", timeout, "-s", str(script),
                           f"http://127.0.0.1:{port}"], capture_output=True, text=True, check=False).stdout
+    cpu = cpu_seconds(pid) - cpu_before if pid else None
     line = next((l for l in out.splitlines() if l.startswith("WRKJSON ")), None)
     if line is None:
         raise RuntimeError(f"wrk printed no result:\n{out}")
     r = json.loads(line[len("WRKJSON "):])
     r["rps"] = r["requests"] / (r["duration"] / 1e6)
     r["errors"] = r["connect"] + r["read"] + r["write"] + r["timeout"] + r["status"]
+    # velochat's own CPU (user + system) per request: what the rest of the machine cannot use.
+    r["cpu_us"] = cpu * 1e6 / r["requests"] if cpu is not None and r["requests"] else None
     return r
 
 
@@ -259,8 +268,9 @@ def main():
                     direct = wrk(PORTS[fake], compat_script, conns)
                     rows.append((fake, conns, "direct to the fake", direct, direct))
                     rows.append((fake, conns, "nginx proxy_pass hop", wrk(PORTS[hop], compat_script, conns), direct))
-                    rows.append((fake, conns, "velochat /v1/chat/completions", wrk(PORTS["velochat"], compat_script, conns), direct))
-                    rows.append((fake, conns, "velochat /sendChatMessage", wrk(PORTS["velochat"], send_script, conns), direct))
+                    pid = vc.proc.pid
+                    rows.append((fake, conns, "velochat /v1/chat/completions", wrk(PORTS["velochat"], compat_script, conns, pid=pid), direct))
+                    rows.append((fake, conns, "velochat /sendChatMessage", wrk(PORTS["velochat"], send_script, conns, pid=pid), direct))
                 if fake == "fast":
                     notes["rss_after_load"] = vc.peak_rss()
             finally:
@@ -273,6 +283,13 @@ def main():
         try:
             time.sleep(1)
             notes["idle_rss"] = vc.rss()
+            # What an idle keep-alive connection costs, apart from any request on it.
+            idle = [socket.create_connection(("127.0.0.1", PORTS["velochat"])) for _ in range(5000)]
+            time.sleep(1)
+            notes["idle_conn_kib"] = (vc.rss() - notes["idle_rss"]) * 1024 / len(idle)
+            for s in idle:
+                s.close()
+            time.sleep(1)
             parked = wrk(PORTS["velochat"], send_script, 10000, duration=10 if not QUICK else 6, threads=2, timeout="15s")
             notes["parked"] = parked
             notes["parked_rss"] = vc.peak_rss()
@@ -332,18 +349,22 @@ def main():
         print(f"BENCHMARKS.md updated (work files in {WORK})")
 
 
+def cpu_cell(r):
+    return "—" if r.get("cpu_us") is None else f"{r['cpu_us']:.0f}"
+
+
 def render(rows, notes):
     out = [f"Measured {time.strftime('%Y-%m-%d')} on {machine()}.", "",
            "Command: `bench/run` (wrk 1 thread, nginx 1 worker, velochat release build, default configuration with the "
            "rate limits raised through `VELOCHAT_LIMIT_*` so every check still runs; logs at the default `info` level "
            "written to a file).", "",
-           "| upstream | conns | path | req/s | p50 ms | p99 ms | p99.9 ms | added p50 ms | errors |",
-           "|---|---|---|---|---|---|---|---|---|"]
+           "| upstream | conns | path | req/s | p50 ms | p99 ms | p99.9 ms | added p50 ms | errors | velochat CPU µs/req |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
     for fake, conns, path, r, direct in rows:
         added = (r["p50"] - direct["p50"]) / 1000
         label = "fast fake" if fake == "fast" else "200 ms fake"
         out.append(f"| {label} | {conns} | {path} | {r['rps']:,.0f} | {ms(r['p50'])} | {ms(r['p99'])} | {ms(r['p999'])} | "
-                   f"{'—' if r is direct else f'{added:+.2f}'} | {r['errors']} |")
+                   f"{'—' if r is direct else f'{added:+.2f}'} | {r['errors']} | {cpu_cell(r)} |")
     p = notes["parked"]
     b = notes["breaker"]
     out += ["", "| measurement | result |", "|---|---|",
@@ -353,6 +374,7 @@ def render(rows, notes):
             f"| fallback with the breaker open (8 conns) | {b['rps']:,.0f} req/s, p50 {ms(b['p50'])} ms, p99 {ms(b['p99'])} ms, "
             f"p99.9 {ms(b['p999'])} ms |",
             f"| idle RSS (tokenizer loaded) | {notes['idle_rss']:.1f} MiB |",
+            f"| RSS per idle keep-alive connection (5,000 opened) | {notes['idle_conn_kib']:.1f} KiB |",
             f"| peak RSS after the fast-fake runs | {notes['rss_after_load']:.1f} MiB |",
             f"| start to ready (`/readyz` 200, median of 5) | {notes['ready_ms']:.0f} ms (tokenizer loaded at {notes['tokenizer_ms']:.0f} ms) |",
             f"| open-file limit of the run (`ulimit -n`) | {os.sysconf('SC_OPEN_MAX')} |"]
