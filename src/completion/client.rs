@@ -13,7 +13,9 @@ use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use std::sync::Arc;
 use std::time::Duration;
+use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
 /// The model API client: hyper's pooled client without reqwest's layers (redirects, URL
 /// re-parsing, proxies), which were ~5 % of a request's CPU in the profile.
@@ -59,14 +61,13 @@ pub fn http_client(connect_timeout: Duration) -> reqwest::Result<reqwest::Client
 /// upstreams (OpenAI) negotiate HTTP/2 through ALPN by themselves, so thousands of requests in
 /// flight share a few connections; `h2c` forces HTTP/2 on a plain-http upstream that speaks it (a
 /// local proxy, the benchmark's fake).
-pub fn upstream_client(connect_timeout: Duration, h2c: bool) -> anyhow::Result<UpstreamClient> {
+pub fn upstream_client(connect_timeout: Duration, h2c: bool, ca_cert: &str) -> anyhow::Result<UpstreamClient> {
     let mut tcp = HttpConnector::new();
     tcp.enforce_http(false);
     tcp.set_nodelay(true);
     tcp.set_connect_timeout(Some(connect_timeout));
-    let provider = tokio_rustls::rustls::crypto::ring::default_provider();
     let connector = HttpsConnectorBuilder::new()
-        .with_provider_and_webpki_roots(provider)?
+        .with_tls_config(upstream_tls(ca_cert)?)
         .https_or_http()
         .enable_http1()
         .enable_http2()
@@ -79,6 +80,27 @@ pub fn upstream_client(connect_timeout: Duration, h2c: bool) -> anyhow::Result<U
         .timer(TokioTimer::new())
         .http2_only(h2c);
     Ok(builder.build(connector))
+}
+
+/// Mozilla's roots (bundled: no dependence on the image's CA store), plus `ca_cert` when set.
+fn upstream_tls(ca_cert: &str) -> anyhow::Result<ClientConfig> {
+    use anyhow::Context;
+    let mut roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    if !ca_cert.is_empty() {
+        let file = std::fs::File::open(ca_cert).with_context(|| format!("openai.ca_cert: cannot open {ca_cert}"))?;
+        let certs = rustls_pemfile::certs(&mut std::io::BufReader::new(file))
+            .collect::<Result<Vec<_>, _>>()
+            .with_context(|| format!("openai.ca_cert: {ca_cert} is not PEM"))?;
+        anyhow::ensure!(!certs.is_empty(), "openai.ca_cert: no certificate in {ca_cert}");
+        for cert in certs {
+            roots.add(cert).with_context(|| format!("openai.ca_cert: unusable certificate in {ca_cert}"))?;
+        }
+    }
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    Ok(ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 impl Endpoint {

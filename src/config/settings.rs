@@ -71,6 +71,8 @@ pub struct OpenAiSettings {
     pub compat_max_tokens: u32,
     #[serde(deserialize_with = "flexible_bool")]
     pub h2c: bool,
+    /// PEM file of extra roots trusted for the upstream (a corporate proxy, a private gateway).
+    pub ca_cert: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -82,6 +82,12 @@ impl Settings {
                 &format!("`{path}` is not a readable file"),
             )?;
         }
+        let ca = &self.openai.ca_cert;
+        check(
+            ca.is_empty() || std::path::Path::new(ca).is_file(),
+            "openai.ca_cert",
+            &format!("`{ca}` is not a readable file"),
+        )?;
         let level = &self.telemetry.log_level;
         tracing_subscriber::EnvFilter::try_new(level)
             .map_err(|e| ConfigError::new("telemetry.log_level", format!("`{level}`: {e}")))?;

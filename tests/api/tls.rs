@@ -2,6 +2,7 @@
 
 use crate::helpers::*;
 use serde_json::Value;
+use std::sync::{Arc, Mutex};
 
 #[tokio::test]
 async fn velochat_serves_https_from_pem_files() {
@@ -38,4 +39,77 @@ async fn a_missing_key_file_stops_start_up_naming_the_key() {
     )
     .unwrap_err();
     assert_eq!(err.key, "server.tls_cert");
+}
+
+/// A one-route HTTPS upstream (HTTP/1.1 over rustls) answering every call with a completion and
+/// keeping the bodies it was sent.
+async fn https_upstream(cert: &std::path::Path, key: &std::path::Path) -> (u16, Arc<Mutex<Vec<Value>>>) {
+    use http_body_util::BodyExt;
+    let acceptor = velochat::serve::tls_acceptor(&cert.display().to_string(), &key.display().to_string()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let recorded = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, seen) = (acceptor.clone(), seen.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else { return };
+                let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                    let seen = seen.clone();
+                    async move {
+                        let body = request.into_body().collect().await.unwrap().to_bytes();
+                        seen.lock().unwrap().push(serde_json::from_slice::<Value>(&body).unwrap());
+                        let reply = completion("Served over TLS.").to_string();
+                        Ok::<_, std::convert::Infallible>(
+                            hyper::Response::builder()
+                                .header("content-type", "application/json")
+                                .body(http_body_util::Full::new(bytes::Bytes::from(reply)))
+                                .unwrap(),
+                        )
+                    }
+                });
+                let io = hyper_util::rt::TokioIo::new(tls);
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+            });
+        }
+    });
+    (port, recorded)
+}
+
+#[tokio::test]
+async fn an_https_upstream_is_called_when_its_ca_is_trusted_and_refused_otherwise() {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let (port, seen) = https_upstream(&cert, &key).await;
+    let upstream = format!("[retry]\nmax_retries = 0\n[openai]\nbase_url = \"https://localhost:{port}/v1\"");
+
+    // Only Mozilla's roots: the self-signed upstream is refused, the visitor gets a fallback.
+    let untrusting = spawn_app_with(&upstream).await;
+    let body: Value = json_of(
+        untrusting.client.post(format!("{}/sendChatMessage", untrusting.address)).json(&message("t1", "hello")),
+    )
+    .await;
+    assert_eq!(body["source"], "fallback", "{body}");
+    assert!(seen.lock().unwrap().is_empty(), "no request reached an untrusted upstream");
+
+    // Its certificate trusted through openai.ca_cert: the model answers over TLS.
+    let trusting = spawn_app_with(&format!("{upstream}\nca_cert = \"{}\"", cert.display())).await;
+    let body: Value =
+        json_of(trusting.client.post(format!("{}/sendChatMessage", trusting.address)).json(&message("t2", "hello")))
+            .await;
+    assert_eq!(body["source"], "model", "{body}");
+    assert_eq!(body["reply"], "Served over TLS.");
+    let sent = seen.lock().unwrap();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["messages"].as_array().unwrap().last().unwrap()["content"], "hello");
+}
+
+#[tokio::test]
+async fn a_missing_upstream_ca_file_stops_start_up_naming_the_key() {
+    let err = velochat::config::Settings::from_toml_overrides("[openai]\nca_cert = \"/nope/ca.pem\"").unwrap_err();
+    assert_eq!(err.key, "openai.ca_cert");
 }
