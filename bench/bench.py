@@ -24,9 +24,15 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BIN = ROOT / "target" / "release" / "velochat"
+# VELOCHAT_BENCH_BIN points at another build (a profiling build, say) without touching the default.
+BIN = Path(os.environ.get("VELOCHAT_BENCH_BIN", ROOT / "target" / "release" / "velochat"))
 WORK = Path(tempfile.mkdtemp(prefix="velochat-bench-"))
 QUICK = "--quick" in sys.argv
+SCENARIOS = ("fast", "slow", "parked", "breaker", "start", "redis")
+# --only fast,parked runs a subset (to check one change quickly); a partial run never rewrites BENCHMARKS.md.
+ONLY = next((tuple(a.split("=", 1)[1].split(",")) for a in sys.argv if a.startswith("--only=")), SCENARIOS)
+if set(ONLY) - set(SCENARIOS):
+    sys.exit(f"unknown scenario in --only: {', '.join(sorted(set(ONLY) - set(SCENARIOS)))} (choose from {', '.join(SCENARIOS)})")
 DURATION = 5 if QUICK else 12
 WARMUP = 1 if QUICK else 2
 PORTS = {"fast": 18081, "slow": 18082, "parked": 18083, "hop_fast": 18084, "hop_slow": 18085, "velochat": 18090}
@@ -217,10 +223,12 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def wrk(port, script, connections, duration=DURATION, threads=1, timeout="10s", pid=None):
+def wrk(port, script, connections, duration=DURATION, threads=1, timeout="10s", pid=None, settle=0):
     if WARMUP:
         subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{WARMUP}s", "-s", str(script), f"http://127.0.0.1:{port}"],
                        capture_output=True, check=False)
+        # velochat finishes messages whose caller hung up: let the warm-up's last ones end first.
+        time.sleep(settle)
     cpu_before = cpu_seconds(pid) if pid else None
     out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", f"--timeout", timeout, "-s", str(script),
                           f"http://127.0.0.1:{port}"], capture_output=True, text=True, check=False).stdout
@@ -249,6 +257,72 @@ def machine():
     return f"{os.cpu_count()} cores ({cpu}), {mem} GiB, Linux {platform.release()}; {wrk_v}; {nginx_v}; {rustc}"
 
 
+def measure_parked(send_script, notes):
+    # 10,000 requests in flight over HTTP/1.1 would need 10,000 upstream sockets on top of the
+    # 10,000 inbound ones (this machine's open-file limit is 20,000); OpenAI negotiates HTTP/2, so
+    # the parked fake speaks it too (h2c) and the requests share a few connections.
+    vc = Velochat(PORTS["parked"], {"VELOCHAT__OPENAI__H2C": "true"}, name="velochat-parked")
+    try:
+        time.sleep(1)
+        notes["idle_rss"] = vc.rss()
+        # What an idle keep-alive connection costs, apart from any request on it.
+        idle = [socket.create_connection(("127.0.0.1", PORTS["velochat"])) for _ in range(5000)]
+        time.sleep(1)
+        notes["idle_conn_kib"] = (vc.rss() - notes["idle_rss"]) * 1024 / len(idle)
+        for s in idle:
+            s.close()
+        time.sleep(1)
+        parked = wrk(PORTS["velochat"], send_script, 10000, duration=10 if not QUICK else 6, threads=2, timeout="15s", settle=3)
+        notes["parked"] = parked
+        notes["parked_rss"] = vc.peak_rss()
+        vc.log.flush()
+        log = (WORK / "velochat-parked.log").read_text(errors="replace")
+        notes["parked_sources"] = {src: log.count(f'"source":"{src}"') for src in ("model", "fallback")}
+    finally:
+        vc.stop()
+
+
+def measure_breaker(send_script, notes):
+    vc = Velochat(1, {"VELOCHAT__BREAKER__CONSECUTIVE_FAILURES": "1", "VELOCHAT__BREAKER__OPEN_MS": "3600000"}, name="velochat-breaker")
+    try:
+        subprocess.run(["curl", "-s", "-o", "/dev/null", "-X", "POST", f"http://127.0.0.1:{PORTS['velochat']}/sendChatMessage",
+                        "-H", f"Authorization: Bearer {CALLER_KEY}", "-H", "content-type: application/json",
+                        "-d", send_body(0)], check=False)
+        notes["breaker"] = wrk(PORTS["velochat"], send_script, 8)
+    finally:
+        vc.stop()
+
+
+def measure_start(_send_script, notes):
+    readies, loaded = [], []
+    for i in range(5):
+        vc = Velochat(PORTS["fast"], name=f"velochat-start-{i}")
+        readies.append(vc.ready_ms)
+        loaded.append(vc.tokenizer_ms)
+        vc.stop()
+    notes["ready_ms"] = statistics.median(readies)
+    notes["tokenizer_ms"] = statistics.median(loaded)
+
+
+def measure_redis(send_script, notes):
+    redis = shutil.which("redis-server")
+    if not redis:
+        return
+    port = 18379
+    rs = subprocess.Popen([redis, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    try:
+        wait_port(port)
+        for label, extra in (("in-memory limits", {}), ("Redis limits and state", {"REDIS_URL": f"redis://127.0.0.1:{port}"})):
+            vc = Velochat(PORTS["fast"], extra, name="velochat-" + label.split()[0].lower())
+            try:
+                notes[label] = wrk(PORTS["velochat"], send_script, 64)
+            finally:
+                vc.stop()
+    finally:
+        rs.terminate()
+        rs.wait()
+
+
 def main():
     send_script = wrk_script("send", "/sendChatMessage", [send_body(i) for i in range(SESSIONS)], False)
     compat_script = wrk_script("compat", "/v1/chat/completions", [compat_body(i) for i in range(SESSIONS)], True)
@@ -262,6 +336,8 @@ def main():
             if port != PORTS["velochat"]:
                 wait_port(port)
         for fake, hop in (("fast", "hop_fast"), ("slow", "hop_slow")):
+            if fake not in ONLY:
+                continue
             vc = Velochat(PORTS[fake], name=f"velochat-{fake}")
             try:
                 for conns in (8, 64):
@@ -276,69 +352,16 @@ def main():
             finally:
                 vc.stop()
 
-        # 10,000 requests in flight over HTTP/1.1 would need 10,000 upstream sockets on top of the
-        # 10,000 inbound ones (this machine's open-file limit is 20,000); OpenAI negotiates HTTP/2, so
-        # the parked fake speaks it too (h2c) and the requests share a few connections.
-        vc = Velochat(PORTS["parked"], {"VELOCHAT__OPENAI__H2C": "true"}, name="velochat-parked")
-        try:
-            time.sleep(1)
-            notes["idle_rss"] = vc.rss()
-            # What an idle keep-alive connection costs, apart from any request on it.
-            idle = [socket.create_connection(("127.0.0.1", PORTS["velochat"])) for _ in range(5000)]
-            time.sleep(1)
-            notes["idle_conn_kib"] = (vc.rss() - notes["idle_rss"]) * 1024 / len(idle)
-            for s in idle:
-                s.close()
-            time.sleep(1)
-            parked = wrk(PORTS["velochat"], send_script, 10000, duration=10 if not QUICK else 6, threads=2, timeout="15s")
-            notes["parked"] = parked
-            notes["parked_rss"] = vc.peak_rss()
-            vc.log.flush()
-            log = (WORK / "velochat-parked.log").read_text(errors="replace")
-            notes["parked_sources"] = {src: log.count(f'"source":"{src}"') for src in ("model", "fallback")}
-        finally:
-            vc.stop()
-
-        vc = Velochat(1, {"VELOCHAT__BREAKER__CONSECUTIVE_FAILURES": "1", "VELOCHAT__BREAKER__OPEN_MS": "3600000"}, name="velochat-breaker")
-        try:
-            subprocess.run(["curl", "-s", "-o", "/dev/null", "-X", "POST", f"http://127.0.0.1:{PORTS['velochat']}/sendChatMessage",
-                            "-H", f"Authorization: Bearer {CALLER_KEY}", "-H", "content-type: application/json",
-                            "-d", send_body(0)], check=False)
-            notes["breaker"] = wrk(PORTS["velochat"], send_script, 8)
-        finally:
-            vc.stop()
-
-        readies, loaded = [], []
-        for i in range(5):
-            vc = Velochat(PORTS["fast"], name=f"velochat-start-{i}")
-            readies.append(vc.ready_ms)
-            loaded.append(vc.tokenizer_ms)
-            vc.stop()
-        notes["ready_ms"] = statistics.median(readies)
-        notes["tokenizer_ms"] = statistics.median(loaded)
-
-        redis = shutil.which("redis-server")
-        if redis:
-            port = 18379
-            rs = subprocess.Popen([redis, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
-            try:
-                wait_port(port)
-                for label, extra in (("in-memory limits", {}), ("Redis limits and state", {"REDIS_URL": f"redis://127.0.0.1:{port}"})):
-                    vc = Velochat(PORTS["fast"], extra, name="velochat-" + label.split()[0].lower())
-                    try:
-                        notes[label] = wrk(PORTS["velochat"], send_script, 64)
-                    finally:
-                        vc.stop()
-            finally:
-                rs.terminate()
-                rs.wait()
+        for scenario in ("parked", "breaker", "start", "redis"):
+            if scenario in ONLY:
+                globals()["measure_" + scenario](send_script, notes)
     finally:
         nginx.send_signal(signal.SIGQUIT)
         nginx.wait()
 
     report = render(rows, notes)
     print(report)
-    if not QUICK:
+    if not QUICK and ONLY == SCENARIOS:
         text = (ROOT / "BENCHMARKS.md").read_text() if (ROOT / "BENCHMARKS.md").exists() else ""
         begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
         if begin in text and end in text:
@@ -365,19 +388,25 @@ def render(rows, notes):
         label = "fast fake" if fake == "fast" else "200 ms fake"
         out.append(f"| {label} | {conns} | {path} | {r['rps']:,.0f} | {ms(r['p50'])} | {ms(r['p99'])} | {ms(r['p999'])} | "
                    f"{'—' if r is direct else f'{added:+.2f}'} | {r['errors']} | {cpu_cell(r)} |")
-    p = notes["parked"]
-    b = notes["breaker"]
-    out += ["", "| measurement | result |", "|---|---|",
-            f"| 10,000 concurrent requests parked on a 2 s upstream (wrk -c10000, HTTP/2 upstream) | {p['rps']:,.0f} req/s, "
-            f"{p['errors']} errors, {notes['parked_sources']['model']:,} model / {notes['parked_sources']['fallback']:,} fallback "
-            f"replies, p50 {ms(p['p50'])} ms, p99 {ms(p['p99'])} ms, peak RSS {notes['parked_rss']:.0f} MiB |",
-            f"| fallback with the breaker open (8 conns) | {b['rps']:,.0f} req/s, p50 {ms(b['p50'])} ms, p99 {ms(b['p99'])} ms, "
-            f"p99.9 {ms(b['p999'])} ms |",
-            f"| idle RSS (tokenizer loaded) | {notes['idle_rss']:.1f} MiB |",
-            f"| RSS per idle keep-alive connection (5,000 opened) | {notes['idle_conn_kib']:.1f} KiB |",
-            f"| peak RSS after the fast-fake runs | {notes['rss_after_load']:.1f} MiB |",
-            f"| start to ready (`/readyz` 200, median of 5) | {notes['ready_ms']:.0f} ms (tokenizer loaded at {notes['tokenizer_ms']:.0f} ms) |",
-            f"| open-file limit of the run (`ulimit -n`) | {os.sysconf('SC_OPEN_MAX')} |"]
+    out += ["", "| measurement | result |", "|---|---|"]
+    if "parked" in notes:
+        p = notes["parked"]
+        out.append(f"| 10,000 concurrent requests parked on a 2 s upstream (wrk -c10000, HTTP/2 upstream) | {p['rps']:,.0f} req/s, "
+                   f"{p['errors']} errors, {notes['parked_sources']['model']:,} model / {notes['parked_sources']['fallback']:,} "
+                   f"fallback replies, p50 {ms(p['p50'])} ms, p99 {ms(p['p99'])} ms, peak RSS {notes['parked_rss']:.0f} MiB |")
+    if "breaker" in notes:
+        b = notes["breaker"]
+        out.append(f"| fallback with the breaker open (8 conns) | {b['rps']:,.0f} req/s, p50 {ms(b['p50'])} ms, "
+                   f"p99 {ms(b['p99'])} ms, p99.9 {ms(b['p999'])} ms |")
+    if "idle_rss" in notes:
+        out += [f"| idle RSS (tokenizer loaded) | {notes['idle_rss']:.1f} MiB |",
+                f"| RSS per idle keep-alive connection (5,000 opened) | {notes['idle_conn_kib']:.1f} KiB |"]
+    if "rss_after_load" in notes:
+        out.append(f"| peak RSS after the fast-fake runs | {notes['rss_after_load']:.1f} MiB |")
+    if "ready_ms" in notes:
+        out.append(f"| start to ready (`/readyz` 200, median of 5) | {notes['ready_ms']:.0f} ms "
+                   f"(tokenizer loaded at {notes['tokenizer_ms']:.0f} ms) |")
+    out.append(f"| open-file limit of the run (`ulimit -n`) | {os.sysconf('SC_OPEN_MAX')} |")
     for label in ("in-memory limits", "Redis limits and state"):
         if label in notes:
             r = notes[label]

@@ -33,7 +33,10 @@ pub async fn serve(
 ) {
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new()).header_read_timeout(options.header_read_timeout).keep_alive(true);
+    // half_close: otherwise hyper drops the handler when the caller hangs up mid-request, leaving the
+    // message half-settled (session turn without its reply, tokens unbooked, no event). A message
+    // once accepted runs to its end, bounded by its deadline; only writing its reply can fail.
+    http.timer(TokioTimer::new()).header_read_timeout(options.header_read_timeout).keep_alive(true).half_close(true);
     tokio::pin!(stop_accepting);
     loop {
         let (stream, peer) = tokio::select! {

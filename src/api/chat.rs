@@ -172,21 +172,24 @@ pub async fn send_chat_message(
     headers: HeaderMap,
     JsonBody(body): JsonBody<SendChatMessageRequest>,
 ) -> Result<Response, ApiError> {
-    let session = SessionId::parse(body.session_id.as_deref(), "sessionId")?;
-    let user_text = UserText::parse(body.user_text.as_deref(), "userText", 4000)?;
-    let context = TypedContext::parse(body.context.as_ref())?;
+    // The raw body and headers are not kept while the model is asked (memory per request in flight).
+    let SendChatMessageRequest { session_id, user_text, history, context } = body;
+    let session = SessionId::parse(session_id.as_deref(), "sessionId")?;
+    let user_text = UserText::parse(user_text.as_deref(), "userText", 4000)?;
+    let context = TypedContext::parse(context.as_ref())?;
     let input = ChatInput {
         request_id: ctx.request_id.clone(),
         route: Route::SendChatMessage,
         session: Some(session),
         user_text,
-        history: body.history.unwrap_or_default(),
+        history: history.unwrap_or_default(),
         verify_history: state.settings.history.require_signatures,
         context,
         caller: caller(&state, &ctx, &headers, peer)?,
         deadline: deadline(&state, &ctx, &headers)?,
         overrides: ModelOverrides::default(),
     };
+    drop(headers);
     let reply = state.orchestrator.chat(input).await?;
     let body = SendChatMessageResponse {
         reply: reply.text.clone(),

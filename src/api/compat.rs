@@ -299,6 +299,7 @@ pub async fn chat_completions(
     JsonBody(body): JsonBody<ChatCompletionsRequest>,
 ) -> Result<Response, ApiError> {
     let request = parse_request(&state, &ctx, &headers, peer, body)?;
+    drop(headers); // not kept while the model is asked
     if request.stream {
         return super::stream::respond(state, ctx, request).await;
     }

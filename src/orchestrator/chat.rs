@@ -25,8 +25,10 @@ pub struct Prepared {
 }
 
 impl Orchestrator {
-    pub async fn chat(&self, input: ChatInput) -> Result<Reply, ChatError> {
+    pub async fn chat(&self, mut input: ChatInput) -> Result<Reply, ChatError> {
         let mut prepared = self.prepare(&input).await?;
+        // Compacted into `prepared.turns`; the raw entries are not kept while the model is asked.
+        input.history = Vec::new();
         let reply = match prepared.decided.take() {
             Some(reply) => reply,
             None => self.model_reply(&input, &prepared).await,

@@ -90,3 +90,33 @@ async fn the_openapi_document_covers_every_route_and_its_statuses() {
     assert!(doc["components"]["schemas"]["SendChatMessageRequest"].is_object());
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
 }
+
+#[tokio::test]
+async fn a_caller_that_hangs_up_does_not_cancel_an_accepted_message() {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_app().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(structured("on its way", 0.9, "order", false))
+                .set_delay(Duration::from_millis(600)),
+        )
+        .mount(&app.upstream)
+        .await;
+    let body = message("hang-up", "Where is my order?").to_string();
+    let head = format!(
+        "POST /sendChatMessage HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    let mut socket = tokio::net::TcpStream::connect(app.address.trim_start_matches("http://")).await.unwrap();
+    socket.write_all(format!("{head}{body}").as_bytes()).await.unwrap();
+    // Hang up while the model is still thinking.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(socket);
+
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(app.upstream_calls().await, 1, "the model was asked once");
+    let metrics = app.metrics().await;
+    assert_eq!(metric_value(&metrics, "velochat_replies_total{source=\"model\"}"), 1.0, "the message was settled");
+    assert_eq!(metric_value(&metrics, "velochat_tokens_total{kind=\"prompt\"}"), 120.0, "its tokens were booked");
+}
