@@ -91,21 +91,38 @@ pub async fn serve(
 /// Copying the few bytes of the head (~1 µs) frees the first buffer at once: 8 KiB less per request
 /// in flight, 80 MB at 10,000 (measured in BENCHMARKS.md).
 fn own_request_head<B>(request: &mut hyper::Request<B>) {
-    use http::header::{HeaderMap, HeaderName, HeaderValue};
+    use bytes::Bytes;
+    use http::header::{HeaderMap, HeaderValue};
     if let Ok(uri) = http::Uri::try_from(request.uri().to_string()) {
         *request.uri_mut() = uri;
     }
     let shared = std::mem::take(request.headers_mut());
+    // One buffer for all values (names are already owned by hyper): one allocation, and the
+    // values' later clones only count references.
+    let mut copied = Vec::with_capacity(shared.values().map(HeaderValue::len).sum());
+    for value in shared.values() {
+        copied.extend_from_slice(value.as_bytes());
+    }
+    let copied = Bytes::from(copied);
     let mut owned = HeaderMap::with_capacity(shared.len());
-    let mut name = None;
-    for (next_name, value) in shared {
+    let (mut at, mut name) = (0, None);
+    let mut entries = shared.into_iter().peekable();
+    while let Some((next_name, value)) = entries.next() {
         // `into_iter` yields a name only for the first of repeated headers.
-        if let Some(next_name) = next_name {
-            name = HeaderName::from_bytes(next_name.as_str().as_bytes()).ok();
+        if next_name.is_some() {
+            name = next_name;
         }
-        let (Some(name), Ok(mut copy)) = (&name, HeaderValue::from_bytes(value.as_bytes())) else { continue };
+        let bytes = copied.slice(at..(at + value.len()).min(copied.len()));
+        at += value.len();
+        let key = if matches!(entries.peek(), Some((None, _))) { name.clone() } else { name.take() };
+        // The slice is the value (same iteration order); a copy of its own if that ever failed.
+        let copy = HeaderValue::from_maybe_shared(bytes)
+            .ok()
+            .filter(|copy| copy == &value)
+            .or_else(|| HeaderValue::from_bytes(value.as_bytes()).ok());
+        let (Some(key), Some(mut copy)) = (key, copy) else { continue };
         copy.set_sensitive(value.is_sensitive());
-        owned.append(name.clone(), copy);
+        owned.append(key, copy);
     }
     *request.headers_mut() = owned;
 }
@@ -152,6 +169,8 @@ mod tests {
             .header("x-visitor-id", "v-1")
             .header("accept", "a/b")
             .header("accept", "c/d")
+            .header("accept", "e/f")
+            .header("x-session-id", "s-1")
             .body(())
             .unwrap();
         request.headers_mut().insert(AUTHORIZATION, secret);
@@ -160,7 +179,9 @@ mod tests {
         assert_eq!(request.uri(), "/v1/chat/completions?x=1");
         assert_eq!(request.headers(), &before);
         let accepts: Vec<_> = request.headers().get_all("accept").iter().collect();
-        assert_eq!(accepts, ["a/b", "c/d"]);
+        assert_eq!(accepts, ["a/b", "c/d", "e/f"]);
+        assert_eq!(request.headers()["x-session-id"], "s-1");
+        assert_eq!(request.headers().len(), before.len());
         assert!(request.headers()[AUTHORIZATION].is_sensitive());
         assert!(!request.headers()["x-visitor-id"].is_sensitive());
     }

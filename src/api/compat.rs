@@ -13,7 +13,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::net::SocketAddr;
 
@@ -53,31 +53,31 @@ pub struct ChatCompletionsRequest {
     pub other: Map<String, Value>,
 }
 
-/// The text of a message: a string, or the text parts of a content array.
-fn text_of(content: Option<&Value>, field: &str) -> Result<String, ApiError> {
+/// The text of `messages[index]`: a string (moved, not copied), or the text parts of a content array.
+fn text_of(content: Option<Value>, index: usize) -> Result<String, ApiError> {
+    let field = || format!("messages[{index}].content");
     match content {
         None | Some(Value::Null) => Ok(String::new()),
-        Some(Value::String(s)) => Ok(s.clone()),
+        Some(Value::String(s)) => Ok(s),
         Some(Value::Array(parts)) => {
             let mut text = String::new();
             for part in parts {
                 match (part.get("type").and_then(Value::as_str), part.get("text").and_then(Value::as_str)) {
                     (Some("text"), Some(t)) => text.push_str(t),
                     _ => {
-                        return Err(ApiError::Unsupported(
-                            field.into(),
-                            format!("`{field}`: only text content parts are supported"),
-                        ))
+                        let field = field();
+                        let message = format!("`{field}`: only text content parts are supported");
+                        return Err(ApiError::Unsupported(field, message));
                     }
                 }
             }
             Ok(text)
         }
-        Some(_) => Err(ApiError::Invalid(InvalidField::new(
-            field,
-            "invalid_field",
-            format!("`{field}` must be a string or an array of text parts"),
-        ))),
+        Some(_) => {
+            let field = field();
+            let message = format!("`{field}` must be a string or an array of text parts");
+            Err(ApiError::Invalid(InvalidField::new(field, "invalid_field", message)))
+        }
     }
 }
 
@@ -125,7 +125,7 @@ pub fn parse_request(
     ctx: &RequestContext,
     headers: &HeaderMap,
     peer: Option<SocketAddr>,
-    body: ChatCompletionsRequest,
+    mut body: ChatCompletionsRequest,
 ) -> Result<CompatRequest, ApiError> {
     let o = &state.settings.openai;
     for (field, value) in [
@@ -152,39 +152,36 @@ pub fn parse_request(
             )));
         }
     };
-    let messages = body.messages.as_deref().unwrap_or_default();
-    if messages.is_empty() {
-        return Err(ApiError::Invalid(InvalidField::missing("messages")));
-    }
+    let mut messages = body.messages.take().unwrap_or_default();
     if messages.len() > state.settings.history.max_entries + 2 {
         let message = format!("`messages` must have at most {} entries", state.settings.history.max_entries + 2);
         return Err(ApiError::Invalid(InvalidField::new("messages", "too_many_entries", message)));
     }
-    let last = messages.len() - 1;
-    if messages[last].role.as_deref() != Some("user") {
+    let Some(latest) = messages.pop() else {
+        return Err(ApiError::Invalid(InvalidField::missing("messages")));
+    };
+    let last = messages.len();
+    if latest.role.as_deref() != Some("user") {
         return Err(ApiError::Invalid(InvalidField::new(
             format!("messages[{last}].role"),
             "invalid_field",
             "the last message must be the user's",
         )));
     }
-    let user_text = UserText::parse(
-        Some(&text_of(messages[last].content.as_ref(), &format!("messages[{last}].content"))?),
-        &format!("messages[{last}].content"),
-        4000,
-    )?;
+    let user_text = UserText::parse(Some(&text_of(latest.content, last)?), &format!("messages[{last}].content"), 4000)?;
     let mut system_prompt = None;
     let mut history = Vec::with_capacity(last);
-    for (index, message) in messages[..last].iter().enumerate() {
-        let content = text_of(message.content.as_ref(), &format!("messages[{index}].content"))?;
-        if index == 0 && message.role.as_deref() == Some("system") {
+    for (index, message) in messages.into_iter().enumerate() {
+        let is_system = message.role.as_deref() == Some("system");
+        let content = text_of(message.content, index)?;
+        if index == 0 && is_system {
             if o.compat_system_prompt == CompatSystemPrompt::Keep && !content.trim().is_empty() {
                 system_prompt = Some(content);
             }
             continue;
         }
         // Later system/developer/tool messages are dropped (and counted) by compaction.
-        history.push(RawTurn { role: message.role.clone(), content: Some(content), signature: None });
+        history.push(RawTurn { role: message.role, content: Some(content), signature: None });
     }
     let session = session_key(state, headers, &body)?;
     let passthrough: Map<String, Value> =
@@ -219,12 +216,12 @@ pub fn parse_request(
 
 /// `system_fingerprint` marks replies that did not come from the model, so a caller (or the seed's
 /// Velo code) can tell a static fallback from a model answer without new fields.
-pub fn fingerprint(reply: &Reply) -> Value {
+pub fn fingerprint(reply: &Reply) -> Option<&'static str> {
     match reply.source {
-        Source::Model => Value::Null,
-        Source::Fallback => json!("velochat-fallback"),
-        Source::Rule => json!("velochat-rule"),
-        Source::Handoff => json!("velochat-handoff"),
+        Source::Model => None,
+        Source::Fallback => Some("velochat-fallback"),
+        Source::Rule => Some("velochat-rule"),
+        Source::Handoff => Some("velochat-handoff"),
     }
 }
 
@@ -233,43 +230,95 @@ pub fn completion_id(reply: &Reply, request_id: &str) -> String {
 }
 
 /// velochat's own facts about the reply, beside OpenAI's fields (SDKs ignore unknown fields).
-pub fn velochat_fields(reply: &Reply, request_id: &str) -> Value {
-    json!({
-        "source": reply.source.as_str(),
-        "fallbackReason": reply.fallback_reason.map(|r| r.as_str()),
-        "handoff": reply.is_handoff(),
-        "handoffReason": reply.handoff_reason.map(|r| r.as_str()),
-        "intent": reply.intent,
-        "requestId": request_id,
-    })
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VelochatFields<'a> {
+    source: &'static str,
+    fallback_reason: Option<&'static str>,
+    handoff: bool,
+    handoff_reason: Option<&'static str>,
+    intent: Option<&'a str>,
+    request_id: &'a str,
 }
 
-pub fn usage_json(reply: &Reply) -> Value {
+pub fn velochat_fields<'a>(reply: &'a Reply, request_id: &'a str) -> VelochatFields<'a> {
+    VelochatFields {
+        source: reply.source.as_str(),
+        fallback_reason: reply.fallback_reason.map(|r| r.as_str()),
+        handoff: reply.is_handoff(),
+        handoff_reason: reply.handoff_reason.map(|r| r.as_str()),
+        intent: reply.intent.as_deref(),
+        request_id,
+    }
+}
+
+#[derive(Serialize)]
+pub struct UsageBody {
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    total_tokens: u64,
+    prompt_tokens_details: CachedTokens,
+}
+
+#[derive(Serialize)]
+struct CachedTokens {
+    cached_tokens: u64,
+}
+
+pub fn usage_json(reply: &Reply) -> UsageBody {
     let u = &reply.usage;
-    json!({
-        "prompt_tokens": u.prompt_tokens,
-        "completion_tokens": u.completion_tokens,
-        "total_tokens": u.total_tokens.max(u.prompt_tokens + u.completion_tokens),
-        "prompt_tokens_details": {"cached_tokens": u.cached_tokens()},
-    })
+    UsageBody {
+        prompt_tokens: u.prompt_tokens,
+        completion_tokens: u.completion_tokens,
+        total_tokens: u.total_tokens.max(u.prompt_tokens + u.completion_tokens),
+        prompt_tokens_details: CachedTokens { cached_tokens: u.cached_tokens() },
+    }
 }
 
-fn completion_body(reply: &Reply, model: &str, request_id: &str) -> Value {
-    json!({
-        "id": completion_id(reply, request_id),
-        "object": "chat.completion",
-        "created": chrono::Utc::now().timestamp(),
-        "model": reply.model.as_deref().unwrap_or(model),
-        "choices": [{
-            "index": 0,
-            "message": {"role": "assistant", "content": reply.text, "refusal": null},
-            "finish_reason": if reply.truncated { "length" } else { "stop" },
-            "logprobs": null,
+/// A `chat.completion`, serialised straight from the reply (a `json!` tree cost ~40 allocations).
+#[derive(Serialize)]
+struct CompletionBody<'a> {
+    id: String,
+    object: &'static str,
+    created: i64,
+    model: &'a str,
+    choices: [Choice<'a>; 1],
+    usage: UsageBody,
+    system_fingerprint: Option<&'static str>,
+    velochat: VelochatFields<'a>,
+}
+
+#[derive(Serialize)]
+struct Choice<'a> {
+    index: u32,
+    message: AssistantMessage<'a>,
+    finish_reason: &'static str,
+    logprobs: Option<()>,
+}
+
+#[derive(Serialize)]
+struct AssistantMessage<'a> {
+    role: &'static str,
+    content: &'a str,
+    refusal: Option<()>,
+}
+
+fn completion_body<'a>(reply: &'a Reply, model: &'a str, request_id: &'a str) -> CompletionBody<'a> {
+    CompletionBody {
+        id: completion_id(reply, request_id),
+        object: "chat.completion",
+        created: chrono::Utc::now().timestamp(),
+        model: reply.model.as_deref().unwrap_or(model),
+        choices: [Choice {
+            index: 0,
+            message: AssistantMessage { role: "assistant", content: &reply.text, refusal: None },
+            finish_reason: if reply.truncated { "length" } else { "stop" },
+            logprobs: None,
         }],
-        "usage": usage_json(reply),
-        "system_fingerprint": fingerprint(reply),
-        "velochat": velochat_fields(reply, request_id),
-    })
+        usage: usage_json(reply),
+        system_fingerprint: fingerprint(reply),
+        velochat: velochat_fields(reply, request_id),
+    }
 }
 
 /// OpenAI-compatible chat completion (plain or `stream: true`).

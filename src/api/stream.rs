@@ -26,7 +26,7 @@ struct Chunks {
     id: String,
     model: String,
     created: i64,
-    fingerprint: Value,
+    fingerprint: Option<&'static str>,
     tx: mpsc::Sender<Event>,
 }
 
@@ -71,7 +71,7 @@ pub async fn respond(state: AppState, ctx: RequestContext, request: CompatReques
     };
     let fingerprint = match &start {
         StreamStart::Decided(reply) => fingerprint(reply),
-        StreamStart::Live(_) => Value::Null,
+        StreamStart::Live(_) => None,
     };
     let chunks = Chunks {
         id: format!("chatcmpl-{}", ctx.request_id.replace('-', "")),
@@ -104,7 +104,7 @@ pub async fn respond(state: AppState, ctx: RequestContext, request: CompatReques
 async fn send_decided(chunks: Chunks, reply: Reply, include_usage: bool, request_id: &str) {
     let mut first = chunks.chunk(json!({"role": "assistant", "content": reply.text}), None);
     first["id"] = json!(completion_id(&reply, request_id));
-    first["velochat"] = velochat_fields(&reply, request_id);
+    first["velochat"] = json!(velochat_fields(&reply, request_id));
     if chunks.send(first).await {
         chunks.send(chunks.chunk(json!({}), Some(if reply.truncated { "length" } else { "stop" }))).await;
         if include_usage {

@@ -3,23 +3,23 @@
 
 use crate::store::Fingerprint;
 
-/// FNV-1a: stable across processes and replicas (std's hasher is randomly seeded).
-fn fnv1a(word: &str) -> u32 {
-    let mut hash: u32 = 0x811c_9dc5;
-    for byte in word.as_bytes() {
-        hash ^= u32::from(*byte);
-        hash = hash.wrapping_mul(0x0100_0193);
+/// FNV-1a of the lowercased word: stable across processes and replicas (std's hasher is randomly
+/// seeded). ASCII words are lowercased byte by byte without a new string (most words, every message).
+fn fnv1a_lowercase(word: &str) -> u32 {
+    let hash_bytes = |bytes: &mut dyn Iterator<Item = u8>| {
+        bytes.fold(0x811c_9dc5_u32, |hash, byte| (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193))
+    };
+    if word.is_ascii() {
+        hash_bytes(&mut word.bytes().map(|b| b.to_ascii_lowercase()))
+    } else {
+        hash_bytes(&mut word.to_lowercase().bytes())
     }
-    hash
 }
 
 /// The question's distinct words (lowercased, letters and digits only), hashed and sorted.
 pub fn words(text: &str) -> Vec<u32> {
-    let mut words: Vec<u32> = text
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(|w| fnv1a(&w.to_lowercase()))
-        .collect();
+    let mut words: Vec<u32> =
+        text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(fnv1a_lowercase).collect();
     words.sort_unstable();
     words.dedup();
     words.truncate(64);
@@ -66,6 +66,16 @@ pub fn record(recent: &mut Vec<Fingerprint>, question: Vec<u32>, threshold: f64,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn word_hashes_are_fnv1a_of_the_lowercased_word() {
+        // Stored in Redis and compared across replicas: the values must never drift.
+        assert_eq!(fnv1a_lowercase(""), 0x811c_9dc5);
+        assert_eq!(fnv1a_lowercase("a"), 0xe40c_292c);
+        assert_eq!(fnv1a_lowercase("Order"), fnv1a_lowercase("order"));
+        assert_eq!(fnv1a_lowercase("ÜBER"), fnv1a_lowercase("über"));
+        assert_ne!(fnv1a_lowercase("über"), fnv1a_lowercase("uber"));
+    }
 
     #[test]
     fn punctuation_and_case_do_not_make_a_new_question() {

@@ -42,6 +42,20 @@ async fn a_plain_completion_has_openais_shape() {
     assert_eq!(body["usage"]["prompt_tokens"], 120);
     assert_eq!(body["usage"]["prompt_tokens_details"]["cached_tokens"], 64);
     assert!(body["system_fingerprint"].is_null());
+    assert_eq!(body["usage"]["total_tokens"], 132);
+    assert_eq!(body["id"], "chatcmpl-test", "the model's own completion id");
+    assert!(body["created"].as_i64().unwrap() > 1_700_000_000);
+    assert_eq!(body["model"], "gpt-4o-mini-2024-07-18");
+    let choice = body["choices"].as_array().unwrap();
+    assert_eq!(choice.len(), 1);
+    assert_eq!(choice[0]["index"], 0);
+    for null_field in [&choice[0]["logprobs"], &choice[0]["message"]["refusal"]] {
+        assert!(null_field.is_null());
+    }
+    assert!(choice[0].as_object().unwrap().contains_key("logprobs"), "present, as OpenAI sends it");
+    assert_eq!(body["velochat"]["source"], "model");
+    assert_eq!(body["velochat"]["handoff"], false);
+    assert!(body["velochat"]["requestId"].is_string());
     let sent = &app.upstream_bodies().await[0];
     assert!(sent.get("response_format").is_none(), "velochat adds no response_format here");
 }
