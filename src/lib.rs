@@ -9,6 +9,7 @@ pub mod completion;
 pub mod config;
 pub mod domain;
 pub mod guard;
+pub mod memory;
 pub mod orchestrator;
 pub mod report;
 pub mod serve;

@@ -118,7 +118,7 @@ fn own_request_head<B>(request: &mut hyper::Request<B>) {
         // The slice is the value (same iteration order); a copy of its own if that ever failed.
         let copy = HeaderValue::from_maybe_shared(bytes)
             .ok()
-            .filter(|copy| copy == &value)
+            .filter(|copy| *copy == value)
             .or_else(|| HeaderValue::from_bytes(value.as_bytes()).ok());
         let (Some(key), Some(mut copy)) = (key, copy) else { continue };
         copy.set_sensitive(value.is_sensitive());

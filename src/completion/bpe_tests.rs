@@ -10,13 +10,28 @@ fn assert_same_count(text: &str) {
     assert_eq!(OURS.count(text), ORACLE.encode_ordinary(text).len(), "count of {text:?}");
 }
 
-#[test]
-fn every_rank_has_tiktokens_bytes() {
-    assert_eq!(OURS.vocabulary_size(), 199_998);
-    for rank in 0..OURS.vocabulary_size() as u32 {
-        assert_eq!(OURS.token(rank), ORACLE.decode_bytes(&[rank]).unwrap(), "rank {rank}");
-        assert_eq!(OURS.rank(OURS.token(rank)), rank);
+/// Each rank's offset in VOCAB, in rank order.
+fn offsets() -> Vec<u32> {
+    let (mut offsets, mut at) = (Vec::new(), 0);
+    while at < VOCAB.len() {
+        offsets.push(at as u32 + 1);
+        at += 1 + VOCAB[at] as usize;
     }
+    offsets
+}
+
+#[test]
+fn every_rank_has_tiktokens_bytes_and_ranks_keep_tiktokens_order() {
+    let offsets = offsets();
+    assert_eq!(OURS.vocabulary_size(), 199_998);
+    assert_eq!(offsets.len(), 199_998);
+    for (rank, &offset) in offsets.iter().enumerate() {
+        let bytes = token_bytes(offset);
+        assert_eq!(bytes, ORACLE.decode_bytes(&[rank as u32]).unwrap(), "rank {rank}");
+        assert_eq!(OURS.rank(bytes), offset, "rank {rank} is found");
+    }
+    assert!(offsets.windows(2).all(|w| w[0] < w[1]), "merge ranks order tokens as tiktoken's ranks do");
+    assert!(*offsets.last().unwrap() < NO_RANK);
     assert_eq!(OURS.rank(b"no such token \x00\x01"), NO_RANK);
 }
 

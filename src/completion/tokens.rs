@@ -113,7 +113,13 @@ impl SharedTokenizer {
         *self
             .cell
             .get_or_init(|| async {
-                tokio::task::spawn_blocking(TokenCounter::o200k).await.unwrap_or_else(|_| TokenCounter::o200k())
+                let load = || {
+                    let counter = TokenCounter::o200k();
+                    // The last of start-up's work: what it allocated and freed can go back now.
+                    crate::memory::release_free_pages();
+                    counter
+                };
+                tokio::task::spawn_blocking(load).await.unwrap_or_else(|_| TokenCounter::o200k())
             })
             .await
     }
