@@ -54,8 +54,14 @@ impl MemoryStore {
     pub fn update_local(&self, id: &str, update: SessionUpdate<'_>) -> SessionState {
         let now = Instant::now();
         let mut shard = self.shard(id).lock();
-        let fresh = |entry: &(SessionState, Instant)| now.duration_since(entry.1) < self.session_ttl;
-        let mut state = shard.get(id).filter(|e| fresh(e)).map(|e| e.0.clone()).unwrap_or_default();
+        // A live session is updated where it lies: one copy (the caller's) instead of two and a new key.
+        if let Some(entry) = shard.get_mut(id).filter(|e| now.duration_since(e.1) < self.session_ttl) {
+            update(&mut entry.0);
+            entry.0.version += 1;
+            entry.1 = now;
+            return entry.0.clone();
+        }
+        let mut state = SessionState::default();
         update(&mut state);
         state.version += 1;
         if !shard.contains_key(id) && shard.len() >= self.sessions_per_shard {
@@ -206,6 +212,18 @@ mod tests {
         assert_eq!((state.turns, state.version), (1, 1));
         let state = s.update_session("a", &|st| st.mode = Mode::Human).await;
         assert_eq!((state.turns, state.mode, state.version), (1, Mode::Human, 2));
+    }
+
+    #[tokio::test]
+    async fn an_expired_session_starts_afresh_and_a_live_one_keeps_its_history() {
+        let s = MemoryStore::new(100, Duration::from_millis(150), 100, false);
+        s.update_session("a", &|st| st.turns += 1).await;
+        let state = s.update_session("a", &|st| st.turns += 1).await;
+        assert_eq!((state.turns, state.version), (2, 2), "live: updated where it lies");
+        assert_eq!(s.load_session("a").await.map(|st| st.turns), Some(2));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let state = s.update_session("a", &|st| st.turns += 1).await;
+        assert_eq!((state.turns, state.version), (1, 1), "expired: a new session");
     }
 
     #[tokio::test]
