@@ -5,7 +5,7 @@ use crate::domain::InvalidField;
 use crate::guard::Decision;
 use crate::orchestrator::ChatError;
 use crate::store::LimitKind;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
@@ -48,12 +48,17 @@ impl From<ChatError> for ApiError {
 }
 
 /// Adds `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (IETF draft) to a response.
+// Static names: a `&str` name is copied into a new buffer on every insert.
+const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
+
 pub fn rate_limit_headers(response: &mut Response, decision: &Decision) {
     let headers = response.headers_mut();
     for (name, value) in [
-        ("ratelimit-limit", decision.limit as u64),
-        ("ratelimit-remaining", decision.remaining as u64),
-        ("ratelimit-reset", decision.reset_secs()),
+        (RATELIMIT_LIMIT, decision.limit as u64),
+        (RATELIMIT_REMAINING, decision.remaining as u64),
+        (RATELIMIT_RESET, decision.reset_secs()),
     ] {
         headers.insert(name, HeaderValue::from(value));
     }

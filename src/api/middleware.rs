@@ -5,7 +5,7 @@ use super::error::{ApiError, ErrorCode};
 use crate::guard::Credential;
 use crate::state::AppState;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::time::Instant;
@@ -61,6 +61,8 @@ fn request_id(request: &Request) -> String {
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
 }
 
+const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
 pub async fn edge(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let id = request_id(&request);
@@ -74,7 +76,7 @@ pub async fn edge(State(state): State<AppState>, mut request: Request, next: Nex
     let elapsed = started.elapsed();
     state.metrics.record_request(route, status, elapsed.as_secs_f64());
     if let Ok(value) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert("x-request-id", value);
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
     let error = response.extensions().get::<ErrorCode>().map(|c| c.0);
     let latency_ms = (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0;

@@ -206,3 +206,28 @@ async fn an_h2c_upstream_is_spoken_to_over_http2() {
     let first = tokio::time::timeout(std::time::Duration::from_secs(2), preface).await.unwrap().unwrap();
     assert_eq!(&first, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "the HTTP/2 connection preface");
 }
+
+#[tokio::test]
+async fn every_answer_carries_its_request_id_and_a_plain_caller_id_is_kept() {
+    let app = spawn_app().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(structured("hi", 0.9, "other", false)))
+        .mount(&app.upstream)
+        .await;
+    let response = app.send(&message("rid", "hello")).await;
+    let header = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["requestId"], header.as_str(), "the header and the body name the same request");
+
+    let kept = app
+        .client
+        .post(app.url("/sendChatMessage"))
+        .header("x-request-id", "velo-req-42")
+        .json(&message("rid", "hello again"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(kept.headers()["x-request-id"], "velo-req-42");
+    let refused = app.client.get(app.url("/healthz")).header("x-request-id", "bad id\twith tab").send().await.unwrap();
+    assert_ne!(refused.headers()["x-request-id"], "bad id\twith tab");
+}

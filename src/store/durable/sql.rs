@@ -199,13 +199,13 @@ impl DurableStore for SqlStore {
             for e in chunk {
                 query = query
                     .bind(e.ts_ms)
-                    .bind(e.request_id.clone())
-                    .bind(e.session_hash.clone())
-                    .bind(e.route.clone())
-                    .bind(e.intent.clone())
-                    .bind(e.source.clone())
-                    .bind(e.fallback_reason.clone())
-                    .bind(e.handoff_reason.clone())
+                    .bind(e.request_id.as_str())
+                    .bind(e.session_hash.as_str())
+                    .bind(e.route.as_str())
+                    .bind(e.intent.as_deref())
+                    .bind(e.source.as_str())
+                    .bind(e.fallback_reason.as_deref())
+                    .bind(e.handoff_reason.as_deref())
                     .bind(e.latency_ms)
                     .bind(e.upstream_ms)
                     .bind(e.prompt_tokens)
@@ -215,7 +215,7 @@ impl DurableStore for SqlStore {
                     .bind(e.confidence)
                     .bind(i64::from(e.repeat_question))
                     .bind(i64::from(e.first_reply))
-                    .bind(e.model.clone());
+                    .bind(e.model.as_deref());
             }
             query.execute(&mut *tx).await?;
         }
