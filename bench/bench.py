@@ -223,11 +223,13 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def wrk(port, script, connections, duration=DURATION, threads=1, timeout="10s", pid=None, settle=0):
+def wrk(port, script, connections, duration=DURATION, threads=1, timeout="10s", pid=None, settle=0.5):
     if WARMUP:
         subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{WARMUP}s", "-s", str(script), f"http://127.0.0.1:{port}"],
                        capture_output=True, check=False)
-        # velochat finishes messages whose caller hung up: let the warm-up's last ones end first.
+        # velochat finishes messages whose caller hung up: let the warm-up's last ones end first, or
+        # the measured run starts with twice the load in flight (on the 200 ms fake it then opens 64
+        # more upstream connections inside the measured window).
         time.sleep(settle)
     cpu_before = cpu_seconds(pid) if pid else None
     out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", f"--timeout", timeout, "-s", str(script),
