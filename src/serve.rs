@@ -130,11 +130,7 @@ fn own_request_head<B>(request: &mut hyper::Request<B>) {
 /// A rustls acceptor from PEM files (certificate chain and private key).
 pub fn tls_acceptor(cert_path: &str, key_path: &str) -> anyhow::Result<TlsAcceptor> {
     use anyhow::Context;
-    let certs = rustls_pemfile::certs(&mut std::io::BufReader::new(
-        std::fs::File::open(cert_path).with_context(|| format!("server.tls_cert: cannot open {cert_path}"))?,
-    ))
-    .collect::<Result<Vec<_>, _>>()
-    .with_context(|| format!("server.tls_cert: {cert_path} is not PEM"))?;
+    let certs = crate::config::pem::certificates("server.tls_cert", cert_path)?;
     let key = rustls_pemfile::private_key(&mut std::io::BufReader::new(
         std::fs::File::open(key_path).with_context(|| format!("server.tls_key: cannot open {key_path}"))?,
     ))

@@ -47,12 +47,12 @@ impl From<ChatError> for ApiError {
     }
 }
 
-/// Adds `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (IETF draft) to a response.
 // Static names: a `&str` name is copied into a new buffer on every insert.
 const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
 const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
 const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
 
+/// Adds `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (IETF draft) to a response.
 pub fn rate_limit_headers(response: &mut Response, decision: &Decision) {
     let headers = response.headers_mut();
     for (name, value) in [

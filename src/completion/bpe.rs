@@ -49,14 +49,11 @@ impl O200k {
     pub fn load() -> Self {
         let hasher = DefaultHashBuilder::default();
         let mut ranks = HashTable::with_capacity(200_000);
-        let (mut at, mut vocabulary_size) = (0, 0);
-        while at < VOCAB.len() {
-            let start = at as u32 + 1;
+        for start in token_starts() {
             let bytes = token_bytes(start);
             ranks.insert_unique(hasher.hash_one(bytes), start, |&s| hasher.hash_one(token_bytes(s)));
-            at += 1 + VOCAB[at] as usize;
-            vocabulary_size += 1;
         }
+        let vocabulary_size = ranks.len();
         #[allow(clippy::expect_used)] // a constant pattern: a failure here is a build defect, caught by every test
         let pretokenizer = Regex::new(PATTERN).expect("o200k pattern compiles");
         Self { pretokenizer, ranks, hasher, vocabulary_size }
@@ -178,6 +175,18 @@ impl O200k {
         }
         tokens
     }
+}
+
+/// Each token's offset in `VOCAB`, in rank order (a length byte, then the bytes, token after token).
+fn token_starts() -> impl Iterator<Item = u32> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        (at < VOCAB.len()).then(|| {
+            let start = at as u32 + 1;
+            at += 1 + VOCAB[at] as usize;
+            start
+        })
+    })
 }
 
 fn token_bytes(start: u32) -> &'static [u8] {

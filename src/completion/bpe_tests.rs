@@ -10,19 +10,9 @@ fn assert_same_count(text: &str) {
     assert_eq!(OURS.count(text), ORACLE.encode_ordinary(text).len(), "count of {text:?}");
 }
 
-/// Each rank's offset in VOCAB, in rank order.
-fn offsets() -> Vec<u32> {
-    let (mut offsets, mut at) = (Vec::new(), 0);
-    while at < VOCAB.len() {
-        offsets.push(at as u32 + 1);
-        at += 1 + VOCAB[at] as usize;
-    }
-    offsets
-}
-
 #[test]
 fn every_rank_has_tiktokens_bytes_and_ranks_keep_tiktokens_order() {
-    let offsets = offsets();
+    let offsets: Vec<u32> = token_starts().collect();
     assert_eq!(OURS.vocabulary_size(), 199_998);
     assert_eq!(offsets.len(), 199_998);
     for (rank, &offset) in offsets.iter().enumerate() {

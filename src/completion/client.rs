@@ -87,10 +87,7 @@ fn upstream_tls(ca_cert: &str) -> anyhow::Result<ClientConfig> {
     use anyhow::Context;
     let mut roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
     if !ca_cert.is_empty() {
-        let file = std::fs::File::open(ca_cert).with_context(|| format!("openai.ca_cert: cannot open {ca_cert}"))?;
-        let certs = rustls_pemfile::certs(&mut std::io::BufReader::new(file))
-            .collect::<Result<Vec<_>, _>>()
-            .with_context(|| format!("openai.ca_cert: {ca_cert} is not PEM"))?;
+        let certs = crate::config::pem::certificates("openai.ca_cert", ca_cert)?;
         anyhow::ensure!(!certs.is_empty(), "openai.ca_cert: no certificate in {ca_cert}");
         for cert in certs {
             roots.add(cert).with_context(|| format!("openai.ca_cert: unusable certificate in {ca_cert}"))?;

@@ -1,6 +1,7 @@
 //! Configuration: embedded defaults → `VELOCHAT_CONFIG` file → named env variables → generic
 //! `VELOCHAT__SECTION__KEY` variables; then checked, with every message naming its key.
 
+pub mod pem;
 mod secret;
 mod settings;
 mod validate;
