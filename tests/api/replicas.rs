@@ -6,6 +6,8 @@ use crate::helpers::*;
 use crate::process::{start, Process};
 use crate::services;
 use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -157,12 +159,36 @@ async fn the_budget_counts_tokens_from_all_three() {
     assert_eq!(upstream.received_requests().await.unwrap().len(), 3);
 }
 
+/// A webhook that answers 503 until `up`, then 200, keeping the bodies it accepted.
+#[derive(Clone, Default)]
+struct SwitchableHook {
+    up: Arc<AtomicBool>,
+    accepted: Arc<Mutex<Vec<Value>>>,
+}
+
+impl SwitchableHook {
+    fn accepted(&self) -> Vec<Value> {
+        self.accepted.lock().unwrap().clone()
+    }
+}
+
+impl wiremock::Respond for SwitchableHook {
+    fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
+        if !self.up.load(Ordering::SeqCst) {
+            return ResponseTemplate::new(503);
+        }
+        self.accepted.lock().unwrap().push(serde_json::from_slice(&request.body).unwrap());
+        ResponseTemplate::new(200)
+    }
+}
+
 #[tokio::test]
 async fn with_the_webhook_down_then_up_each_outbox_event_is_delivered_exactly_once() {
     let Some(redis) = services::redis("replicas::outbox").await else { return };
     let Some(postgres) = services::postgres("replicas::outbox").await else { return };
     let hook = MockServer::start().await;
-    Mock::given(method("POST")).respond_with(ResponseTemplate::new(503)).mount(&hook).await;
+    let webhook = SwitchableHook::default();
+    Mock::given(method("POST")).respond_with(webhook.clone()).mount(&hook).await;
     let cluster = Cluster::start(
         &redis,
         &[
@@ -185,16 +211,16 @@ async fn with_the_webhook_down_then_up_each_outbox_event_is_delivered_exactly_on
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    hook.reset().await;
-    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).mount(&hook).await;
+    // The webhook comes back. Only deliveries it accepted count: swapping the mock instead would let
+    // an attempt in flight at the swap be recorded though it failed (and was rightly retried).
+    webhook.up.store(true, Ordering::SeqCst);
     let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(10) && hook.received_requests().await.unwrap().len() < expected {
+    while started.elapsed() < Duration::from_secs(10) && webhook.accepted().len() < expected {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Linger: a duplicate delivery from another replica would arrive now.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let received = hook.received_requests().await.unwrap();
-    let bodies: Vec<Value> = received.iter().map(|r| serde_json::from_slice(&r.body).unwrap()).collect();
+    let bodies = webhook.accepted();
     let ids: std::collections::HashSet<&str> = bodies.iter().map(|b| b["id"].as_str().unwrap()).collect();
     assert_eq!(ids.len(), expected, "every event delivered");
     assert_eq!(bodies.len(), expected, "and none twice, whichever replica delivered it");
