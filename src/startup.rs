@@ -228,6 +228,7 @@ impl Application {
         let options = ServeOptions {
             header_read_timeout: ms(server.header_read_timeout_ms),
             drain_timeout: ms(server.drain_timeout_ms),
+            body_limit: server.body_limit_bytes,
             tls: self.tls,
         };
         let stop_accepting = {
