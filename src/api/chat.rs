@@ -144,6 +144,33 @@ pub fn reply_log(reply: &Reply) -> ReplyLog {
     }
 }
 
+/// The orchestrator's input, built outside the handler's future: the raw body (its `context`
+/// object above all) and the headers are dropped here instead of living while the model is asked.
+fn chat_input(
+    state: &AppState,
+    ctx: &RequestContext,
+    headers: HeaderMap,
+    peer: Option<std::net::SocketAddr>,
+    body: SendChatMessageRequest,
+) -> Result<ChatInput, ApiError> {
+    let SendChatMessageRequest { session_id, user_text, history, context } = body;
+    let session = SessionId::parse(session_id.as_deref(), "sessionId")?;
+    let user_text = UserText::parse(user_text.as_deref(), "userText", 4000)?;
+    let context = TypedContext::parse(context.as_ref())?;
+    Ok(ChatInput {
+        request_id: ctx.request_id.clone(),
+        route: Route::SendChatMessage,
+        session: Some(session),
+        user_text,
+        history: history.unwrap_or_default(),
+        verify_history: state.settings.history.require_signatures,
+        context,
+        caller: caller(state, ctx, &headers, peer)?,
+        deadline: deadline(state, ctx, &headers)?,
+        overrides: ModelOverrides::default(),
+    })
+}
+
 /// Sends a visitor message and gets the reply: from the model, a rule, a static fallback, or a
 /// handoff notice. Always 200 once accepted, inside the deadline.
 #[utoipa::path(
@@ -172,24 +199,7 @@ pub async fn send_chat_message(
     headers: HeaderMap,
     JsonBody(body): JsonBody<SendChatMessageRequest>,
 ) -> Result<Response, ApiError> {
-    // The raw body and headers are not kept while the model is asked (memory per request in flight).
-    let SendChatMessageRequest { session_id, user_text, history, context } = body;
-    let session = SessionId::parse(session_id.as_deref(), "sessionId")?;
-    let user_text = UserText::parse(user_text.as_deref(), "userText", 4000)?;
-    let context = TypedContext::parse(context.as_ref())?;
-    let input = ChatInput {
-        request_id: ctx.request_id.clone(),
-        route: Route::SendChatMessage,
-        session: Some(session),
-        user_text,
-        history: history.unwrap_or_default(),
-        verify_history: state.settings.history.require_signatures,
-        context,
-        caller: caller(&state, &ctx, &headers, peer)?,
-        deadline: deadline(&state, &ctx, &headers)?,
-        overrides: ModelOverrides::default(),
-    };
-    drop(headers);
+    let input = chat_input(&state, &ctx, headers, peer, body)?;
     let reply = state.orchestrator.chat(input).await?;
     let body = SendChatMessageResponse {
         reply: reply.text.clone(),

@@ -350,7 +350,8 @@ pub async fn chat_completions(
     let request = parse_request(&state, &ctx, &headers, peer, body)?;
     drop(headers); // not kept while the model is asked
     if request.stream {
-        return super::stream::respond(state, ctx, request).await;
+        // Boxed: inline, the streaming future would make every non-streamed request's future ~1 KiB larger.
+        return Box::pin(super::stream::respond(state, ctx, request)).await;
     }
     let reply = state.orchestrator.chat(request.input).await?;
     let mut response = Json(completion_body(&reply, &request.model, &ctx.request_id)).into_response();
