@@ -105,11 +105,11 @@ impl Application {
         let http = http_client(ms(s.openai.connect_timeout_ms)).context("HTTP client")?;
         let o = &s.openai;
         let upstream = upstream_client(ms(o.connect_timeout_ms), o.h2c, &o.ca_cert).context("upstream HTTP client")?;
-        let primary = Endpoint::new(upstream.clone(), &o.base_url, &o.api_key, &o.model, o.max_response_bytes);
+        let primary = Endpoint::new(&upstream, &o.base_url, &o.api_key, &o.model, o.max_response_bytes);
         let secondary = (!o.fallback_model.trim().is_empty()).then(|| {
             let base = if o.fallback_base_url.is_empty() { &o.base_url } else { &o.fallback_base_url };
             let key = if o.fallback_api_key.is_empty() { &o.api_key } else { &o.fallback_api_key };
-            Endpoint::new(upstream.clone(), base, key, &o.fallback_model, o.max_response_bytes)
+            Endpoint::new(&upstream, base, key, &o.fallback_model, o.max_response_bytes)
         });
         let circuit_metrics = metrics.clone();
         let breaker = Breaker::new(s.breaker.clone(), move |state| circuit_metrics.circuit_state.set(state.gauge()));

@@ -2,6 +2,7 @@
 //! bounded in time and in bytes read.
 
 use super::error::AttemptError;
+use super::http2::{next_chunk, H2Channel};
 use super::wire::{ChatResponse, ErrorBody, Usage};
 use crate::config::Secret;
 use bytes::{Bytes, BytesMut};
@@ -21,6 +22,16 @@ use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 /// re-parsing, proxies), which were ~5 % of a request's CPU in the profile.
 pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
+/// What endpoints are built from: hyper's pooled client for HTTP/1.1, and what an HTTP/2
+/// channel needs (TLS roots, `h2c`, the connect timeout).
+#[derive(Clone)]
+pub struct Upstream {
+    http: UpstreamClient,
+    tls: Arc<ClientConfig>,
+    h2c: bool,
+    connect_timeout: Duration,
+}
+
 /// A usable completion from one attempt.
 #[derive(Debug, Clone)]
 pub struct Completion {
@@ -34,6 +45,8 @@ pub struct Completion {
 #[derive(Clone)]
 pub struct Endpoint {
     http: UpstreamClient,
+    /// HTTPS (ALPN `h2`) and `h2c` upstreams; None for plain HTTP/1.1.
+    h2: Option<Arc<H2Channel>>,
     url: Uri,
     auth: Option<HeaderValue>,
     pub model: String,
@@ -57,29 +70,28 @@ pub fn http_client(connect_timeout: Duration) -> reqwest::Result<reqwest::Client
         .build()
 }
 
-/// The upstream client: keep-alive pool, TCP_NODELAY, a connect timeout, no redirects. HTTPS
-/// upstreams (OpenAI) negotiate HTTP/2 through ALPN by themselves, so thousands of requests in
-/// flight share a few connections; `h2c` forces HTTP/2 on a plain-http upstream that speaks it (a
-/// local proxy, the benchmark's fake).
-pub fn upstream_client(connect_timeout: Duration, h2c: bool, ca_cert: &str) -> anyhow::Result<UpstreamClient> {
+/// The upstream clients: TCP_NODELAY, a connect timeout, no redirects. HTTPS upstreams (OpenAI)
+/// get HTTP/2 when they offer it by ALPN, so thousands of requests in flight share one connection;
+/// `h2c` forces HTTP/2 on a plain-http upstream that speaks it (a local proxy, the benchmark's
+/// fake). Everything else is HTTP/1.1 on hyper's keep-alive pool.
+pub fn upstream_client(connect_timeout: Duration, h2c: bool, ca_cert: &str) -> anyhow::Result<Upstream> {
+    let tls = Arc::new(upstream_tls(ca_cert)?);
     let mut tcp = HttpConnector::new();
     tcp.enforce_http(false);
     tcp.set_nodelay(true);
     tcp.set_connect_timeout(Some(connect_timeout));
     let connector = HttpsConnectorBuilder::new()
-        .with_tls_config(upstream_tls(ca_cert)?)
+        .with_tls_config(ClientConfig::clone(&tls))
         .https_or_http()
         .enable_http1()
-        .enable_http2()
         .wrap_connector(tcp);
     let mut builder = Client::builder(TokioExecutor::new());
     builder
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_max_idle_per_host(1024)
         .pool_timer(TokioTimer::new())
-        .timer(TokioTimer::new())
-        .http2_only(h2c);
-    Ok(builder.build(connector))
+        .timer(TokioTimer::new());
+    Ok(Upstream { http: builder.build(connector), tls, h2c, connect_timeout })
 }
 
 /// Mozilla's roots (bundled: no dependence on the image's CA store), plus `ca_cert` when set.
@@ -101,7 +113,7 @@ fn upstream_tls(ca_cert: &str) -> anyhow::Result<ClientConfig> {
 }
 
 impl Endpoint {
-    pub fn new(http: UpstreamClient, base_url: &str, key: &Secret, model: &str, max_response_bytes: usize) -> Self {
+    pub fn new(upstream: &Upstream, base_url: &str, key: &Secret, model: &str, max_response_bytes: usize) -> Self {
         let auth = (!key.is_empty())
             .then(|| HeaderValue::from_str(&format!("Bearer {}", key.expose())).ok())
             .flatten()
@@ -109,24 +121,20 @@ impl Endpoint {
                 value.set_sensitive(true);
                 value
             });
-        Self {
-            http,
-            // Parsed once here (validated at config load), not on every request.
-            url: format!("{}/chat/completions", base_url.trim_end_matches('/'))
-                .parse()
-                .unwrap_or_else(|e| panic!("openai base URL was validated at load: {e}")),
-            auth,
-            model: model.to_owned(),
-            max_response_bytes,
-        }
+        // Parsed once here (validated at config load), not on every request.
+        let url: Uri = format!("{}/chat/completions", base_url.trim_end_matches('/'))
+            .parse()
+            .unwrap_or_else(|e| panic!("openai base URL was validated at load: {e}"));
+        let h2 = H2Channel::new(&url, upstream.h2c, &upstream.tls, upstream.connect_timeout).map(Arc::new);
+        Self { http: upstream.http.clone(), h2, url, auth, model: model.to_owned(), max_response_bytes }
     }
 
     pub fn has_key(&self) -> bool {
         self.auth.is_some()
     }
 
-    fn request(&self, body: Bytes) -> Request<Full<Bytes>> {
-        let mut request = Request::new(Full::new(body));
+    fn request<B>(&self, body: B) -> Request<B> {
+        let mut request = Request::new(body);
         *request.method_mut() = Method::POST;
         *request.uri_mut() = self.url.clone();
         let headers = request.headers_mut();
@@ -162,12 +170,32 @@ impl Endpoint {
         cut_by_deadline: bool,
     ) -> Result<UpstreamBody, AttemptError> {
         let response = bounded(timeout, cut_by_deadline, self.send_checked(body)).await?;
-        Ok(UpstreamBody(response.into_body()))
+        Ok(response.into_body())
     }
 
     /// Sends and returns a 2xx response unread; any other status is read (capped) and classified.
-    async fn send_checked(&self, body: Bytes) -> Result<Response<Incoming>, AttemptError> {
-        let response = self.http.request(self.request(body)).await.map_err(classify_send_error)?;
+    async fn send_checked(&self, body: Bytes) -> Result<Response<UpstreamBody>, AttemptError> {
+        let body = match self.h2.as_ref().filter(|channel| !channel.is_http1_only()) {
+            Some(channel) => {
+                let length = HeaderValue::from(body.len());
+                let head = || {
+                    let mut head = self.request(());
+                    head.headers_mut().insert(CONTENT_LENGTH, length.clone());
+                    head
+                };
+                match channel.send(head, body).await? {
+                    Ok(response) => return self.checked(response.map(|s| UpstreamBody(BodyStream::Http2(s)))).await,
+                    Err(body) => body,
+                }
+            }
+            None => body,
+        };
+        let response = self.http.request(self.request(Full::new(body))).await.map_err(classify_send_error)?;
+        self.checked(response.map(|incoming| UpstreamBody(BodyStream::Http1(incoming)))).await
+    }
+
+    /// A 2xx response unread; any other status is read (capped) and classified.
+    async fn checked(&self, response: Response<UpstreamBody>) -> Result<Response<UpstreamBody>, AttemptError> {
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -187,18 +215,30 @@ async fn bounded<T>(
     tokio::time::timeout(timeout, attempt).await.unwrap_or(Err(AttemptError::Timeout { cut_by_deadline }))
 }
 
-/// A streaming response's body, read chunk by chunk.
-pub struct UpstreamBody(Incoming);
+/// A response body, read chunk by chunk.
+pub struct UpstreamBody(BodyStream);
+
+enum BodyStream {
+    Http1(Incoming),
+    Http2(h2::RecvStream),
+}
+
+pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
 
 impl UpstreamBody {
     /// The next data chunk; `None` at the end (trailers are skipped).
-    pub async fn chunk(&mut self) -> Result<Option<Bytes>, hyper::Error> {
-        while let Some(frame) = self.0.frame().await {
-            if let Ok(data) = frame?.into_data() {
-                return Ok(Some(data));
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, BodyError> {
+        match &mut self.0 {
+            BodyStream::Http2(stream) => Ok(next_chunk(stream).await?),
+            BodyStream::Http1(incoming) => {
+                while let Some(frame) = incoming.frame().await {
+                    if let Ok(data) = frame?.into_data() {
+                        return Ok(Some(data));
+                    }
+                }
+                Ok(None)
             }
         }
-        Ok(None)
     }
 }
 
@@ -224,7 +264,7 @@ fn is_timed_out(err: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-fn error_chain(err: &dyn std::error::Error) -> String {
+pub(super) fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {
@@ -236,15 +276,15 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 }
 
 /// Reads the body, refusing more than `cap` bytes (API10: never trust an upstream's size).
-async fn read_capped(response: Response<Incoming>, cap: usize) -> Result<Bytes, AttemptError> {
+async fn read_capped(response: Response<UpstreamBody>, cap: usize) -> Result<Bytes, AttemptError> {
     let declared =
         response.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|len| len > cap) {
         return Err(AttemptError::Invalid(format!("response body over {cap} bytes")));
     }
     let mut body = BytesMut::with_capacity(declared.unwrap_or(4096).min(cap));
-    let mut stream = UpstreamBody(response.into_body());
-    while let Some(chunk) = stream.chunk().await.map_err(|e| AttemptError::Broken(error_chain(&e)))? {
+    let mut stream = response.into_body();
+    while let Some(chunk) = stream.chunk().await.map_err(|e| AttemptError::Broken(error_chain(&*e)))? {
         if body.len() + chunk.len() > cap {
             return Err(AttemptError::Invalid(format!("response body over {cap} bytes")));
         }

@@ -6,6 +6,7 @@ pub mod breaker;
 pub mod client;
 pub mod error;
 pub mod fallback;
+mod http2;
 pub mod ladder;
 pub mod structured;
 pub mod tokens;

@@ -10,6 +10,7 @@ mod core;
 mod faults;
 mod guards;
 mod handoff;
+mod http2_upstream;
 mod http_wire;
 mod ladder;
 mod lifecycle;
