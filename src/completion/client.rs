@@ -146,16 +146,18 @@ impl Endpoint {
         request
     }
 
-    /// Sends `body` and returns the parsed completion. `timeout` bounds the whole attempt (connect,
-    /// first byte and the full body); `cut_by_deadline` says whether the deadline set it.
+    /// Sends the body `make_body` builds and returns the parsed completion. `timeout` bounds the
+    /// whole attempt (connect, first byte and the full body); `cut_by_deadline` says whether the
+    /// deadline set it. The body is built again rather than kept for the rare resend: a request
+    /// waiting seconds for the model then holds no copy of what it sent.
     pub async fn complete(
         &self,
-        body: Bytes,
+        make_body: impl Fn() -> Bytes,
         timeout: Duration,
         cut_by_deadline: bool,
     ) -> Result<Completion, AttemptError> {
         let attempt = async {
-            let response = self.send_checked(body).await?;
+            let response = self.send_checked(make_body).await?;
             parse_completion(&read_capped(response, self.max_response_bytes).await?, &self.model)
         };
         bounded(timeout, cut_by_deadline, attempt).await
@@ -165,32 +167,27 @@ impl Endpoint {
     /// the event stream. Non-2xx answers are read (capped) and classified here.
     pub async fn start_stream(
         &self,
-        body: Bytes,
+        make_body: impl Fn() -> Bytes,
         timeout: Duration,
         cut_by_deadline: bool,
     ) -> Result<UpstreamBody, AttemptError> {
-        let response = bounded(timeout, cut_by_deadline, self.send_checked(body)).await?;
+        let response = bounded(timeout, cut_by_deadline, self.send_checked(make_body)).await?;
         Ok(response.into_body())
     }
 
     /// Sends and returns a 2xx response unread; any other status is read (capped) and classified.
-    async fn send_checked(&self, body: Bytes) -> Result<Response<UpstreamBody>, AttemptError> {
-        let body = match self.h2.as_ref().filter(|channel| !channel.is_http1_only()) {
-            Some(channel) => {
-                let length = HeaderValue::from(body.len());
-                let head = || {
-                    let mut head = self.request(());
-                    head.headers_mut().insert(CONTENT_LENGTH, length.clone());
-                    head
-                };
-                match channel.send(head, body).await? {
-                    Ok(response) => return self.checked(response.map(|s| UpstreamBody(BodyStream::Http2(s)))).await,
-                    Err(body) => body,
-                }
+    async fn send_checked(&self, make_body: impl Fn() -> Bytes) -> Result<Response<UpstreamBody>, AttemptError> {
+        if let Some(channel) = self.h2.as_ref().filter(|channel| !channel.is_http1_only()) {
+            let head = |length: usize| {
+                let mut head = self.request(());
+                head.headers_mut().insert(CONTENT_LENGTH, HeaderValue::from(length));
+                head
+            };
+            if let Some(response) = channel.send(head, &make_body).await? {
+                return self.checked(response.map(|stream| UpstreamBody(BodyStream::Http2(stream)))).await;
             }
-            None => body,
-        };
-        let response = self.http.request(self.request(Full::new(body))).await.map_err(classify_send_error)?;
+        }
+        let response = self.http.request(self.request(Full::new(make_body()))).await.map_err(classify_send_error)?;
         self.checked(response.map(|incoming| UpstreamBody(BodyStream::Http1(incoming)))).await
     }
 

@@ -74,18 +74,19 @@ impl H2Channel {
 
     /// Sends one request. A request the server provably did not process (the connection was gone
     /// before it was sent, GOAWAY, REFUSED_STREAM) is sent once more on a fresh connection; any
-    /// other failure is the attempt's. The body is kept for that one resend (it shares its bytes
-    /// with what h2 queues). `Ok(Err(body))`: the upstream speaks only HTTP/1.1; send it there.
+    /// other failure is the attempt's. `head` gets the body's length. `Ok(None)`: the upstream
+    /// speaks only HTTP/1.1; send it there.
     pub async fn send(
         self: &Arc<Self>,
-        head: impl Fn() -> Request<()>,
-        body: Bytes,
-    ) -> Result<Result<Response<RecvStream>, Bytes>, AttemptError> {
+        head: impl Fn(usize) -> Request<()>,
+        make_body: impl Fn() -> Bytes,
+    ) -> Result<Option<Response<RecvStream>>, AttemptError> {
         let mut fresh_tries = 1;
         loop {
-            let Some((generation, sender)) = self.sender().await? else { return Ok(Err(body)) };
-            match send_once(sender, head(), body.clone()).await {
-                Ok(response) => return Ok(Ok(response)),
+            let Some((generation, sender)) = self.sender().await? else { return Ok(None) };
+            let body = make_body();
+            match send_once(sender, head(body.len()), body).await {
+                Ok(response) => return Ok(Some(response)),
                 Err((error, sent)) => {
                     let unprocessed = !sent || error.is_go_away() || error.reason() == Some(h2::Reason::REFUSED_STREAM);
                     if !sent || error.is_io() || error.is_go_away() {

@@ -111,13 +111,14 @@ impl Orchestrator {
             return ModelCall::refused(reason);
         }
         let safety = self.safety_identifier(input);
+        let safety = safety.as_deref();
         let primary_model = self.primary_model(input);
         let run = self
             .ladder
-            .run(&input.deadline, |endpoint, is_primary, timeout, cut| {
+            .run(&input.deadline, |endpoint, is_primary, timeout, cut| async move {
                 let model = if is_primary { primary_model } else { endpoint.model.as_str() };
-                let body = self.request_body(input, messages, model, safety.as_deref(), false);
-                async move { endpoint.complete(body, timeout, cut).await }
+                let make_body = || self.request_body(input, messages, model, safety, false);
+                endpoint.complete(make_body, timeout, cut).await
             })
             .await;
         self.count_attempts(run.attempts, run.result.is_ok());

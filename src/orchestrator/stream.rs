@@ -55,14 +55,17 @@ impl Orchestrator {
             self.prompt_messages(&counter, &input, &prepared.turns, None, prepared.addendum.as_deref());
         let safety = self.safety_identifier(&input);
         let primary_model = self.primary_model(&input);
-        let run = self
-            .ladder
-            .run(&input.deadline, |endpoint, is_primary, timeout, cut| {
-                let model = if is_primary { primary_model.to_owned() } else { endpoint.model.clone() };
-                let body = self.request_body(&input, &messages, &model, safety.as_deref(), true);
-                async move { endpoint.start_stream(body, timeout, cut).await.map(|response| (response, model)) }
-            })
-            .await;
+        let run =
+            self.ladder
+                .run(&input.deadline, |endpoint, is_primary, timeout, cut| {
+                    let model = if is_primary { primary_model.to_owned() } else { endpoint.model.clone() };
+                    // Built once and kept: a stream is one request of many, and its model name moves on.
+                    let body = self.request_body(&input, &messages, &model, safety.as_deref(), true);
+                    async move {
+                        endpoint.start_stream(|| body.clone(), timeout, cut).await.map(|response| (response, model))
+                    }
+                })
+                .await;
         self.count_attempts(run.attempts, run.result.is_ok());
         drop(messages);
         match run.result {
