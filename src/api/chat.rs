@@ -192,34 +192,39 @@ fn chat_input(
     ),
     security(("bearer" = []), ())
 )]
-pub async fn send_chat_message(
+pub fn send_chat_message(
     State(state): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
     Peer(peer): Peer,
     headers: HeaderMap,
     JsonBody(body): JsonBody<SendChatMessageRequest>,
-) -> Result<Response, ApiError> {
-    let input = chat_input(&state, &ctx, headers, peer, body)?;
-    let reply = state.orchestrator.chat(input).await?;
-    let body = SendChatMessageResponse {
-        reply: reply.text.clone(),
-        source: reply.source.as_str(),
-        request_id: ctx.request_id.clone(),
-        latency_ms: ctx.started.elapsed().as_millis() as u64,
-        signature: reply.signature.clone(),
-        intent: reply.intent.clone(),
-        fallback_reason: reply.fallback_reason.map(|r| r.as_str()),
-        handoff: reply.is_handoff(),
-        handoff_reason: reply.handoff_reason.map(|r| r.as_str()),
-        model: reply.model.clone(),
-        confidence: reply.confidence,
-        truncated: reply.truncated,
-        session_mode: reply.session_mode.map(|m| m.as_str()),
-    };
-    let mut response = Json(body).into_response();
-    if let Some((_, decision)) = &reply.limit {
-        rate_limit_headers(&mut response, decision);
+) -> impl std::future::Future<Output = Result<Response, ApiError>> + Send {
+    // Not an `async fn`: the extractors' values would stay in its state, next to what they
+    // became, for as long as the model is asked. Boxed until moved into `chat`, so the block's
+    // state does not keep a second ~460-byte input beside the one `chat` holds.
+    let input = chat_input(&state, &ctx, headers, peer, body).map(Box::new);
+    async move {
+        let reply = state.orchestrator.chat(*input?).await?;
+        let body = SendChatMessageResponse {
+            reply: reply.text.clone(),
+            source: reply.source.as_str(),
+            request_id: ctx.request_id.clone(),
+            latency_ms: ctx.started.elapsed().as_millis() as u64,
+            signature: reply.signature.clone(),
+            intent: reply.intent.clone(),
+            fallback_reason: reply.fallback_reason.map(|r| r.as_str()),
+            handoff: reply.is_handoff(),
+            handoff_reason: reply.handoff_reason.map(|r| r.as_str()),
+            model: reply.model.clone(),
+            confidence: reply.confidence,
+            truncated: reply.truncated,
+            session_mode: reply.session_mode.map(|m| m.as_str()),
+        };
+        let mut response = Json(body).into_response();
+        if let Some((_, decision)) = &reply.limit {
+            rate_limit_headers(&mut response, decision);
+        }
+        response.extensions_mut().insert(reply_log(&reply));
+        Ok(response)
     }
-    response.extensions_mut().insert(reply_log(&reply));
-    Ok(response)
 }

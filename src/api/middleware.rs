@@ -63,7 +63,13 @@ fn request_id(request: &Request) -> String {
 
 const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
-pub async fn edge(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+/// Not an `async fn`: the request moves straight into the handler's future instead of also
+/// staying in this one's state while the model is asked.
+pub fn edge(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> impl std::future::Future<Output = Response> + Send {
     let started = Instant::now();
     let id = request_id(&request);
     let route = route_label(request.extensions().get::<MatchedPath>().map(MatchedPath::as_str));
@@ -71,31 +77,35 @@ pub async fn edge(State(state): State<AppState>, mut request: Request, next: Nex
     let authorization = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let credential = state.auth.identify(authorization);
     request.extensions_mut().insert(RequestContext { request_id: id.clone(), started, credential });
-    let mut response = next.run(request).await;
-    let status = response.status().as_u16();
-    let elapsed = started.elapsed();
-    state.metrics.record_request(route, status, elapsed.as_secs_f64());
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert(REQUEST_ID_HEADER, value);
-    }
-    let error = response.extensions().get::<ErrorCode>().map(|c| c.0);
-    let latency_ms = (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0;
-    match response.extensions().get::<ReplyLog>() {
-        // Field names match the API's camelCase (requestId, latencyMs, ...).
-        Some(r) => tracing::info!(
-            requestId = %id, route, method = %method, status, latencyMs = latency_ms, source = r.source,
-            fallbackReason = r.fallback_reason, handoffReason = r.handoff_reason, intent = r.intent.as_deref(),
-            upstreamMs = r.upstream_ms, attempts = r.attempts, promptTokens = r.prompt_tokens,
-            completionTokens = r.completion_tokens, cachedTokens = r.cached_tokens, "request"
-        ),
-        None if route == "healthz" || route == "readyz" || route == "metrics" => tracing::debug!(
-            requestId = %id, route, method = %method, status, latencyMs = latency_ms, "request"
-        ),
-        None => {
-            tracing::info!(requestId = %id, route, method = %method, status, latencyMs = latency_ms, error, "request")
+    let metrics = state.metrics.clone();
+    let handled = next.run(request);
+    async move {
+        let mut response = handled.await;
+        let status = response.status().as_u16();
+        let elapsed = started.elapsed();
+        metrics.record_request(route, status, elapsed.as_secs_f64());
+        if let Ok(value) = HeaderValue::from_str(&id) {
+            response.headers_mut().insert(REQUEST_ID_HEADER, value);
         }
+        let error = response.extensions().get::<ErrorCode>().map(|c| c.0);
+        let latency_ms = (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0;
+        match response.extensions().get::<ReplyLog>() {
+            // Field names match the API's camelCase (requestId, latencyMs, ...).
+            Some(r) => tracing::info!(
+                requestId = %id, route, method = %method, status, latencyMs = latency_ms, source = r.source,
+                fallbackReason = r.fallback_reason, handoffReason = r.handoff_reason, intent = r.intent.as_deref(),
+                upstreamMs = r.upstream_ms, attempts = r.attempts, promptTokens = r.prompt_tokens,
+                completionTokens = r.completion_tokens, cachedTokens = r.cached_tokens, "request"
+            ),
+            None if route == "healthz" || route == "readyz" || route == "metrics" => tracing::debug!(
+                requestId = %id, route, method = %method, status, latencyMs = latency_ms, "request"
+            ),
+            None => {
+                tracing::info!(requestId = %id, route, method = %method, status, latencyMs = latency_ms, error, "request")
+            }
+        }
+        response
     }
-    response
 }
 
 fn context(request: &Request) -> Credential {
@@ -103,11 +113,18 @@ fn context(request: &Request) -> Credential {
 }
 
 /// Chat routes: a caller key when keys are configured; anonymous otherwise (loopback, or allowed).
-pub async fn require_caller(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// Not an `async fn`: its future would hold the request and the state beside the handler's for
+/// the whole call (~1 KiB per message in flight); this one is the handler's, or a ready refusal.
+pub fn require_caller(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> futures_util::future::Either<std::future::Ready<Response>, impl std::future::Future<Output = Response>> {
+    use futures_util::future::Either;
     if state.auth.has_caller_keys() && !matches!(context(&request), Credential::Caller(_)) {
-        return ApiError::Unauthorized.into_response();
+        return Either::Left(std::future::ready(ApiError::Unauthorized.into_response()));
     }
-    next.run(request).await
+    Either::Right(next.run(request))
 }
 
 /// /metrics and /openapi.json: a caller or the admin key; anonymous only on loopback with no keys.
