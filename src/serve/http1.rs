@@ -48,42 +48,49 @@ impl From<WireError> for ReadError {
     }
 }
 
-pub(super) async fn serve_connection<I>(
+// Not an `async fn`: its arguments would be stored twice in every connection's task.
+#[allow(clippy::manual_async_fn)]
+pub(super) fn serve_connection<I>(
     mut io: I,
     peer: SocketAddr,
     router: Router,
     limits: Limits,
     stop: CancellationToken,
-) where
-    I: AsyncRead + AsyncWrite + Unpin,
+) -> impl std::future::Future<Output = ()> + Send
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let mut buffer = BytesMut::new();
-    loop {
-        let head = match read_head(&mut io, &mut buffer, limits.read_timeout, &stop).await {
-            Ok(head) => head,
-            Err(error) => return refuse(&mut io, error).await,
-        };
-        let Head { request, framing, mut keep_alive, expects_continue } = head;
-        let body = match read_body(&mut io, &mut buffer, framing, expects_continue, limits).await {
-            Ok((body, complete)) => {
-                // An unread or cut-off body leaves the stream mid-message: answer, then close.
-                keep_alive &= complete;
-                body
+    async move {
+        let mut buffer = BytesMut::new();
+        loop {
+            let head = match read_head(&mut io, &mut buffer, limits.read_timeout, &stop).await {
+                Ok(head) => head,
+                Err(error) => return Box::pin(refuse(&mut io, error)).await,
+            };
+            let Head { request, framing, mut keep_alive, expects_continue } = head;
+            let body = match read_body(&mut io, &mut buffer, framing, expects_continue, limits).await {
+                Ok((body, complete)) => {
+                    // An unread or cut-off body leaves the stream mid-message: answer, then close.
+                    keep_alive &= complete;
+                    body
+                }
+                Err(error) => return Box::pin(refuse(&mut io, error)).await,
+            };
+            if buffer.is_empty() {
+                buffer = BytesMut::new();
             }
-            Err(error) => return refuse(&mut io, error).await,
-        };
-        if buffer.is_empty() {
-            buffer = BytesMut::new();
-        }
-        let version = request.version();
-        let is_head = request.method() == Method::HEAD;
-        let mut request = request.map(|()| Body::from(body));
-        request.extensions_mut().insert(ConnectInfo(peer));
-        let Ok(response) = router.clone().oneshot(request).await;
-        keep_alive &= !stop.is_cancelled();
-        if write_response(&mut io, response, keep_alive, is_head, version).await.is_err() || !keep_alive {
-            let _ = io.shutdown().await;
-            return;
+            let version = request.version();
+            let is_head = request.method() == Method::HEAD;
+            let mut request = request.map(|()| Body::from(body));
+            request.extensions_mut().insert(ConnectInfo(peer));
+            let Ok(response) = router.clone().oneshot(request).await;
+            keep_alive &= !stop.is_cancelled();
+            // Writing (and refusing) is boxed: inline, their state would enlarge every connection's
+            // task for the whole time its request waits for the model (~300 bytes each).
+            if Box::pin(write_response(&mut io, response, keep_alive, is_head, version)).await.is_err() || !keep_alive {
+                let _ = io.shutdown().await;
+                return;
+            }
         }
     }
 }
