@@ -177,29 +177,40 @@ impl Endpoint {
 
     /// Sends and returns a 2xx response unread; any other status is read (capped) and classified.
     async fn send_checked(&self, make_body: impl Fn() -> Bytes) -> Result<Response<UpstreamBody>, AttemptError> {
+        let response = self.send(make_body).await?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        // Boxed: a rare path whose state would otherwise sit in every waiting request's future.
+        Err(Box::pin(self.error_of(response)).await)
+    }
+
+    /// HTTP/2 when the upstream speaks it, else hyper's HTTP/1.1 pool.
+    async fn send(&self, make_body: impl Fn() -> Bytes) -> Result<Response<UpstreamBody>, AttemptError> {
         if let Some(channel) = self.h2.as_ref().filter(|channel| !channel.is_http1_only()) {
             let head = |length: usize| {
                 let mut head = self.request(());
                 head.headers_mut().insert(CONTENT_LENGTH, HeaderValue::from(length));
                 head
             };
-            if let Some(response) = channel.send(head, &make_body).await? {
-                return self.checked(response.map(|stream| UpstreamBody(BodyStream::Http2(stream)))).await;
+            match channel.send(head, &make_body).await {
+                Ok(Some(response)) => return Ok(response.map(|stream| UpstreamBody(BodyStream::Http2(stream)))),
+                Ok(None) => {}
+                Err(error) => return Err(error),
             }
         }
-        let response = self.http.request(self.request(Full::new(make_body()))).await.map_err(classify_send_error)?;
-        self.checked(response.map(|incoming| UpstreamBody(BodyStream::Http1(incoming)))).await
+        let sent = self.http.request(self.request(Full::new(make_body()))).await;
+        Ok(sent.map_err(classify_send_error)?.map(|incoming| UpstreamBody(BodyStream::Http1(incoming))))
     }
 
-    /// A 2xx response unread; any other status is read (capped) and classified.
-    async fn checked(&self, response: Response<UpstreamBody>) -> Result<Response<UpstreamBody>, AttemptError> {
+    /// A non-2xx answer, read (capped) and classified.
+    async fn error_of(&self, response: Response<UpstreamBody>) -> AttemptError {
         let status = response.status();
-        if status.is_success() {
-            return Ok(response);
-        }
         let headers = response.headers().clone();
-        let bytes = read_capped(response, self.max_response_bytes).await?;
-        Err(status_error(status.as_u16(), &headers, &bytes))
+        match read_capped(response, self.max_response_bytes).await {
+            Ok(bytes) => status_error(status.as_u16(), &headers, &bytes),
+            Err(error) => error,
+        }
     }
 }
 
