@@ -204,7 +204,9 @@ pub fn send_chat_message(
     // state does not keep a second ~460-byte input beside the one `chat` holds.
     let input = chat_input(&state, &ctx, headers, peer, body).map(Box::new);
     async move {
-        let reply = state.orchestrator.chat(*input?).await?;
+        // Unboxed in its own statement: a temporary `Box` would live until the end of the one below.
+        let input = *input?;
+        let reply = state.orchestrator.chat(input).await?;
         let body = SendChatMessageResponse {
             reply: reply.text.clone(),
             source: reply.source.as_str(),

@@ -68,7 +68,7 @@ const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 pub fn edge(
     State(state): State<AppState>,
     mut request: Request,
-    next: Next,
+    mut next: Next,
 ) -> impl std::future::Future<Output = Response> + Send {
     let started = Instant::now();
     let id = request_id(&request);
@@ -78,9 +78,10 @@ pub fn edge(
     let credential = state.auth.identify(authorization);
     request.extensions_mut().insert(RequestContext { request_id: id.clone(), started, credential });
     let metrics = state.metrics.clone();
-    let handled = next.run(request);
+    // The inner service's own future, not `Next::run`'s, which keeps a second copy of the request.
+    let handled = tower::Service::call(&mut next, request);
     async move {
-        let mut response = handled.await;
+        let Ok(mut response) = handled.await;
         let status = response.status().as_u16();
         let elapsed = started.elapsed();
         metrics.record_request(route, status, elapsed.as_secs_f64());
@@ -118,13 +119,16 @@ fn context(request: &Request) -> Credential {
 pub fn require_caller(
     State(state): State<AppState>,
     request: Request,
-    next: Next,
+    mut next: Next,
 ) -> futures_util::future::Either<std::future::Ready<Response>, impl std::future::Future<Output = Response>> {
     use futures_util::future::Either;
     if state.auth.has_caller_keys() && !matches!(context(&request), Credential::Caller(_)) {
         return Either::Left(std::future::ready(ApiError::Unauthorized.into_response()));
     }
-    Either::Right(next.run(request))
+    Either::Right(futures_util::FutureExt::map(tower::Service::call(&mut next, request), |answered| {
+        let Ok(response) = answered;
+        response
+    }))
 }
 
 /// /metrics and /openapi.json: a caller or the admin key; anonymous only on loopback with no keys.
