@@ -32,7 +32,7 @@ pub fn router(state: AppState) -> Router {
         .route("/sendChatMessage", post(chat::send_chat_message))
         .route("/v1/chat/completions", post(compat::chat_completions))
         .route("/v1/models", get(compat::list_models))
-        .route_layer(from_fn_with_state(state.clone(), middleware::require_caller));
+        .route_layer(middleware::RequireCaller::new(&state));
     let observe = Router::new()
         .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(openapi::openapi_json))
@@ -57,6 +57,6 @@ pub fn router(state: AppState) -> Router {
         .merge(health)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(from_fn_with_state(state.clone(), middleware::edge))
+        .layer(middleware::Edge::new(&state))
         .with_state(state)
 }
