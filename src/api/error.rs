@@ -26,6 +26,13 @@ pub enum ApiError {
     Unsupported(String, String),
     /// A dependency (store) failed: 503, the cause in the log only.
     Unavailable(String),
+    /// Not a usable HTTP/1.1 request (malformed, head too large, too slow): answered by the server
+    /// before any route, then the connection closes.
+    NotHttp {
+        status: StatusCode,
+        code: &'static str,
+        message: &'static str,
+    },
 }
 
 /// The error code, kept on the response for the access log.
@@ -114,6 +121,7 @@ impl IntoResponse for ApiError {
                 m,
                 json!({"field": field, "type": "invalid_request_error", "param": field}),
             ),
+            ApiError::NotHttp { status, code, message } => (status, code, message.into(), Value::Null),
             ApiError::Unavailable(cause) => {
                 tracing::error!(%cause, "dependency unavailable");
                 (

@@ -8,12 +8,15 @@
 //! even if the caller hangs up meanwhile (an accepted message is settled: turn, tokens, event).
 
 use super::wire::{self, BodyFraming, ChunkedState, Head, ResponseFraming, WireError};
+use crate::api::error::ApiError;
 use axum::body::{Body, HttpBody};
 use axum::extract::ConnectInfo;
+use axum::response::IntoResponse;
 use axum::Router;
 use bytes::{Bytes, BytesMut};
 use http::{Method, Response, StatusCode, Version};
 use http_body_util::BodyExt;
+use std::io::Write;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -179,21 +182,18 @@ async fn write_continue<I: AsyncWrite + Unpin>(io: &mut I) -> Result<(), ReadErr
 
 /// Answers a request that cannot be served, in the API's error shape, and closes.
 async fn refuse<I: AsyncWrite + Unpin>(io: &mut I, error: ReadError) {
-    let (status, code, message) = match error {
+    let refusal = match error {
         ReadError::Gone => return,
-        ReadError::TimedOut => (StatusCode::REQUEST_TIMEOUT, "request_timeout", "the request did not arrive in time"),
+        ReadError::TimedOut => ApiError::NotHttp {
+            status: StatusCode::REQUEST_TIMEOUT,
+            code: "request_timeout",
+            message: "the request did not arrive in time",
+        },
         ReadError::Wire(error) => {
-            let code = if error.status() == StatusCode::BAD_REQUEST { "malformed_http" } else { "headers_too_large" };
-            (error.status(), code, error.message())
+            ApiError::NotHttp { status: error.status(), code: error.code(), message: error.message() }
         }
     };
-    let body = serde_json::json!({ "error": { "code": code, "message": message } }).to_string();
-    let response = Response::builder()
-        .status(status)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(Body::from(body))
-        .unwrap_or_default();
-    let _ = write_response(io, response, false, false, Version::HTTP_11).await;
+    let _ = write_response(io, refusal.into_response(), false, false, Version::HTTP_11).await;
     let _ = io.shutdown().await;
 }
 
@@ -253,7 +253,7 @@ async fn write_response<I: AsyncWrite + Unpin>(
                     continue;
                 }
                 out.clear();
-                out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+                let _ = write!(out, "{:x}\r\n", data.len());
                 out.extend_from_slice(&data);
                 out.extend_from_slice(b"\r\n");
                 io.write_all(&out).await?;

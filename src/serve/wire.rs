@@ -26,6 +26,14 @@ impl WireError {
         }
     }
 
+    /// The error code in the API's error shape.
+    pub fn code(&self) -> &'static str {
+        match self {
+            WireError::Malformed(_) => "malformed_http",
+            WireError::HeadTooLarge => "headers_too_large",
+        }
+    }
+
     pub fn message(&self) -> &'static str {
         match self {
             WireError::Malformed(why) => why,
