@@ -19,6 +19,7 @@ pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
 /// Named environment variables and the key each one sets. `.env.example` lists the same.
 pub const NAMED_ENV: &[(&str, &str)] = &[
     ("VELOCHAT_ADDR", "server.addr"),
+    ("VELOCHAT_WORKER_THREADS", "server.worker_threads"),
     ("VELOCHAT_TLS_CERT", "server.tls_cert"),
     ("VELOCHAT_TLS_KEY", "server.tls_key"),
     ("OPENAI_API_KEY", "openai.api_key"),

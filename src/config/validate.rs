@@ -70,6 +70,7 @@ impl Settings {
         })?;
         check(s.body_limit_bytes >= 1024, "server.body_limit_bytes", "must be at least 1024")?;
         check(s.header_read_timeout_ms > 0, "server.header_read_timeout_ms", "must be above 0")?;
+        check(s.worker_threads <= 1024, "server.worker_threads", "must be at most 1024 (0 = automatic)")?;
         check(
             s.tls_cert.is_empty() == s.tls_key.is_empty(),
             "server.tls_cert",

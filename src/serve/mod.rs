@@ -4,6 +4,7 @@
 
 mod date;
 mod http1;
+pub mod runtime;
 mod wire;
 
 use axum::Router;

@@ -184,3 +184,34 @@ async fn a_config_file_and_named_variables_layer_over_the_defaults() {
     assert_eq!(second.status(), 429, "VELOCHAT_LIMIT_SESSION_BURST=1 holds");
     process.child.kill().await.ok();
 }
+
+fn ready_line(log: &str) -> serde_json::Value {
+    let line = log.lines().find(|l| l.contains("velochat ready")).expect("a ready line");
+    serde_json::from_str(line).unwrap()
+}
+
+#[tokio::test]
+async fn the_runtime_size_follows_velochat_worker_threads() {
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    for (configured, flavour, workers) in [
+        (None, if cpus <= 2 { "current_thread" } else { "multi_thread" }, (cpus - 1).max(1)),
+        (Some("1"), "current_thread", 1),
+        (Some("3"), "multi_thread", 3),
+    ] {
+        let envs: Vec<(&str, String)> =
+            configured.map(|n| ("VELOCHAT_WORKER_THREADS", n.to_owned())).into_iter().collect();
+        let mut process = start(&envs).await;
+        let ready = ready_line(&process.stderr.lock().await);
+        assert_eq!(ready["runtime"], flavour, "{configured:?}: {ready}");
+        assert_eq!(ready["workers"], workers, "{configured:?}: {ready}");
+        let body: serde_json::Value = json_of(
+            reqwest::Client::new().post(format!("{}/sendChatMessage", process.address)).json(&message("rt", "hello")),
+        )
+        .await;
+        assert_eq!(body["source"], "fallback", "{configured:?}: {body}");
+        process.child.kill().await.ok();
+    }
+    let output = binary().env("VELOCHAT_WORKER_THREADS", "many").output().await.unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("server.worker_threads"));
+}
