@@ -189,6 +189,9 @@ class Velochat:
             # wrk repeats one question; the repeated-question handoff would silence the bot.
             "VELOCHAT__HANDOFF__REPEAT_COUNT": "1000000000",
         }
+        # Any VELOCHAT_* variable given to bench/run reaches velochat (to measure a setting, say
+        # VELOCHAT_WORKER_THREADS=2); the scenario's own settings still win.
+        self.env.update({k: v for k, v in os.environ.items() if k.startswith("VELOCHAT_") and not k.startswith("VELOCHAT_BENCH")})
         self.env.update(extra or {})
         self.log = open(WORK / f"{name}.log", "wb")
         self.started = time.perf_counter()

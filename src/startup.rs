@@ -196,9 +196,8 @@ impl Application {
             tokio::spawn(housekeeping(orchestrator, background_stop.clone())),
         ];
         let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        let (runtime, workers) = crate::serve::runtime::describe();
         tracing::info!(%address, tls = tls.is_some(), durable = durable.backend(), store = store.health().as_str(),
-                       model = %o.model, runtime, workers, "velochat ready");
+                       model = %o.model, workers = crate::serve::runtime::workers(), "velochat ready");
         Ok(Self { listener, address, state, tls, background, background_stop, event_writer, terminate })
     }
 

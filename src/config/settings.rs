@@ -44,7 +44,7 @@ pub struct ServerSettings {
     pub shutdown_delay_ms: u64,
     pub drain_timeout_ms: u64,
     pub header_read_timeout_ms: u64,
-    /// 0 = automatic (one fewer than the CPUs, at least 1); 1 = the single-threaded runtime.
+    /// 0 = automatic: one fewer than the CPUs, at least 1.
     pub worker_threads: usize,
     pub tls_cert: String,
     pub tls_key: String,

@@ -1,14 +1,16 @@
 //! The async runtime velochat runs on, sized from `server.worker_threads`.
 //!
-//! One worker thread runs the single-threaded runtime: a request then never crosses threads
-//! (server connection, upstream connection and timers share one thread), which on a small machine
-//! costs less CPU per request and gives a shorter latency tail than two workers waking each other
-//! (BENCHMARKS.md). More workers use tokio's work-stealing runtime.
+//! The accept loop runs on the main thread (the runtime's `block_on`), connections on the workers.
+//! Automatic sizing leaves one CPU free: with one worker on a 2-CPU machine a request never
+//! crosses worker threads (server connection, upstream connection and timers share one), which
+//! costs less CPU per request and gives a shorter latency tail than two workers waking each other,
+//! while the main thread keeps accepting when thousands of clients connect at once (BENCHMARKS.md).
 
 use tokio::runtime::{Builder, Runtime};
 
 /// Worker threads for `configured` (0 = automatic) when the process may use `available` CPUs:
-/// automatic leaves one CPU to the SQLite and log writer threads and the kernel's network work.
+/// automatic leaves one CPU to the accept loop, the SQLite and log writer threads and the
+/// kernel's network work.
 pub fn worker_threads(configured: usize, available: usize) -> usize {
     if configured > 0 {
         configured
@@ -23,20 +25,12 @@ pub fn available_cpus() -> usize {
 }
 
 pub fn build(configured: usize) -> std::io::Result<Runtime> {
-    match worker_threads(configured, available_cpus()) {
-        1 => Builder::new_current_thread().enable_all().build(),
-        workers => Builder::new_multi_thread().worker_threads(workers).enable_all().build(),
-    }
+    Builder::new_multi_thread().worker_threads(worker_threads(configured, available_cpus())).enable_all().build()
 }
 
-/// What the running runtime is, for the ready log line: its flavour and worker count.
-pub fn describe() -> (&'static str, usize) {
-    let handle = tokio::runtime::Handle::current();
-    let flavor = match handle.runtime_flavor() {
-        tokio::runtime::RuntimeFlavor::CurrentThread => "current_thread",
-        _ => "multi_thread",
-    };
-    (flavor, handle.metrics().num_workers())
+/// Worker threads of the running runtime, for the ready log line.
+pub fn workers() -> usize {
+    tokio::runtime::Handle::current().metrics().num_workers()
 }
 
 #[cfg(test)]
@@ -58,10 +52,9 @@ mod tests {
     }
 
     #[test]
-    fn one_worker_builds_the_single_threaded_runtime_and_more_build_work_stealing() {
-        let single = build(1).unwrap();
-        assert_eq!(single.block_on(async { describe() }), ("current_thread", 1));
-        let multi = build(3).unwrap();
-        assert_eq!(multi.block_on(async { describe() }), ("multi_thread", 3));
+    fn the_runtime_has_the_resolved_number_of_workers() {
+        assert_eq!(build(1).unwrap().block_on(async { workers() }), 1);
+        assert_eq!(build(3).unwrap().block_on(async { workers() }), 3);
+        assert_eq!(build(0).unwrap().block_on(async { workers() }), worker_threads(0, available_cpus()));
     }
 }
