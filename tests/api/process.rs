@@ -13,6 +13,8 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 pub struct Process {
     pub child: Child,
     pub address: String,
+    /// The parsed "velochat ready" log line.
+    pub ready: serde_json::Value,
     pub stderr: std::sync::Arc<tokio::sync::Mutex<String>>,
 }
 
@@ -35,18 +37,16 @@ pub async fn start(envs: &[(&str, String)]) -> Process {
     let mut child = command.spawn().expect("binary starts");
     let stderr = child.stderr.take().unwrap();
     let log = std::sync::Arc::new(tokio::sync::Mutex::new(String::new()));
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(1);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<serde_json::Value>(1);
     let sink = log.clone();
     tokio::spawn(async move {
         let mut lines = BufReader::new(stderr).lines();
         let mut tx = Some(tx);
         while let Ok(Some(line)) = lines.next_line().await {
             if line.contains("velochat ready") {
-                let address = serde_json::from_str::<serde_json::Value>(&line)
-                    .ok()
-                    .and_then(|v| v["address"].as_str().map(str::to_owned));
-                if let (Some(tx), Some(address)) = (tx.take(), address) {
-                    let _ = tx.send(address).await;
+                let ready = serde_json::from_str::<serde_json::Value>(&line).ok().filter(|v| v["address"].is_string());
+                if let (Some(tx), Some(ready)) = (tx.take(), ready) {
+                    let _ = tx.send(ready).await;
                 }
             }
             let mut log = sink.lock().await;
@@ -54,9 +54,10 @@ pub async fn start(envs: &[(&str, String)]) -> Process {
             log.push('\n');
         }
     });
-    let address =
+    let ready =
         tokio::time::timeout(Duration::from_secs(20), rx.recv()).await.expect("ready in time").expect("ready line");
-    Process { child, address: format!("http://{address}"), stderr: log }
+    let address = format!("http://{}", ready["address"].as_str().unwrap_or_default());
+    Process { child, address, ready, stderr: log }
 }
 
 #[tokio::test]
@@ -185,11 +186,6 @@ async fn a_config_file_and_named_variables_layer_over_the_defaults() {
     process.child.kill().await.ok();
 }
 
-fn ready_line(log: &str) -> serde_json::Value {
-    let line = log.lines().find(|l| l.contains("velochat ready")).expect("a ready line");
-    serde_json::from_str(line).unwrap()
-}
-
 #[tokio::test]
 async fn the_runtime_size_follows_velochat_worker_threads() {
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
@@ -197,7 +193,7 @@ async fn the_runtime_size_follows_velochat_worker_threads() {
         let envs: Vec<(&str, String)> =
             configured.map(|n| ("VELOCHAT_WORKER_THREADS", n.to_owned())).into_iter().collect();
         let mut process = start(&envs).await;
-        let ready = ready_line(&process.stderr.lock().await);
+        let ready = &process.ready;
         assert_eq!(ready["workers"], workers, "{configured:?}: {ready}");
         let body: serde_json::Value = json_of(
             reqwest::Client::new().post(format!("{}/sendChatMessage", process.address)).json(&message("rt", "hello")),
