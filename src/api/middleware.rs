@@ -4,6 +4,7 @@
 use super::error::{ApiError, ErrorCode};
 use crate::guard::{Authenticator, Credential};
 use crate::state::AppState;
+use crate::telemetry::access_log::{json_line, Pairs, Value};
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderName, HeaderValue};
 use axum::middleware::Next;
@@ -13,6 +14,7 @@ use std::convert::Infallible;
 use std::future::Ready;
 use std::sync::Arc;
 use std::time::Instant;
+use tracing::Level;
 
 /// Set on every request by `edge`.
 #[derive(Debug, Clone)]
@@ -142,22 +144,50 @@ fn finish(mut response: Response, metrics: &crate::telemetry::Metrics, line: Req
     }
     let error = response.extensions().get::<ErrorCode>().map(|c| c.0);
     let latency_ms = (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0;
-    match response.extensions().get::<ReplyLog>() {
-        // Field names match the API's camelCase (requestId, latencyMs, ...).
-        Some(r) => tracing::info!(
-            requestId = %id, route, method = %method, status, latencyMs = latency_ms, source = r.source,
-            fallbackReason = r.fallback_reason, handoffReason = r.handoff_reason, intent = r.intent.as_deref(),
-            upstreamMs = r.upstream_ms, attempts = r.attempts, promptTokens = r.prompt_tokens,
-            completionTokens = r.completion_tokens, cachedTokens = r.cached_tokens, "request"
-        ),
-        None if route == "healthz" || route == "readyz" || route == "metrics" => tracing::debug!(
-            requestId = %id, route, method = %method, status, latencyMs = latency_ms, "request"
-        ),
-        None => {
-            tracing::info!(requestId = %id, route, method = %method, status, latencyMs = latency_ms, error, "request")
-        }
+    let probe = route == "healthz" || route == "readyz" || route == "metrics";
+    let reply = response.extensions().get::<ReplyLog>();
+    // Probes log at debug unless they carry a reply (they never do); checked before any formatting.
+    let level = if probe && reply.is_none() { Level::DEBUG } else { Level::INFO };
+    let wanted = if level == Level::DEBUG { tracing::enabled!(Level::DEBUG) } else { tracing::enabled!(Level::INFO) };
+    if wanted {
+        let some_str = |value: Option<&'static str>| value.map_or(Value::None, Value::Str);
+        let reply_u64 = |field: fn(&ReplyLog) -> u64| reply.map_or(Value::None, |r| Value::U64(field(r)));
+        // Field names match the API's camelCase (requestId, latencyMs, ...); absent ones are left out.
+        log_request(
+            level,
+            &[
+                ("requestId", Value::Str(&id)),
+                ("route", Value::Str(route)),
+                ("method", Value::Str(method.as_str())),
+                ("status", Value::U64(u64::from(status))),
+                ("latencyMs", Value::F64(latency_ms)),
+                ("source", some_str(reply.map(|r| r.source))),
+                ("fallbackReason", some_str(reply.and_then(|r| r.fallback_reason))),
+                ("handoffReason", some_str(reply.and_then(|r| r.handoff_reason))),
+                ("intent", reply.and_then(|r| r.intent.as_deref()).map_or(Value::None, Value::Str)),
+                ("upstreamMs", reply_u64(|r| r.upstream_ms)),
+                ("attempts", reply_u64(|r| u64::from(r.attempts))),
+                ("promptTokens", reply_u64(|r| r.prompt_tokens)),
+                ("completionTokens", reply_u64(|r| r.completion_tokens)),
+                ("cachedTokens", reply_u64(|r| r.cached_tokens)),
+                // A reply carries its own outcome; probes have none to report.
+                ("error", if reply.is_some() || probe { Value::None } else { some_str(error) }),
+            ],
+        );
     }
     response
+}
+
+/// The access-log line: queued as finished JSON when the log format allows (see `access_log`),
+/// through `tracing` otherwise.
+fn log_request(level: Level, fields: &[(&'static str, Value<'_>)]) {
+    if crate::telemetry::direct_json() {
+        crate::telemetry::enqueue(&json_line(level.as_str(), "request", module_path!(), fields));
+    } else if level == Level::DEBUG {
+        tracing::debug!("request {}", Pairs(fields));
+    } else {
+        tracing::info!("request {}", Pairs(fields));
+    }
 }
 
 fn context(request: &Request) -> Credential {

@@ -1,5 +1,6 @@
 //! Logs (JSON lines, redacted), metrics and the event log.
 
+pub mod access_log;
 pub mod events;
 pub mod metrics;
 
@@ -9,6 +10,7 @@ pub use metrics::Metrics;
 use crate::config::{LogFormat, Settings};
 use crate::guard::Redactor;
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
@@ -36,6 +38,28 @@ static QUEUE: std::sync::LazyLock<LogQueue> = std::sync::LazyLock::new(|| LogQue
     redactor: parking_lot::RwLock::new(None),
     secrets: parking_lot::Mutex::new(Vec::new()),
 });
+
+/// Set once this process's subscriber writes JSON into the queue: `access_log` lines may then be
+/// queued directly, in the same shape.
+static DIRECT_JSON: AtomicBool = AtomicBool::new(false);
+
+/// Whether a finished JSON line may go straight into the log queue (see `access_log`).
+pub fn direct_json() -> bool {
+    DIRECT_JSON.load(Ordering::Relaxed)
+}
+
+/// Queues whole lines for the writer thread (redacted there like every other line).
+pub fn enqueue(lines: &[u8]) {
+    let mut pending = QUEUE.pending.lock();
+    pending.extend_from_slice(lines);
+    if pending.len() >= HARD_CAP {
+        let batch = std::mem::take(&mut *pending);
+        drop(pending);
+        write_batch(&batch);
+    } else if pending.len() >= FLUSH_BYTES {
+        QUEUE.wake.notify_one();
+    }
+}
 
 /// Writes out whatever is queued (also called before the process exits).
 pub fn flush_logs() {
@@ -85,18 +109,9 @@ impl Write for LineWriter {
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        if self.buffer.is_empty() {
-            return Ok(());
-        }
-        let mut pending = QUEUE.pending.lock();
-        pending.extend_from_slice(&self.buffer);
-        self.buffer.clear();
-        if pending.len() >= HARD_CAP {
-            let batch = std::mem::take(&mut *pending);
-            drop(pending);
-            write_batch(&batch);
-        } else if pending.len() >= FLUSH_BYTES {
-            QUEUE.wake.notify_one();
+        if !self.buffer.is_empty() {
+            enqueue(&self.buffer);
+            self.buffer.clear();
         }
         Ok(())
     }
@@ -147,8 +162,16 @@ pub fn init_logging(settings: &Settings) {
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let writer = QueuedStderr;
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
-    let _ = match settings.telemetry.log_format {
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).with_span_list(false).try_init(),
-        LogFormat::Pretty => builder.try_init(),
-    };
+    match settings.telemetry.log_format {
+        LogFormat::Json => {
+            let installed =
+                builder.json().flatten_event(true).with_current_span(false).with_span_list(false).try_init().is_ok();
+            if installed {
+                DIRECT_JSON.store(true, Ordering::Relaxed);
+            }
+        }
+        LogFormat::Pretty => {
+            let _ = builder.try_init();
+        }
+    }
 }

@@ -44,7 +44,10 @@ pub async fn start(envs: &[(&str, String)]) -> Process {
         let mut tx = Some(tx);
         while let Ok(Some(line)) = lines.next_line().await {
             if line.contains("velochat ready") {
-                let ready = serde_json::from_str::<serde_json::Value>(&line).ok().filter(|v| v["address"].is_string());
+                let ready = serde_json::from_str::<serde_json::Value>(&line)
+                    .ok()
+                    .or_else(|| readable_address(&line).map(|address| json!({ "address": address })))
+                    .filter(|v| v["address"].is_string());
                 if let (Some(tx), Some(ready)) = (tx.take(), ready) {
                     let _ = tx.send(ready).await;
                 }
@@ -71,6 +74,95 @@ async fn without_a_key_the_binary_serves_static_replies_and_says_so() {
     let log = process.stderr.lock().await.clone();
     assert!(log.contains("no OPENAI_API_KEY configured: serving static replies only"), "{log}");
     process.child.kill().await.ok();
+}
+
+/// The address in a `pretty`-format ready line (`address=127.0.0.1:port`, between colour codes).
+fn readable_address(line: &str) -> Option<String> {
+    let mut plain = String::new();
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            chars.by_ref().find(|c| *c == 'm');
+        } else {
+            plain.push(c);
+        }
+    }
+    let rest = plain.split_once("address=")?.1;
+    Some(rest.split_whitespace().next()?.to_owned())
+}
+
+/// Waits up to 3 s for a log line containing `needle` (the log thread writes in batches).
+async fn log_line(process: &Process, needle: &str) -> Option<String> {
+    for _ in 0..60 {
+        if let Some(line) = process.stderr.lock().await.lines().find(|l| l.contains(needle)) {
+            return Some(line.to_owned());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
+
+#[tokio::test]
+async fn each_request_leaves_one_json_access_line_in_the_documented_order() {
+    let mut process = start(&[]).await;
+    let client = reqwest::Client::new();
+    let send = client
+        .post(format!("{}/sendChatMessage", process.address))
+        .header("x-request-id", "trace-42.a:b")
+        .json(&message("s", "hello"));
+    assert_eq!(send.send().await.unwrap().status(), 200);
+    let bad = client.post(format!("{}/sendChatMessage", process.address)).json(&json!({"sessionId": "s"}));
+    assert_eq!(bad.send().await.unwrap().status(), 400);
+    client.get(format!("{}/healthz", process.address)).send().await.unwrap();
+
+    let line =
+        log_line(&process, r#""route":"send_chat_message","method":"POST","status":200"#).await.expect("the line");
+    let fields: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(fields["level"], "INFO");
+    assert_eq!(fields["message"], "request");
+    assert_eq!(fields["requestId"], "trace-42.a:b");
+    assert_eq!(fields["source"], "fallback");
+    assert_eq!(fields["fallbackReason"], "no_api_key");
+    assert_eq!(fields["target"], "velochat::api::middleware");
+    assert!(fields["latencyMs"].is_f64() || fields["latencyMs"].is_u64(), "{line}");
+    assert!(fields.get("error").is_none(), "{line}");
+    let order = [
+        "timestamp",
+        "level",
+        "message",
+        "requestId",
+        "route",
+        "method",
+        "status",
+        "latencyMs",
+        "source",
+        "fallbackReason",
+        "upstreamMs",
+        "attempts",
+        "promptTokens",
+        "completionTokens",
+        "cachedTokens",
+        "target",
+    ];
+    let positions: Vec<usize> = order.iter().map(|k| line.find(&format!("\"{k}\":")).expect(k)).collect();
+    assert!(positions.windows(2).all(|p| p[0] < p[1]), "fields out of order: {line}");
+    let timestamp = fields["timestamp"].as_str().unwrap();
+    assert_eq!(timestamp.len(), 27, "{timestamp}");
+    assert!(timestamp.ends_with('Z') && timestamp.as_bytes()[10] == b'T', "{timestamp}");
+
+    let refused = log_line(&process, r#""status":400"#).await.expect("the refusal's line");
+    let refused: serde_json::Value = serde_json::from_str(&refused).unwrap();
+    assert_eq!(refused["error"], "missing_field");
+    assert!(refused.get("source").is_none());
+    // Probes log at debug, below the default level.
+    assert!(!process.stderr.lock().await.contains(r#""route":"healthz""#));
+    process.child.kill().await.ok();
+
+    let mut pretty = start(&[("VELOCHAT_LOG_FORMAT", "pretty".to_owned())]).await;
+    client.post(format!("{}/sendChatMessage", pretty.address)).json(&message("s", "hi")).send().await.unwrap();
+    let line = log_line(&pretty, "route=send_chat_message").await.expect("a readable line");
+    assert!(line.contains("request requestId=") && line.contains("fallbackReason=no_api_key"), "{line}");
+    pretty.child.kill().await.ok();
 }
 
 #[tokio::test]

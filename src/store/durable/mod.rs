@@ -97,3 +97,18 @@ pub trait DurableStore: Send + Sync {
 pub async fn connect(url: &str) -> StoreResult<std::sync::Arc<dyn DurableStore>> {
     Ok(std::sync::Arc::new(SqlStore::connect(url).await?))
 }
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn an_in_memory_database_is_one_database_for_every_query() {
+        let store = super::connect("sqlite::memory:").await.unwrap();
+        store.set_human("s", 1, "asked").await.unwrap();
+        // Concurrent queries would each open a connection, and so an empty database, if the pool had several.
+        let lookups = (0..8).map(|_| store.human_session("s"));
+        for found in futures_util::future::join_all(lookups).await {
+            assert!(found.unwrap().is_some());
+        }
+        assert_eq!(store.purge_before(0).await.unwrap(), 0);
+    }
+}
