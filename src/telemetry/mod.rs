@@ -80,15 +80,22 @@ fn write_batch(batch: &[u8]) {
 }
 
 fn start_flusher() {
-    let spawned = std::thread::Builder::new().name("velochat-log".into()).spawn(|| loop {
-        let batch = {
-            let mut pending = QUEUE.pending.lock();
-            if pending.len() < FLUSH_BYTES {
-                QUEUE.wake.wait_for(&mut pending, FLUSH_EVERY);
-            }
-            std::mem::take(&mut *pending)
-        };
-        write_batch(&batch);
+    let spawned = std::thread::Builder::new().name("velochat-log".into()).spawn(|| {
+        // Two buffers swap places, so request threads append into one already grown to size.
+        let mut spare = Vec::with_capacity(FLUSH_BYTES);
+        loop {
+            let batch = {
+                let mut pending = QUEUE.pending.lock();
+                if pending.len() < FLUSH_BYTES {
+                    QUEUE.wake.wait_for(&mut pending, FLUSH_EVERY);
+                }
+                std::mem::replace(&mut *pending, spare)
+            };
+            write_batch(&batch);
+            spare = batch;
+            spare.clear();
+            spare.shrink_to(HARD_CAP / 4);
+        }
     });
     if let Err(e) = spawned {
         eprintln!("cannot start the log writer thread: {e}");
@@ -161,7 +168,11 @@ pub fn init_logging(settings: &Settings) {
         .or_else(|_| EnvFilter::try_new(&settings.telemetry.log_level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let writer = QueuedStderr;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
+    // Colour codes only for a terminal; in a file or a collector they are noise.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match settings.telemetry.log_format {
         LogFormat::Json => {
             let installed =

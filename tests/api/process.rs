@@ -162,6 +162,7 @@ async fn each_request_leaves_one_json_access_line_in_the_documented_order() {
     client.post(format!("{}/sendChatMessage", pretty.address)).json(&message("s", "hi")).send().await.unwrap();
     let line = log_line(&pretty, "route=send_chat_message").await.expect("a readable line");
     assert!(line.contains("request requestId=") && line.contains("fallbackReason=no_api_key"), "{line}");
+    assert!(!pretty.stderr.lock().await.contains('\u{1b}'), "no colour codes when stderr is not a terminal");
     pretty.child.kill().await.ok();
 }
 
