@@ -150,7 +150,6 @@ fn finish(mut response: Response, metrics: &crate::telemetry::Metrics, line: Req
     let level = if probe && reply.is_none() { Level::DEBUG } else { Level::INFO };
     let wanted = if level == Level::DEBUG { tracing::enabled!(Level::DEBUG) } else { tracing::enabled!(Level::INFO) };
     if wanted {
-        let some_str = |value: Option<&'static str>| value.map_or(Value::None, Value::Str);
         let reply_u64 = |field: fn(&ReplyLog) -> u64| reply.map_or(Value::None, |r| Value::U64(field(r)));
         // Field names match the API's camelCase (requestId, latencyMs, ...); absent ones are left out.
         log_request(
@@ -161,17 +160,17 @@ fn finish(mut response: Response, metrics: &crate::telemetry::Metrics, line: Req
                 ("method", Value::Str(method.as_str())),
                 ("status", Value::U64(u64::from(status))),
                 ("latencyMs", Value::F64(latency_ms)),
-                ("source", some_str(reply.map(|r| r.source))),
-                ("fallbackReason", some_str(reply.and_then(|r| r.fallback_reason))),
-                ("handoffReason", some_str(reply.and_then(|r| r.handoff_reason))),
-                ("intent", reply.and_then(|r| r.intent.as_deref()).map_or(Value::None, Value::Str)),
+                ("source", reply.map(|r| r.source).into()),
+                ("fallbackReason", reply.and_then(|r| r.fallback_reason).into()),
+                ("handoffReason", reply.and_then(|r| r.handoff_reason).into()),
+                ("intent", reply.and_then(|r| r.intent.as_deref()).into()),
                 ("upstreamMs", reply_u64(|r| r.upstream_ms)),
                 ("attempts", reply_u64(|r| u64::from(r.attempts))),
                 ("promptTokens", reply_u64(|r| r.prompt_tokens)),
                 ("completionTokens", reply_u64(|r| r.completion_tokens)),
                 ("cachedTokens", reply_u64(|r| r.cached_tokens)),
                 // A reply carries its own outcome; probes have none to report.
-                ("error", if reply.is_some() || probe { Value::None } else { some_str(error) }),
+                ("error", if reply.is_some() || probe { Value::None } else { error.into() }),
             ],
         );
     }

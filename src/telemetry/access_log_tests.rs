@@ -1,17 +1,13 @@
 use super::*;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, UNIX_EPOCH};
 
 /// What `tracing-subscriber`'s JSON format (as `init_logging` configures it) writes for an event.
 fn tracing_line(emit: impl FnOnce()) -> String {
     let captured = Arc::new(Mutex::new(Vec::new()));
     let sink = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_span_list(false)
-        .with_writer(move || Capture(sink.clone()))
-        .finish();
+    let subscriber =
+        crate::telemetry::json_lines(tracing_subscriber::fmt()).with_writer(move || Capture(sink.clone())).finish();
     tracing::subscriber::with_default(subscriber, emit);
     let bytes = captured.lock().unwrap().clone();
     String::from_utf8(bytes).unwrap()
@@ -90,10 +86,12 @@ fn the_timestamp_is_utc_with_microseconds() {
         (4_102_444_799, "2099-12-31T23:59:59"),
     ];
     for (seconds, text) in cases {
-        assert_eq!(std::str::from_utf8(&civil_second(seconds)).unwrap(), text);
+        let mut out = Vec::new();
+        write_timestamp(&mut out, UNIX_EPOCH + Duration::from_secs(seconds));
+        assert_eq!(String::from_utf8(out).unwrap(), format!("{text}.000000Z"));
     }
     let mut out = Vec::new();
-    write_timestamp(&mut out, UNIX_EPOCH + std::time::Duration::from_micros(1_764_000_000_123_456));
+    write_timestamp(&mut out, UNIX_EPOCH + Duration::from_micros(1_764_000_000_123_456));
     assert_eq!(String::from_utf8(out).unwrap(), "2025-11-24T16:00:00.123456Z");
 }
 

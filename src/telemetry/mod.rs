@@ -12,7 +12,8 @@ use crate::guard::Redactor;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::fmt::format::{DefaultFields, Format, Full, Json, JsonFields};
+use tracing_subscriber::fmt::{MakeWriter, SubscriberBuilder};
 use tracing_subscriber::EnvFilter;
 
 /// Log lines are collected in memory and written to stderr by one background thread, every
@@ -151,6 +152,13 @@ pub fn secrets_of(settings: &Settings) -> Vec<String> {
     secrets
 }
 
+/// The JSON line every log line is (flattened fields, no span data); `access_log` writes the same.
+pub(crate) fn json_lines<T, F, W>(
+    builder: SubscriberBuilder<DefaultFields, Format<Full, T>, F, W>,
+) -> SubscriberBuilder<JsonFields, Format<Json, T>, F, W> {
+    builder.json().flatten_event(true).with_current_span(false).with_span_list(false)
+}
+
 /// Installs the global subscriber once per process (later calls, as in tests, are no-ops).
 /// `RUST_LOG` overrides the configured level.
 pub fn init_logging(settings: &Settings) {
@@ -175,9 +183,7 @@ pub fn init_logging(settings: &Settings) {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match settings.telemetry.log_format {
         LogFormat::Json => {
-            let installed =
-                builder.json().flatten_event(true).with_current_span(false).with_span_list(false).try_init().is_ok();
-            if installed {
+            if json_lines(builder).try_init().is_ok() {
                 DIRECT_JSON.store(true, Ordering::Relaxed);
             }
         }

@@ -118,14 +118,13 @@ impl SqlStore {
                 AnyPoolOptions::new().max_connections(8).acquire_timeout(Duration::from_secs(5)).connect(url).await?
             }
             Backend::Sqlite => {
-                // Each connection to `:memory:` is a database of its own that ends with it: one
-                // connection, kept for the life of the process.
-                let in_memory = url.contains(":memory:");
-                AnyPoolOptions::new()
-                    .max_connections(if in_memory { 1 } else { 4 })
-                    .min_connections(u32::from(in_memory))
-                    .idle_timeout((!in_memory).then_some(Duration::from_secs(600)))
-                    .max_lifetime((!in_memory).then_some(Duration::from_secs(1800)))
+                let mut options = AnyPoolOptions::new().max_connections(4);
+                if url.contains(":memory:") {
+                    // Each connection to `:memory:` is a database of its own that ends with it: one
+                    // connection, kept for the life of the process.
+                    options = options.max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None);
+                }
+                options
                     .acquire_timeout(Duration::from_secs(5))
                     .after_connect(|conn, _| {
                         Box::pin(async move {
