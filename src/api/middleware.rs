@@ -181,7 +181,7 @@ fn finish(mut response: Response, metrics: &crate::telemetry::Metrics, line: Req
 /// through `tracing` otherwise.
 fn log_request(level: Level, fields: &[(&'static str, Value<'_>)]) {
     if crate::telemetry::direct_json() {
-        crate::telemetry::enqueue(&json_line(level.as_str(), "request", module_path!(), fields));
+        crate::telemetry::enqueue_with(|queue| json_line(queue, level.as_str(), "request", module_path!(), fields));
     } else if level == Level::DEBUG {
         tracing::debug!("request {}", Pairs(fields));
     } else {

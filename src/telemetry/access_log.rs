@@ -45,33 +45,31 @@ impl std::fmt::Display for Pairs<'_> {
 }
 
 /// One JSON line, as `tracing-subscriber`'s JSON format with flattened fields writes it:
-/// timestamp, level, message, the fields in order, target.
-pub fn json_line(level: &str, message: &str, target: &str, fields: &[(&'static str, Value<'_>)]) -> Vec<u8> {
-    let mut line = Vec::with_capacity(384);
+/// timestamp, level, message, the fields in order, target; appended to `line`.
+pub fn json_line(line: &mut Vec<u8>, level: &str, message: &str, target: &str, fields: &[(&'static str, Value<'_>)]) {
     line.extend_from_slice(b"{\"timestamp\":\"");
-    write_timestamp(&mut line, SystemTime::now());
+    write_timestamp(line, SystemTime::now());
     line.extend_from_slice(b"\",\"level\":\"");
     line.extend_from_slice(level.as_bytes());
     line.extend_from_slice(b"\",\"message\":");
-    push_str(&mut line, message);
+    push_str(line, message);
     for (key, value) in fields {
         let start = line.len();
         line.extend_from_slice(b",\"");
         line.extend_from_slice(key.as_bytes());
         line.extend_from_slice(b"\":");
         match value {
-            Value::Str(s) => push_str(&mut line, s),
+            Value::Str(s) => push_str(line, s),
             Value::U64(n) => line.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes()),
             Value::F64(x) => {
-                let _ = serde_json::to_writer(&mut line, x);
+                let _ = serde_json::to_writer(&mut *line, x);
             }
             Value::None => line.truncate(start),
         }
     }
     line.extend_from_slice(b",\"target\":");
-    push_str(&mut line, target);
+    push_str(line, target);
     line.extend_from_slice(b"}\n");
-    line
 }
 
 fn push_str(line: &mut Vec<u8>, text: &str) {

@@ -43,7 +43,9 @@ fn the_line_is_byte_for_byte_what_tracing_writes() {
             attempts = 1u32, "request"
         )
     });
-    let ours = json_line(
+    let mut ours = Vec::new();
+    json_line(
+        &mut ours,
         "INFO",
         "request",
         "velochat::api::middleware",
@@ -71,7 +73,9 @@ fn the_line_is_byte_for_byte_what_tracing_writes() {
 fn whole_and_tiny_latencies_are_written_as_tracing_writes_them() {
     for latency in [1.0, 0.001, 12345.678] {
         let expected = tracing_line(|| tracing::info!(target: "t", latencyMs = latency, "request"));
-        let ours = String::from_utf8(json_line("INFO", "request", "t", &[("latencyMs", Value::F64(latency))])).unwrap();
+        let mut ours = Vec::new();
+        json_line(&mut ours, "INFO", "request", "t", &[("latencyMs", Value::F64(latency))]);
+        let ours = String::from_utf8(ours).unwrap();
         assert_eq!(without_timestamp(&ours), without_timestamp(&expected));
     }
 }

@@ -51,8 +51,13 @@ pub fn direct_json() -> bool {
 
 /// Queues whole lines for the writer thread (redacted there like every other line).
 pub fn enqueue(lines: &[u8]) {
+    enqueue_with(|pending| pending.extend_from_slice(lines));
+}
+
+/// Queues what `write` appends: a line formatted straight into the queue, with no buffer of its own.
+pub fn enqueue_with(write: impl FnOnce(&mut Vec<u8>)) {
     let mut pending = QUEUE.pending.lock();
-    pending.extend_from_slice(lines);
+    write(&mut pending);
     if pending.len() >= HARD_CAP {
         let batch = std::mem::take(&mut *pending);
         drop(pending);

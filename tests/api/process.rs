@@ -76,19 +76,9 @@ async fn without_a_key_the_binary_serves_static_replies_and_says_so() {
     process.child.kill().await.ok();
 }
 
-/// The address in a `pretty`-format ready line (`address=127.0.0.1:port`, between colour codes).
+/// The address in a `pretty`-format ready line (`address=127.0.0.1:port`; no colour codes off a terminal).
 fn readable_address(line: &str) -> Option<String> {
-    let mut plain = String::new();
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            chars.by_ref().find(|c| *c == 'm');
-        } else {
-            plain.push(c);
-        }
-    }
-    let rest = plain.split_once("address=")?.1;
-    Some(rest.split_whitespace().next()?.to_owned())
+    Some(line.split_once("address=")?.1.split_whitespace().next()?.to_owned())
 }
 
 /// Waits up to 3 s for a log line containing `needle` (the log thread writes in batches).
