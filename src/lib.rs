@@ -4,15 +4,16 @@
 //! ladder) and `support` (human handoff), with `guard` refusing work early and `store` holding state.
 
 pub mod api;
+pub mod budget;
 pub mod cli;
 pub mod completion;
 pub mod config;
 pub mod domain;
 pub mod guard;
-pub mod memory;
 pub mod orchestrator;
+pub mod rate;
 pub mod report;
-pub mod serve;
+pub mod server;
 pub mod startup;
 pub mod state;
 pub mod store;

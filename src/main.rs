@@ -37,7 +37,7 @@ fn main() -> ExitCode {
         }
     };
     velochat::telemetry::init_logging(&settings);
-    let runtime = match velochat::serve::runtime::build(settings.server.worker_threads) {
+    let runtime = match velochat::server::runtime::build(settings.server.worker_threads) {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");

@@ -2,17 +2,19 @@
 //! the layers together, runs until told to stop, and stops within its drain deadline.
 
 use crate::api;
+use crate::budget::Budget;
 use crate::completion::breaker::Breaker;
-use crate::completion::client::{http_client, upstream_client, Endpoint};
+use crate::completion::client::{http_client, Endpoint};
 use crate::completion::tokens::SharedTokenizer;
 use crate::completion::{Ladder, LadderSettings, StaticReplies};
 use crate::config::Settings;
-use crate::guard::budget::Budget;
-use crate::guard::client_ip::parse_cidr;
-use crate::guard::{Authenticator, OutputFilter, Quota, Redactor, Signer};
+use crate::domain::parse_cidr;
+use crate::guard::ip_limit::IpLimiter;
+use crate::guard::{Authenticator, OutputFilter, Redactor, Signer};
 use crate::orchestrator::intents::IntentRouter;
 use crate::orchestrator::{Orchestrator, Quotas};
-use crate::serve::{is_loopback, serve, tls_acceptor, ServeOptions};
+use crate::rate::Quota;
+use crate::server::{is_loopback, serve, tls_acceptor, ServeOptions};
 use crate::state::{AppState, Lifecycle};
 use crate::store::memory::MemoryStore;
 use crate::store::{durable, StateStore};
@@ -38,6 +40,10 @@ pub struct Application {
     event_writer: JoinHandle<()>,
     /// Installed before the ready line, so a SIGTERM right after start-up is not lost.
     terminate: Option<tokio::signal::unix::Signal>,
+}
+
+fn trusted_proxies(settings: &Settings) -> Vec<ipnet::IpNet> {
+    settings.limits.trusted_proxies.iter().filter_map(|p| parse_cidr(p).ok()).collect()
 }
 
 fn ms(value: u64) -> Duration {
@@ -102,9 +108,10 @@ impl Application {
             store.set_kill_switch(true).await.ok();
             tracing::warn!("kill switch on at start-up: static replies only");
         }
-        let http = http_client(ms(s.openai.connect_timeout_ms)).context("HTTP client")?;
         let o = &s.openai;
-        let upstream = upstream_client(ms(o.connect_timeout_ms), o.h2c, &o.ca_cert).context("upstream HTTP client")?;
+        let http = http_client(ms(o.connect_timeout_ms), false, &o.ca_cert)?;
+        // One client serves everything, unless h2c (prior knowledge applies to every host it calls).
+        let upstream = if o.h2c { http_client(ms(o.connect_timeout_ms), true, &o.ca_cert)? } else { http.clone() };
         let primary = Endpoint::new(&upstream, &o.base_url, &o.api_key, &o.model, o.max_response_bytes);
         let secondary = (!o.fallback_model.trim().is_empty()).then(|| {
             let base = if o.fallback_base_url.is_empty() { &o.base_url } else { &o.fallback_base_url };
@@ -160,7 +167,7 @@ impl Application {
                 ip: Quota { burst: l.ip_burst, per_minute: l.ip_per_minute },
                 caller: Quota { burst: l.caller_per_minute, per_minute: l.caller_per_minute },
             },
-            trusted_proxies: l.trusted_proxies.iter().filter_map(|p| parse_cidr(p).ok()).collect(),
+            trusted_proxies: trusted_proxies(s),
             prompt_cache_key: if o.prompt_cache_key.is_empty() {
                 format!("velochat-{}", o.model)
             } else {
@@ -175,7 +182,11 @@ impl Application {
         } else {
             Some(tls_acceptor(&s.server.tls_cert, &s.server.tls_key)?)
         };
+        let ip_quota = Quota { burst: l.ip_burst, per_minute: l.ip_per_minute };
+        let shared_limits = (!s.storage.redis_url.is_empty()).then(|| store.clone());
+        let ip_limiter = Arc::new(IpLimiter::new(ip_quota, trusted_proxies(s), shared_limits).context("limits")?);
         let state = AppState {
+            ip_limiter: ip_limiter.clone(),
             settings: settings.clone(),
             orchestrator: orchestrator.clone(),
             auth: Arc::new(Authenticator::new(&s.auth.api_keys, &s.auth.admin_key)),
@@ -193,11 +204,11 @@ impl Application {
         };
         let background = vec![
             tokio::spawn(worker.run(background_stop.clone())),
-            tokio::spawn(housekeeping(orchestrator, background_stop.clone())),
+            tokio::spawn(housekeeping(orchestrator, ip_limiter, background_stop.clone())),
         ];
         let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tracing::info!(%address, tls = tls.is_some(), durable = durable.backend(), store = store.health().as_str(),
-                       model = %o.model, workers = crate::serve::runtime::workers(), "velochat ready");
+                       model = %o.model, workers = crate::server::runtime::workers(), "velochat ready");
         Ok(Self { listener, address, state, tls, background, background_stop, event_writer, terminate })
     }
 
@@ -228,7 +239,6 @@ impl Application {
         let options = ServeOptions {
             header_read_timeout: ms(server.header_read_timeout_ms),
             drain_timeout: ms(server.drain_timeout_ms),
-            body_limit: server.body_limit_bytes,
             tls: self.tls,
         };
         let stop_accepting = {
@@ -285,7 +295,7 @@ async fn shutdown_signal(lifecycle: Arc<Lifecycle>, terminate: Option<tokio::sig
 }
 
 /// Sweeps limiters and sessions, releases sessions past their human timeout, purges old records.
-async fn housekeeping(orchestrator: Arc<Orchestrator>, stop: CancellationToken) {
+async fn housekeeping(orchestrator: Arc<Orchestrator>, ip_limiter: Arc<IpLimiter>, stop: CancellationToken) {
     let s = orchestrator.settings.clone();
     let mut sweep = tokio::time::interval(ms(s.limits.sweep_interval_ms));
     let release_every = ms((s.handoff.release_after_ms / 10).clamp(1_000, 60_000));
@@ -294,7 +304,10 @@ async fn housekeeping(orchestrator: Arc<Orchestrator>, stop: CancellationToken) 
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
-            _ = sweep.tick() => orchestrator.store.sweep(),
+            _ = sweep.tick() => {
+                orchestrator.store.sweep();
+                ip_limiter.sweep();
+            }
             _ = release.tick() => {
                 let released = orchestrator.release_expired().await;
                 if released > 0 {

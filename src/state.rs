@@ -1,6 +1,7 @@
 //! What every handler shares.
 
 use crate::config::Settings;
+use crate::guard::ip_limit::IpLimiter;
 use crate::guard::Authenticator;
 use crate::orchestrator::Orchestrator;
 use crate::telemetry::Metrics;
@@ -39,6 +40,8 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     pub lifecycle: Arc<Lifecycle>,
     pub metrics: Arc<Metrics>,
+    /// The per-IP limit for anonymous callers (an edge layer).
+    pub ip_limiter: Arc<IpLimiter>,
     /// Listening on a non-loopback address: metrics, OpenAPI and admin are never anonymous there.
     pub public_listener: bool,
 }

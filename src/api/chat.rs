@@ -3,7 +3,7 @@
 use super::error::{rate_limit_headers, ApiError};
 use super::extract::{JsonBody, Peer};
 use super::middleware::{ReplyLog, RequestContext};
-use crate::completion::Deadline;
+use crate::domain::Deadline;
 use crate::domain::{InvalidField, RawTurn, SessionId, TypedContext, UserText};
 use crate::guard::client_ip::client_ip;
 use crate::guard::Credential;
@@ -14,7 +14,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 use utoipa::ToSchema;
 
@@ -81,13 +81,8 @@ const VISITOR_IP_HEADER: &str = "x-visitor-ip";
 pub const DEADLINE_HEADER: &str = "x-velochat-deadline-ms";
 
 /// Who is calling: the key, the visitor headers (authenticated callers only) and the client IP.
-pub fn caller(
-    state: &AppState,
-    ctx: &RequestContext,
-    headers: &HeaderMap,
-    peer: Option<SocketAddr>,
-) -> Result<Caller, ApiError> {
-    let peer_ip = peer.map(|p| p.ip()).unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+pub fn caller(state: &AppState, ctx: &RequestContext, headers: &HeaderMap, peer: Peer) -> Result<Caller, ApiError> {
+    let peer_ip = peer.addr.map(|p| p.ip()).unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
     let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
     let client = client_ip(peer_ip, forwarded, &state.orchestrator.trusted_proxies);
     let key_index = match ctx.credential {
@@ -107,7 +102,7 @@ pub fn caller(
             visitor_ip = Some(ip);
         }
     }
-    Ok(Caller { key_index, visitor_id, visitor_ip, client_ip: client })
+    Ok(Caller { key_index, visitor_id, visitor_ip, client_ip: client, ip_decision: peer.ip_decision })
 }
 
 /// The request's budget: the configured total, lowered (never raised) by `X-Velochat-Deadline-Ms`.
@@ -150,7 +145,7 @@ fn chat_input(
     state: &AppState,
     ctx: &RequestContext,
     headers: HeaderMap,
-    peer: Option<std::net::SocketAddr>,
+    peer: Peer,
     body: SendChatMessageRequest,
 ) -> Result<ChatInput, ApiError> {
     let SendChatMessageRequest { session_id, user_text, history, context } = body;
@@ -195,7 +190,7 @@ fn chat_input(
 pub fn send_chat_message(
     State(state): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
-    Peer(peer): Peer,
+    peer: Peer,
     headers: HeaderMap,
     JsonBody(body): JsonBody<SendChatMessageRequest>,
 ) -> impl std::future::Future<Output = Result<Response, ApiError>> + Send {

@@ -15,7 +15,6 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use std::net::SocketAddr;
 
 /// Sampling options passed through to the upstream as given.
 const PASSTHROUGH: [&str; 8] =
@@ -124,7 +123,7 @@ pub fn parse_request(
     state: &AppState,
     ctx: &RequestContext,
     headers: &HeaderMap,
-    peer: Option<SocketAddr>,
+    peer: Peer,
     mut body: ChatCompletionsRequest,
 ) -> Result<CompatRequest, ApiError> {
     let o = &state.settings.openai;
@@ -343,7 +342,7 @@ fn completion_body<'a>(reply: &'a Reply, model: &'a str, request_id: &'a str) ->
 pub fn chat_completions(
     State(state): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
-    Peer(peer): Peer,
+    peer: Peer,
     headers: HeaderMap,
     JsonBody(body): JsonBody<ChatCompletionsRequest>,
 ) -> impl std::future::Future<Output = Result<Response, ApiError>> + Send {

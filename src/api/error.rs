@@ -2,8 +2,8 @@
 //! with its status decided in exactly one `match`.
 
 use crate::domain::InvalidField;
-use crate::guard::Decision;
 use crate::orchestrator::ChatError;
+use crate::rate::Decision;
 use crate::store::LimitKind;
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -26,13 +26,12 @@ pub enum ApiError {
     Unsupported(String, String),
     /// A dependency (store) failed: 503, the cause in the log only.
     Unavailable(String),
-    /// Not a usable HTTP/1.1 request (malformed, head too large, too slow): answered by the server
-    /// before any route, then the connection closes.
-    NotHttp {
-        status: StatusCode,
-        code: &'static str,
-        message: &'static str,
-    },
+    /// The body did not arrive within `server.header_read_timeout_ms`.
+    BodyTimeout,
+    /// An HTTP/1.1 request without exactly one `Host` header (RFC 9112 §3.2).
+    InvalidHost,
+    /// A bug (a handler panicked): opaque 500, the cause in the log only.
+    Internal,
 }
 
 /// The error code, kept on the response for the access log.
@@ -121,7 +120,21 @@ impl IntoResponse for ApiError {
                 m,
                 json!({"field": field, "type": "invalid_request_error", "param": field}),
             ),
-            ApiError::NotHttp { status, code, message } => (status, code, message.into(), Value::Null),
+            ApiError::BodyTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "the request body did not arrive in time".into(),
+                Value::Null,
+            ),
+            ApiError::InvalidHost => (
+                StatusCode::BAD_REQUEST,
+                "invalid_host",
+                "an HTTP/1.1 request needs exactly one `Host` header".into(),
+                json!({"field": "Host"}),
+            ),
+            ApiError::Internal => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal", "an internal error occurred".into(), Value::Null)
+            }
             ApiError::Unavailable(cause) => {
                 tracing::error!(%cause, "dependency unavailable");
                 (

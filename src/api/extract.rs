@@ -1,13 +1,15 @@
-//! The project's JSON extractor: 415 for anything but JSON, 413 past the body limit (checked
-//! while reading, not trusting Content-Length), 400 naming the field for malformed bodies.
+//! The project's JSON extractor: 415 for anything but JSON, 413 past the body limit (axum's
+//! `DefaultBodyLimit` layer, checked while reading), 408 when the body does not arrive within its
+//! deadline, 400 naming the field for malformed bodies.
 
 use super::error::ApiError;
 use super::AppState;
-use axum::body::Body;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
 use axum::extract::{FromRequest, Request};
-use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
-use http_body_util::BodyExt;
+use axum::http::header::CONTENT_TYPE;
 use serde::de::DeserializeOwned;
+use std::time::Duration;
 
 pub struct JsonBody<T>(pub T);
 
@@ -20,14 +22,30 @@ fn is_json(request: &Request) -> bool {
         .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
 }
 
-/// Reads at most `limit` bytes of the body.
-pub async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, ApiError> {
-    match http_body_util::Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+/// Reads the body within `deadline` (a trickled or stalled body is cut) and under the limit the
+/// route's `DefaultBodyLimit` layer set (`limit` only names it in the 413).
+pub async fn read_body<S: Send + Sync>(
+    request: Request,
+    state: &S,
+    deadline: Duration,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
+    match tokio::time::timeout(deadline, Bytes::from_request(request, state)).await {
+        Err(_) => Err(ApiError::BodyTimeout),
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)))) => {
             Err(ApiError::PayloadTooLarge(limit))
         }
-        Err(e) => Err(ApiError::MalformedJson(format!("could not read the body: {e}"))),
+        Ok(Err(BytesRejection::FailedToBufferBody(FailedToBufferBody::UnknownBodyError(e)))) => {
+            let cause = std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default();
+            // tower-http's per-frame body timeout, or hyper refusing the framing (bad chunk sizes).
+            if cause.contains("timed out") || cause.contains("timeout") {
+                Err(ApiError::BodyTimeout)
+            } else {
+                Err(ApiError::MalformedJson(format!("could not read the body: {cause}")))
+            }
+        }
+        Ok(Err(other)) => Err(ApiError::MalformedJson(format!("could not read the body: {}", other.body_text()))),
     }
 }
 
@@ -66,28 +84,31 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let limit = state.settings.server.body_limit_bytes;
         if !is_json(&request) {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let declared =
-            request.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
-        if declared.is_some_and(|len| len > limit) {
-            return Err(ApiError::PayloadTooLarge(limit));
-        }
-        let bytes = read_body(request.into_body(), limit).await?;
+        let deadline = Duration::from_millis(state.settings.server.header_read_timeout_ms);
+        let bytes = read_body(request, state, deadline, state.settings.server.body_limit_bytes).await?;
         parse_json(&bytes).map(JsonBody)
     }
 }
 
-/// The TCP peer, when the server recorded it (absent in `oneshot` tests).
-pub struct Peer(pub Option<std::net::SocketAddr>);
+/// The TCP peer, when the server recorded it (absent in `oneshot` tests), and the per-IP limit's
+/// decision when that layer admitted the request.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer {
+    pub addr: Option<std::net::SocketAddr>,
+    pub ip_decision: Option<crate::rate::Decision>,
+}
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Peer(parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0)))
+        Ok(Peer {
+            addr: parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0),
+            ip_decision: parts.extensions.get::<crate::guard::ip_limit::IpDecision>().map(|d| d.0),
+        })
     }
 }
 

@@ -4,9 +4,8 @@
 use super::error::{ApiError, ErrorCode};
 use crate::guard::{Authenticator, Credential};
 use crate::state::AppState;
-use crate::telemetry::access_log::{json_line, Pairs, Value};
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, HeaderName, HeaderValue};
+use axum::http::{header, HeaderName, HeaderValue, Version};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures_util::future::Either;
@@ -112,16 +111,34 @@ where
 
     fn call(&mut self, mut request: Request) -> Self::Future {
         let started = Instant::now();
+        let line_of = |id| RequestLine { id, route: "other", method: request.method().clone(), started };
+        if request.version() == Version::HTTP_11 && request.headers().get_all(header::HOST).iter().count() != 1 {
+            // The rest of the connection cannot be trusted to be framed as its sender meant.
+            let mut refused = ApiError::InvalidHost.into_response();
+            refused.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            let line = line_of(request_id(&request));
+            return Box::pin(std::future::ready(Ok(finish(refused, &self.state.metrics, line))));
+        }
+        // A chunked request may have come with a Content-Length that hyper dropped (RFC 9112 §6.3:
+        // such framing is suspect): answer it, then close the connection.
+        let close_after =
+            request.version() <= Version::HTTP_11 && request.headers().contains_key(header::TRANSFER_ENCODING);
         let id = request_id(&request);
         let route = route_label(request.extensions().get::<MatchedPath>().map(MatchedPath::as_str));
         let method = request.method().clone();
         let authorization = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
         let credential = self.state.auth.identify(authorization);
+        request.extensions_mut().insert(credential);
         request.extensions_mut().insert(RequestContext { request_id: id.clone(), started, credential });
         let metrics = self.state.metrics.clone();
-        // A combinator over the inner future: an `async` block would hold that future twice.
-        Box::pin(futures_util::FutureExt::map(self.inner.call(request), move |answered| {
-            let Ok(response) = answered;
+        // Every line logged while the request is handled carries its id.
+        let span = tracing::info_span!("request", requestId = %id);
+        let handled = tracing::Instrument::instrument(self.inner.call(request), span);
+        Box::pin(futures_util::FutureExt::map(handled, move |answered| {
+            let Ok(mut response) = answered;
+            if close_after {
+                response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
             Ok(finish(response, &metrics, RequestLine { id, route, method, started }))
         }))
     }
@@ -150,42 +167,56 @@ fn finish(mut response: Response, metrics: &crate::telemetry::Metrics, line: Req
     let level = if probe && reply.is_none() { Level::DEBUG } else { Level::INFO };
     let wanted = if level == Level::DEBUG { tracing::enabled!(Level::DEBUG) } else { tracing::enabled!(Level::INFO) };
     if wanted {
-        let reply_u64 = |field: fn(&ReplyLog) -> u64| reply.map_or(Value::None, |r| Value::U64(field(r)));
-        // Field names match the API's camelCase (requestId, latencyMs, ...); absent ones are left out.
-        log_request(
-            level,
-            &[
-                ("requestId", Value::Str(&id)),
-                ("route", Value::Str(route)),
-                ("method", Value::Str(method.as_str())),
-                ("status", Value::U64(u64::from(status))),
-                ("latencyMs", Value::F64(latency_ms)),
-                ("source", reply.map(|r| r.source).into()),
-                ("fallbackReason", reply.and_then(|r| r.fallback_reason).into()),
-                ("handoffReason", reply.and_then(|r| r.handoff_reason).into()),
-                ("intent", reply.and_then(|r| r.intent.as_deref()).into()),
-                ("upstreamMs", reply_u64(|r| r.upstream_ms)),
-                ("attempts", reply_u64(|r| u64::from(r.attempts))),
-                ("promptTokens", reply_u64(|r| r.prompt_tokens)),
-                ("completionTokens", reply_u64(|r| r.completion_tokens)),
-                ("cachedTokens", reply_u64(|r| r.cached_tokens)),
-                // A reply carries its own outcome; probes have none to report.
-                ("error", if reply.is_some() || probe { Value::None } else { error.into() }),
-            ],
-        );
+        // A reply carries its own outcome; probes have none to report.
+        let error = if reply.is_some() || probe { None } else { error };
+        log_request(level, &AccessLine { id: &id, route, method: method.as_str(), status, latency_ms, reply, error });
     }
     response
 }
 
-/// The access-log line: queued as finished JSON when the log format allows (see `access_log`),
-/// through `tracing` otherwise.
-fn log_request(level: Level, fields: &[(&'static str, Value<'_>)]) {
-    if crate::telemetry::direct_json() {
-        crate::telemetry::enqueue_with(|queue| json_line(queue, level.as_str(), "request", module_path!(), fields));
-    } else if level == Level::DEBUG {
-        tracing::debug!("request {}", Pairs(fields));
+struct AccessLine<'a> {
+    id: &'a str,
+    route: &'static str,
+    method: &'a str,
+    status: u16,
+    latency_ms: f64,
+    reply: Option<&'a ReplyLog>,
+    error: Option<&'static str>,
+}
+
+/// The access line. Field names match the API's camelCase (requestId, latencyMs, ...); `None`
+/// fields are left out by tracing.
+fn log_request(level: Level, line: &AccessLine<'_>) {
+    // Strings as Display: JSON gets the same strings, the pretty format no quotes.
+    let AccessLine { id, route, method, status, latency_ms, reply, error } = *line;
+    macro_rules! access_line {
+        ($level:expr) => {
+            tracing::event!(
+                $level,
+                requestId = %id,
+                route = %route,
+                method = %method,
+                status,
+                latencyMs = latency_ms,
+                source = reply.map(|r| tracing::field::display(r.source)),
+                fallbackReason = reply.and_then(|r| r.fallback_reason).map(tracing::field::display),
+                handoffReason = reply.and_then(|r| r.handoff_reason).map(tracing::field::display),
+                intent = reply.and_then(|r| r.intent.as_deref()).map(tracing::field::display),
+                upstreamMs = reply.map(|r| r.upstream_ms),
+                attempts = reply.map(|r| r.attempts),
+                promptTokens = reply.map(|r| r.prompt_tokens),
+                completionTokens = reply.map(|r| r.completion_tokens),
+                cachedTokens = reply.map(|r| r.cached_tokens),
+                error = error.map(tracing::field::display),
+                "request"
+            )
+        };
+    }
+    // `event!` needs a constant level.
+    if level == Level::DEBUG {
+        access_line!(Level::DEBUG);
     } else {
-        tracing::info!("request {}", Pairs(fields));
+        access_line!(Level::INFO);
     }
 }
 

@@ -27,11 +27,23 @@ async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
 }
 
+/// The per-IP limit's 429: counted like the other limits, in the API's error shape.
+fn refuse_ip(state: &AppState) -> crate::guard::ip_limit::Refusal {
+    let metrics = state.metrics.clone();
+    std::sync::Arc::new(move |decision| {
+        let kind = crate::rate::LimitKind::Ip;
+        metrics.rate_limited.with_label_values(&[kind.as_str()]).inc();
+        axum::response::IntoResponse::into_response(ApiError::RateLimited(kind, decision))
+    })
+}
+
 pub fn router(state: AppState) -> Router {
     let chat = Router::new()
         .route("/sendChatMessage", post(chat::send_chat_message))
         .route("/v1/chat/completions", post(compat::chat_completions))
         .route("/v1/models", get(compat::list_models))
+        // The per-IP limit sits in front of body parsing; authentication runs before it.
+        .route_layer(crate::guard::ip_limit::IpLimitLayer::new(state.ip_limiter.clone(), refuse_ip(&state)))
         .route_layer(middleware::RequireCaller::new(&state));
     let observe = Router::new()
         .route("/metrics", get(health::metrics))
@@ -57,6 +69,11 @@ pub fn router(state: AppState) -> Router {
         .merge(health)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(state.settings.server.body_limit_bytes))
+        // A stalled body fails its next read; the extractor also bounds the whole body's time.
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(std::time::Duration::from_millis(
+            state.settings.server.header_read_timeout_ms,
+        )))
         .layer(middleware::Edge::new(&state))
         .with_state(state)
 }

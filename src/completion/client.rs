@@ -1,36 +1,17 @@
-//! One OpenAI-compatible endpoint: a pooled HTTP client, its URL and key. Each call is one attempt,
-//! bounded in time and in bytes read.
+//! One OpenAI-compatible endpoint: the shared reqwest client, its URL and key. Each call is one
+//! attempt, bounded in time and in bytes read.
 
 use super::error::AttemptError;
-use super::http2::{next_chunk, H2Channel};
 use super::wire::{ChatResponse, ErrorBody, Usage};
 use crate::config::Secret;
 use bytes::{Bytes, BytesMut};
-use http::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, USER_AGENT};
-use http::{Method, Request, Response, Uri};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
-use std::sync::Arc;
+use http::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use std::time::Duration;
-use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
-/// The model API client: hyper's pooled client without reqwest's layers (redirects, URL
-/// re-parsing, proxies), which were ~5 % of a request's CPU in the profile.
-pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
-
-/// What endpoints are built from: hyper's pooled client for HTTP/1.1, and what an HTTP/2
-/// channel needs (TLS roots, `h2c`, the connect timeout).
-#[derive(Clone)]
-pub struct Upstream {
-    http: UpstreamClient,
-    tls: Arc<ClientConfig>,
-    h2c: bool,
-    connect_timeout: Duration,
-}
+/// HTTP/2 pings on idle pooled connections: a connection that died silently (a NAT dropped it)
+/// is noticed before a request is sent on it.
+const H2_PING_INTERVAL: Duration = Duration::from_secs(20);
+const H2_PING_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A usable completion from one attempt.
 #[derive(Debug, Clone)]
@@ -44,10 +25,8 @@ pub struct Completion {
 
 #[derive(Clone)]
 pub struct Endpoint {
-    http: UpstreamClient,
-    /// HTTPS (ALPN `h2`) and `h2c` upstreams; None for plain HTTP/1.1.
-    h2: Option<Arc<H2Channel>>,
-    url: Uri,
+    http: reqwest::Client,
+    url: reqwest::Url,
     auth: Option<HeaderValue>,
     pub model: String,
     max_response_bytes: usize,
@@ -55,65 +34,42 @@ pub struct Endpoint {
 
 impl std::fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Endpoint").field("url", &self.url).field("model", &self.model).finish()
+        f.debug_struct("Endpoint").field("url", &self.url.as_str()).field("model", &self.model).finish()
     }
 }
 
-/// The client for the webhook and budget alerts: keep-alive, TCP_NODELAY, no redirects.
-pub fn http_client(connect_timeout: Duration) -> reqwest::Result<reqwest::Client> {
-    reqwest::Client::builder()
+/// The one outbound client (model API, handoff webhook, alerts): rustls with the bundled Mozilla
+/// roots plus `ca_cert`, HTTP/2 by ALPN, pooled keep-alive, TCP_NODELAY, HTTP/2 pings, no redirects
+/// (the upstream URL is configuration only). `h2c` speaks HTTP/2 by prior knowledge to plain-http
+/// upstreams (a local proxy); such a client is for the model API alone.
+pub fn http_client(connect_timeout: Duration, h2c: bool, ca_cert: &str) -> anyhow::Result<reqwest::Client> {
+    use anyhow::Context;
+    let mut builder = reqwest::Client::builder()
         .connect_timeout(connect_timeout)
         .tcp_nodelay(true)
         .pool_idle_timeout(Duration::from_secs(90))
+        .http2_keep_alive_interval(H2_PING_INTERVAL)
+        .http2_keep_alive_timeout(H2_PING_TIMEOUT)
+        .http2_keep_alive_while_idle(true)
         .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("velochat/", env!("CARGO_PKG_VERSION")))
-        .build()
-}
-
-/// The upstream clients: TCP_NODELAY, a connect timeout, no redirects. HTTPS upstreams (OpenAI)
-/// get HTTP/2 when they offer it by ALPN, so thousands of requests in flight share one connection;
-/// `h2c` forces HTTP/2 on a plain-http upstream that speaks it (a local proxy, the benchmark's
-/// fake). Everything else is HTTP/1.1 on hyper's keep-alive pool.
-pub fn upstream_client(connect_timeout: Duration, h2c: bool, ca_cert: &str) -> anyhow::Result<Upstream> {
-    let tls = Arc::new(upstream_tls(ca_cert)?);
-    let mut tcp = HttpConnector::new();
-    tcp.enforce_http(false);
-    tcp.set_nodelay(true);
-    tcp.set_connect_timeout(Some(connect_timeout));
-    let connector = HttpsConnectorBuilder::new()
-        .with_tls_config(ClientConfig::clone(&tls))
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(tcp);
-    let mut builder = Client::builder(TokioExecutor::new());
-    builder
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(1024)
-        .pool_timer(TokioTimer::new())
-        .timer(TokioTimer::new());
-    Ok(Upstream { http: builder.build(connector), tls, h2c, connect_timeout })
-}
-
-/// Mozilla's roots (bundled: no dependence on the image's CA store), plus `ca_cert` when set.
-fn upstream_tls(ca_cert: &str) -> anyhow::Result<ClientConfig> {
-    use anyhow::Context;
-    let mut roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+        .user_agent(concat!("velochat/", env!("CARGO_PKG_VERSION")));
+    if h2c {
+        builder = builder.http2_prior_knowledge();
+    }
     if !ca_cert.is_empty() {
         let certs = crate::config::pem::certificates("openai.ca_cert", ca_cert)?;
         anyhow::ensure!(!certs.is_empty(), "openai.ca_cert: no certificate in {ca_cert}");
         for cert in certs {
-            roots.add(cert).with_context(|| format!("openai.ca_cert: unusable certificate in {ca_cert}"))?;
+            let cert = reqwest::Certificate::from_der(cert.as_ref())
+                .with_context(|| format!("openai.ca_cert: unusable certificate in {ca_cert}"))?;
+            builder = builder.add_root_certificate(cert);
         }
     }
-    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    Ok(ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
+    builder.build().context("the HTTP client")
 }
 
 impl Endpoint {
-    pub fn new(upstream: &Upstream, base_url: &str, key: &Secret, model: &str, max_response_bytes: usize) -> Self {
+    pub fn new(http: &reqwest::Client, base_url: &str, key: &Secret, model: &str, max_response_bytes: usize) -> Self {
         let auth = (!key.is_empty())
             .then(|| HeaderValue::from_str(&format!("Bearer {}", key.expose())).ok())
             .flatten()
@@ -122,34 +78,18 @@ impl Endpoint {
                 value
             });
         // Parsed once here (validated at config load), not on every request.
-        let url: Uri = format!("{}/chat/completions", base_url.trim_end_matches('/'))
-            .parse()
+        let url = reqwest::Url::parse(&format!("{}/chat/completions", base_url.trim_end_matches('/')))
             .unwrap_or_else(|e| panic!("openai base URL was validated at load: {e}"));
-        let h2 = H2Channel::new(&url, upstream.h2c, &upstream.tls, upstream.connect_timeout).map(Arc::new);
-        Self { http: upstream.http.clone(), h2, url, auth, model: model.to_owned(), max_response_bytes }
+        Self { http: http.clone(), url, auth, model: model.to_owned(), max_response_bytes }
     }
 
     pub fn has_key(&self) -> bool {
         self.auth.is_some()
     }
 
-    fn request<B>(&self, body: B) -> Request<B> {
-        let mut request = Request::new(body);
-        *request.method_mut() = Method::POST;
-        *request.uri_mut() = self.url.clone();
-        let headers = request.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        headers.insert(USER_AGENT, HeaderValue::from_static(concat!("velochat/", env!("CARGO_PKG_VERSION"))));
-        if let Some(auth) = &self.auth {
-            headers.insert(AUTHORIZATION, auth.clone());
-        }
-        request
-    }
-
     /// Sends the body `make_body` builds and returns the parsed completion. `timeout` bounds the
     /// whole attempt (connect, first byte and the full body); `cut_by_deadline` says whether the
-    /// deadline set it. The body is built again rather than kept for the rare resend: a request
-    /// waiting seconds for the model then holds no copy of what it sent.
+    /// deadline set it.
     pub async fn complete(
         &self,
         make_body: impl Fn() -> Bytes,
@@ -172,12 +112,16 @@ impl Endpoint {
         cut_by_deadline: bool,
     ) -> Result<UpstreamBody, AttemptError> {
         let response = bounded(timeout, cut_by_deadline, self.send_checked(make_body)).await?;
-        Ok(response.into_body())
+        Ok(UpstreamBody(response))
     }
 
     /// Sends and returns a 2xx response unread; any other status is read (capped) and classified.
-    async fn send_checked(&self, make_body: impl Fn() -> Bytes) -> Result<Response<UpstreamBody>, AttemptError> {
-        let response = self.send(make_body).await?;
+    async fn send_checked(&self, make_body: impl Fn() -> Bytes) -> Result<reqwest::Response, AttemptError> {
+        let mut request = self.http.post(self.url.clone()).header(CONTENT_TYPE, "application/json").body(make_body());
+        if let Some(auth) = &self.auth {
+            request = request.header(AUTHORIZATION, auth.clone());
+        }
+        let response = request.send().await.map_err(classify_send_error)?;
         if response.status().is_success() {
             return Ok(response);
         }
@@ -185,26 +129,8 @@ impl Endpoint {
         Err(Box::pin(self.error_of(response)).await)
     }
 
-    /// HTTP/2 when the upstream speaks it, else hyper's HTTP/1.1 pool.
-    async fn send(&self, make_body: impl Fn() -> Bytes) -> Result<Response<UpstreamBody>, AttemptError> {
-        if let Some(channel) = self.h2.as_ref().filter(|channel| !channel.is_http1_only()) {
-            let head = |length: usize| {
-                let mut head = self.request(());
-                head.headers_mut().insert(CONTENT_LENGTH, HeaderValue::from(length));
-                head
-            };
-            match channel.send(head, &make_body).await {
-                Ok(Some(response)) => return Ok(response.map(|stream| UpstreamBody(BodyStream::Http2(stream)))),
-                Ok(None) => {}
-                Err(error) => return Err(error),
-            }
-        }
-        let sent = self.http.request(self.request(Full::new(make_body()))).await;
-        Ok(sent.map_err(classify_send_error)?.map(|incoming| UpstreamBody(BodyStream::Http1(incoming))))
-    }
-
     /// A non-2xx answer, read (capped) and classified.
-    async fn error_of(&self, response: Response<UpstreamBody>) -> AttemptError {
+    async fn error_of(&self, response: reqwest::Response) -> AttemptError {
         let status = response.status();
         let headers = response.headers().clone();
         match read_capped(response, self.max_response_bytes).await {
@@ -214,8 +140,7 @@ impl Endpoint {
     }
 }
 
-/// One attempt, cut at `timeout`. A combinator, not an `async fn`: one would keep the attempt's
-/// future twice (its argument, and inside the timeout), ~1.3 KiB more per request in flight.
+/// One attempt, cut at `timeout`.
 fn bounded<T>(
     timeout: Duration,
     cut_by_deadline: bool,
@@ -225,35 +150,20 @@ fn bounded<T>(
     tokio::time::timeout(timeout, attempt).map(move |r| r.unwrap_or(Err(AttemptError::Timeout { cut_by_deadline })))
 }
 
-/// A response body, read chunk by chunk.
-pub struct UpstreamBody(BodyStream);
+/// A streaming response body, read chunk by chunk.
+pub struct UpstreamBody(reqwest::Response);
 
-enum BodyStream {
-    Http1(Incoming),
-    Http2(h2::RecvStream),
-}
-
-pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
+pub type BodyError = reqwest::Error;
 
 impl UpstreamBody {
-    /// The next data chunk; `None` at the end (trailers are skipped).
+    /// The next data chunk; `None` at the end.
     pub async fn chunk(&mut self) -> Result<Option<Bytes>, BodyError> {
-        match &mut self.0 {
-            BodyStream::Http2(stream) => Ok(next_chunk(stream).await?),
-            BodyStream::Http1(incoming) => {
-                while let Some(frame) = incoming.frame().await {
-                    if let Ok(data) = frame?.into_data() {
-                        return Ok(Some(data));
-                    }
-                }
-                Ok(None)
-            }
-        }
+        self.0.chunk().await
     }
 }
 
-fn classify_send_error(err: hyper_util::client::legacy::Error) -> AttemptError {
-    if is_timed_out(&err) {
+fn classify_send_error(err: reqwest::Error) -> AttemptError {
+    if err.is_timeout() || is_timed_out(&err) {
         AttemptError::Timeout { cut_by_deadline: false }
     } else if err.is_connect() {
         AttemptError::Connect(error_chain(&err))
@@ -286,15 +196,13 @@ pub(super) fn error_chain(err: &dyn std::error::Error) -> String {
 }
 
 /// Reads the body, refusing more than `cap` bytes (API10: never trust an upstream's size).
-async fn read_capped(response: Response<UpstreamBody>, cap: usize) -> Result<Bytes, AttemptError> {
-    let declared =
-        response.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Bytes, AttemptError> {
+    let declared = response.content_length().and_then(|len| usize::try_from(len).ok());
     if declared.is_some_and(|len| len > cap) {
         return Err(AttemptError::Invalid(format!("response body over {cap} bytes")));
     }
     let mut body = BytesMut::with_capacity(declared.unwrap_or(4096).min(cap));
-    let mut stream = response.into_body();
-    while let Some(chunk) = stream.chunk().await.map_err(|e| AttemptError::Broken(error_chain(&*e)))? {
+    while let Some(chunk) = response.chunk().await.map_err(|e| AttemptError::Broken(error_chain(&e)))? {
         if body.len() + chunk.len() > cap {
             return Err(AttemptError::Invalid(format!("response body over {cap} bytes")));
         }

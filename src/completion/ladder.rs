@@ -4,32 +4,12 @@
 use super::breaker::{Breaker, Verdict};
 use super::client::Endpoint;
 use super::error::AttemptError;
+use crate::domain::Deadline;
 use crate::domain::FallbackReason;
 use rand::Rng;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// The time budget of one request, from its arrival.
-#[derive(Debug, Clone, Copy)]
-pub struct Deadline {
-    started: Instant,
-    budget: Duration,
-}
-
-impl Deadline {
-    pub fn new(started: Instant, budget: Duration) -> Self {
-        Self { started, budget }
-    }
-
-    pub fn remaining(&self) -> Duration {
-        self.budget.saturating_sub(self.started.elapsed())
-    }
-
-    pub fn started(&self) -> Instant {
-        self.started
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct LadderSettings {

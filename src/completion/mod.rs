@@ -1,12 +1,10 @@
 //! The OpenAI chat completions client and everything that keeps it inside the deadline: retries,
 //! the circuit breaker, the fallback model and the static replies at the bottom of the ladder.
 
-pub mod bpe;
 pub mod breaker;
 pub mod client;
 pub mod error;
 pub mod fallback;
-mod http2;
 pub mod ladder;
 pub mod structured;
 pub mod tokens;
@@ -16,4 +14,4 @@ pub use breaker::{Breaker, CircuitState};
 pub use client::{Completion, Endpoint};
 pub use error::AttemptError;
 pub use fallback::{pick_localized, StaticReplies};
-pub use ladder::{Deadline, Ladder, LadderRun, LadderSettings};
+pub use ladder::{Ladder, LadderRun, LadderSettings};

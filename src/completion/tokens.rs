@@ -1,16 +1,18 @@
-//! Prompt token counting with OpenAI's own tokenizer (`o200k_base`, used by gpt-4o and gpt-4o-mini):
-//! each message costs 3 tokens plus its role and content, and the reply is primed with 3 more.
+//! Prompt token counting with OpenAI's own tokenizer (`o200k_base`, used by gpt-4o and gpt-4o-mini)
+//! from tiktoken-rs, which bundles the encoding (no network at run time): each message costs 3
+//! tokens plus its role and content, and the reply is primed with 3 more.
 
-use super::bpe::O200k;
 use parking_lot::Mutex;
 use std::collections::HashMap;
+use std::hash::RandomState;
 use std::sync::{LazyLock, OnceLock};
+use tiktoken_rs::CoreBPE;
 
 const SHARDS: usize = 16;
 /// 16 × 4,096 remembered counts: about 1 MiB.
 const SHARD_CAPACITY: usize = 4096;
-/// Seeded per process; foldhash is several times cheaper than SipHash over a whole history turn.
-static HASHER: LazyLock<hashbrown::DefaultHashBuilder> = LazyLock::new(Default::default);
+/// Seeded per process, so a visitor cannot aim texts at one shard.
+static HASHER: LazyLock<RandomState> = LazyLock::new(RandomState::new);
 static COUNTS: LazyLock<Vec<Mutex<HashMap<u64, u32>>>> =
     LazyLock::new(|| (0..SHARDS).map(|_| Mutex::new(HashMap::with_capacity(SHARD_CAPACITY))).collect());
 
@@ -19,35 +21,46 @@ pub const REPLY_PRIMING: usize = 3;
 
 #[derive(Clone, Copy)]
 pub struct TokenCounter {
-    bpe: &'static O200k,
+    bpe: &'static CoreBPE,
 }
 
-static O200K: OnceLock<O200k> = OnceLock::new();
+static O200K: OnceLock<CoreBPE> = OnceLock::new();
+
+/// The encoding's tables are built from data inside the tiktoken-rs crate; failing to build them
+/// is a broken build, not a runtime condition.
+#[allow(clippy::expect_used)]
+fn load_o200k() -> CoreBPE {
+    tiktoken_rs::o200k_base().expect("tiktoken-rs bundles o200k_base")
+}
 
 impl TokenCounter {
     /// Loads the bundled encoding once per process (no network).
     pub fn o200k() -> Self {
-        Self { bpe: O200K.get_or_init(O200k::load) }
+        Self { bpe: O200K.get_or_init(load_o200k) }
     }
 
     /// Tokens in `text`. History turns and the context are sent again with every message of a
     /// conversation, so counts are remembered (by a 64-bit hash of the text) instead of re-encoding.
     pub fn text(&self, text: &str) -> usize {
         if text.len() < 16 {
-            return self.bpe.count(text);
+            return self.count_fresh(text);
         }
         let key = std::hash::BuildHasher::hash_one(&*HASHER, text);
         let shard = &COUNTS[(key as usize) % SHARDS];
         if let Some(count) = shard.lock().get(&key) {
             return *count as usize;
         }
-        let count = self.bpe.count(text);
+        let count = self.count_fresh(text);
         let mut shard = shard.lock();
         if shard.len() >= SHARD_CAPACITY {
             shard.clear();
         }
         shard.insert(key, count as u32);
         count
+    }
+
+    fn count_fresh(&self, text: &str) -> usize {
+        self.bpe.encode_ordinary(text).len()
     }
 
     pub fn message(&self, role: &str, content: &str) -> usize {
@@ -58,7 +71,7 @@ impl TokenCounter {
     fn role(&self, role: &str) -> usize {
         match role {
             "system" | "developer" | "user" | "assistant" | "tool" => 1,
-            other => self.bpe.count(other),
+            other => self.count_fresh(other),
         }
     }
 }
@@ -71,7 +84,7 @@ mod tests {
     fn remembered_counts_equal_fresh_ones() {
         let counter = TokenCounter::o200k();
         let text = "Hi, I ordered a rain jacket last week and it has not arrived yet.";
-        let fresh = counter.bpe.count(text);
+        let fresh = counter.count_fresh(text);
         assert_eq!(counter.text(text), fresh);
         assert_eq!(counter.text(text), fresh, "second call from the cache");
     }
@@ -80,9 +93,9 @@ mod tests {
     fn known_roles_are_one_token() {
         let counter = TokenCounter::o200k();
         for role in ["system", "developer", "user", "assistant", "tool"] {
-            assert_eq!(counter.role(role), counter.bpe.count(role), "{role}");
+            assert_eq!(counter.role(role), counter.count_fresh(role), "{role}");
         }
-        assert_eq!(counter.role("function_call_output"), counter.bpe.count("function_call_output"));
+        assert_eq!(counter.role("function_call_output"), counter.count_fresh("function_call_output"));
     }
 
     #[test]
@@ -113,13 +126,7 @@ impl SharedTokenizer {
         *self
             .cell
             .get_or_init(|| async {
-                let load = || {
-                    let counter = TokenCounter::o200k();
-                    // The last of start-up's work: what it allocated and freed can go back now.
-                    crate::memory::release_free_pages();
-                    counter
-                };
-                tokio::task::spawn_blocking(load).await.unwrap_or_else(|_| TokenCounter::o200k())
+                tokio::task::spawn_blocking(TokenCounter::o200k).await.unwrap_or_else(|_| TokenCounter::o200k())
             })
             .await
     }

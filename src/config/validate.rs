@@ -155,7 +155,7 @@ impl Settings {
         check(l.max_tracked_keys >= 16, "limits.max_tracked_keys", "must be at least 16")?;
         check(l.sweep_interval_ms >= 1, "limits.sweep_interval_ms", "must be above 0")?;
         for proxy in &l.trusted_proxies {
-            crate::guard::client_ip::parse_cidr(proxy)
+            crate::domain::parse_cidr(proxy)
                 .map_err(|e| ConfigError::new("limits.trusted_proxies", format!("`{proxy}`: {e}")))?;
         }
         check(self.output.leak_window_chars >= 10, "output.leak_window_chars", "must be at least 10")?;

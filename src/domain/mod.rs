@@ -1,21 +1,24 @@
 //! Visitor-supplied data, parsed into types that can only hold valid values. Pure and unit-tested.
 
+mod cidr;
 mod context;
+mod deadline;
 mod history;
 mod reply;
 mod session_id;
 mod text;
 
+pub use cidr::parse_cidr;
 pub use context::TypedContext;
+pub use deadline::Deadline;
 pub use history::{compact_history, CompactedHistory, DroppedTurns, RawTurn, Role, Turn, Verifier};
 pub use reply::{FallbackReason, HandoffReason, Source};
 pub use session_id::SessionId;
 pub use text::{clean_text, UserText};
 
-use std::fmt;
-
 /// Why a visitor-supplied value was refused; always names the field (`history[3].content`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
 pub struct InvalidField {
     pub field: String,
     pub code: &'static str,
@@ -31,11 +34,3 @@ impl InvalidField {
         Self::new(field, "missing_field", format!("`{field}` is required"))
     }
 }
-
-impl fmt::Display for InvalidField {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for InvalidField {}

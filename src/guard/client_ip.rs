@@ -5,14 +5,7 @@
 use ipnet::IpNet;
 use std::net::{IpAddr, Ipv6Addr};
 
-/// `10.0.0.0/8`, `2001:db8::/32`, or a bare address (a single host).
-pub fn parse_cidr(text: &str) -> Result<IpNet, String> {
-    let text = text.trim();
-    if let Ok(net) = text.parse::<IpNet>() {
-        return Ok(net.trunc());
-    }
-    text.parse::<IpAddr>().map(IpNet::from).map_err(|_| "expected a CIDR like 10.0.0.0/8 or an address".to_owned())
-}
+pub use crate::domain::parse_cidr;
 
 /// IPv4-mapped IPv6 (`::ffff:1.2.3.4`) is the IPv4 address it carries.
 fn canonical(ip: IpAddr) -> IpAddr {

@@ -2,18 +2,14 @@
 //! limits, reply signatures, redaction and output handling.
 
 pub mod auth;
-pub mod budget;
 pub mod client_ip;
-pub mod gcra;
-pub mod limiter;
+pub mod ip_limit;
 pub mod output;
 pub mod redact;
 pub mod signature;
 pub mod stream_filter;
 
 pub use auth::{Authenticator, Credential};
-pub use gcra::{Decision, Quota};
-pub use limiter::LocalLimiter;
 pub use output::{OutputFilter, OutputProblem};
 pub use redact::Redactor;
 pub use signature::{hashed_id, Signer};

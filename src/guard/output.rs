@@ -134,7 +134,7 @@ pub fn rewrite_links(text: &str, allowed: &[String]) -> String {
 /// of them repeats the prompt verbatim.
 struct LeakDetector {
     /// Already hashes: foldhash is enough (SipHash was ~1 % of a request).
-    windows: hashbrown::HashSet<u64>,
+    windows: std::collections::HashSet<u64>,
     window: usize,
 }
 

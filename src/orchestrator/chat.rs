@@ -9,7 +9,7 @@ use crate::domain::Verifier;
 use crate::domain::{
     compact_history, CompactedHistory, FallbackReason, HandoffReason, InvalidField, Role, SessionId, Source, Turn,
 };
-use crate::guard::Decision;
+use crate::rate::Decision;
 use crate::store::{LimitKind, Mode};
 
 /// Everything known about a message before the model is asked; owned, so a stream can carry it.
@@ -65,9 +65,10 @@ impl Orchestrator {
     }
 
     pub(super) async fn prepare(&self, input: &ChatInput) -> Result<Prepared, ChatError> {
-        let history = self.compact(input)?;
+        // Limits first: a flood is refused before any signature is verified or history compacted.
         let limit =
             self.check_limits(input).await.map_err(|(kind, decision)| ChatError::RateLimited(kind, decision))?;
+        let history = self.compact(input)?;
         self.metrics.user_messages.inc();
         for (reason, count) in history.dropped.by_reason() {
             if count > 0 {

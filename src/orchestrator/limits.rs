@@ -1,10 +1,12 @@
 //! Rate limits, most specific first, so a flooding session is refused before it spends its
 //! visitor's or its caller's allowance. Authenticated callers are servers (every Wix visitor comes
 //! from Wix's addresses): they are limited per session, per visitor and per key, never per IP.
+//! Anonymous callers were limited per IP by the edge layer (`guard::ip_limit`) before their body
+//! was read; its decision still counts for the `RateLimit-*` headers.
 
 use super::{ChatInput, Orchestrator};
 use crate::guard::client_ip::ip_key;
-use crate::guard::Decision;
+use crate::rate::Decision;
 use crate::store::LimitKind;
 
 impl Orchestrator {
@@ -18,21 +20,18 @@ impl Orchestrator {
         if let Some(session) = &input.session {
             checks.push((LimitKind::Session, session.as_str().to_owned()));
         }
-        match caller.key_index {
-            Some(index) => {
-                let visitor = caller
-                    .visitor_id
-                    .as_ref()
-                    .map(|id| format!("id:{id}"))
-                    .or_else(|| caller.visitor_ip.map(|ip| format!("ip:{}", ip_key(ip))));
-                if let Some(visitor) = visitor {
-                    checks.push((LimitKind::Visitor, visitor));
-                }
-                checks.push((LimitKind::Caller, index.to_string()));
+        if let Some(index) = caller.key_index {
+            let visitor = caller
+                .visitor_id
+                .as_ref()
+                .map(|id| format!("id:{id}"))
+                .or_else(|| caller.visitor_ip.map(|ip| format!("ip:{}", ip_key(ip))));
+            if let Some(visitor) = visitor {
+                checks.push((LimitKind::Visitor, visitor));
             }
-            None => checks.push((LimitKind::Ip, ip_key(caller.client_ip))),
+            checks.push((LimitKind::Caller, index.to_string()));
         }
-        let mut tightest: Option<(LimitKind, Decision)> = None;
+        let mut tightest: Option<(LimitKind, Decision)> = caller.ip_decision.map(|d| (LimitKind::Ip, d));
         for (kind, key) in checks {
             let quota = match kind {
                 LimitKind::Session => self.quotas.session,

@@ -18,11 +18,12 @@ pub use outcome::{Caller, ChatError, ChatInput, ModelOverrides, Reply, Route};
 pub use session::SessionView;
 pub use stream::{LiveStream, StreamEnd, StreamMeta, StreamStart};
 
+use crate::budget::Budget;
 use crate::completion::tokens::SharedTokenizer;
 use crate::completion::{Ladder, StaticReplies};
 use crate::config::Settings;
-use crate::guard::budget::Budget;
-use crate::guard::{OutputFilter, Quota, Signer};
+use crate::guard::{OutputFilter, Signer};
+use crate::rate::Quota;
 use crate::store::{DurableStore, StateStore};
 use crate::support::SupportOutbox;
 use crate::telemetry::{EventSink, Metrics};

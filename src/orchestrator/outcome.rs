@@ -1,9 +1,9 @@
 //! What goes into the orchestrator and what comes out.
 
 use crate::completion::wire::Usage;
-use crate::completion::Deadline;
+use crate::domain::Deadline;
 use crate::domain::{FallbackReason, HandoffReason, InvalidField, RawTurn, SessionId, Source, TypedContext, UserText};
-use crate::guard::Decision;
+use crate::rate::Decision;
 use crate::store::{LimitKind, Mode};
 use std::net::IpAddr;
 
@@ -32,6 +32,8 @@ pub struct Caller {
     pub visitor_ip: Option<IpAddr>,
     /// The client address (peer, or the trusted-proxy-derived one).
     pub client_ip: IpAddr,
+    /// The per-IP limit's decision, taken at the edge for anonymous callers.
+    pub ip_decision: Option<Decision>,
 }
 
 /// Per-request model options of the OpenAI-compatible route.

@@ -1,7 +1,7 @@
 //! In-process state: the default for a single replica, and the fallback of the Redis store.
 
 use super::{LimitKind, SessionState, SessionUpdate, StateStore, StoreHealth, UsageTotals};
-use crate::guard::{Decision, LocalLimiter, Quota};
+use crate::rate::{Decision, LocalLimiter, Quota};
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use std::collections::HashMap;

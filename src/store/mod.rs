@@ -9,31 +9,10 @@ mod session;
 pub use durable::{DurableStore, EventRecord, OutboxEvent, OutboxRow};
 pub use session::{Fingerprint, Mode, SessionState, Transition};
 
-use crate::guard::{Decision, Quota};
+pub use crate::rate::LimitKind;
+use crate::rate::{Decision, Quota};
 use async_trait::async_trait;
 use std::time::Duration;
-
-/// Which limit a key belongs to (also the `limit` label and the JSON `limit` field).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum LimitKind {
-    Session,
-    Visitor,
-    Ip,
-    Caller,
-}
-
-impl LimitKind {
-    pub const ALL: [LimitKind; 4] = [LimitKind::Session, LimitKind::Visitor, LimitKind::Ip, LimitKind::Caller];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LimitKind::Session => "session",
-            LimitKind::Visitor => "visitor",
-            LimitKind::Ip => "ip",
-            LimitKind::Caller => "caller",
-        }
-    }
-}
 
 /// Token and money counters of one budget period.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

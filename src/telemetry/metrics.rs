@@ -2,7 +2,7 @@
 //! Label sets are closed lists; every known series exists from start-up at zero.
 
 use crate::domain::{FallbackReason, HandoffReason, Source};
-use crate::store::LimitKind;
+use crate::rate::LimitKind;
 use prometheus::{
     Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,

@@ -1,5 +1,5 @@
-//! The inbound HTTP/1.1 server on the wire: keep-alive, pipelining, chunked bodies, 100-continue,
-//! HTTP/1.0, HEAD, and the JSON errors for requests that are not HTTP.
+//! The inbound server (hyper) on the wire: keep-alive, pipelining, chunked bodies, 100-continue,
+//! HTTP/1.0, HEAD, and h2c. Hostile framing and slow clients are in `framing.rs`.
 
 use crate::helpers::*;
 use serde_json::Value;
@@ -90,56 +90,10 @@ async fn a_chunked_body_with_expect_continue_reaches_the_model() {
 }
 
 #[tokio::test]
-async fn requests_that_are_not_valid_http_get_json_errors_and_never_reach_the_model() {
-    let app = spawn_app().await;
-    let cases = [
-        ("GET / HTTP/1.1\r\nbad header line\r\n\r\n", "400 Bad Request", "malformed_http"),
-        (
-            "POST /sendChatMessage HTTP/1.1\r\ntransfer-encoding: chunked\r\ncontent-length: 5\r\n\r\n0\r\n\r\n",
-            "400 Bad Request",
-            "malformed_http",
-        ),
-        (
-            "POST /sendChatMessage HTTP/1.1\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n{}",
-            "400 Bad Request",
-            "malformed_http",
-        ),
-    ];
-    for (raw, status, code) in cases {
-        let response = exchange(&app, raw).await;
-        assert!(response.starts_with(&format!("HTTP/1.1 {status}\r\n")), "{raw:?} → {response}");
-        assert!(response.contains("connection: close"), "{response}");
-        let error = json_body(&response);
-        assert_eq!(error["error"]["code"], code, "{response}");
-        assert!(error["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
-    }
-    let huge = format!("GET /healthz HTTP/1.1\r\nx-padding: {}\r\n\r\n", "a".repeat(70 * 1024));
-    let response = exchange(&app, &huge).await;
-    assert!(response.starts_with("HTTP/1.1 431 "), "{response}");
-    assert_eq!(json_body(&response)["error"]["code"], "headers_too_large");
-    assert_eq!(app.upstream_calls().await, 0);
-}
-
-#[tokio::test]
-async fn a_slow_head_gets_408_and_an_idle_connection_is_closed_quietly() {
-    let app = spawn_app_with("[server]\nheader_read_timeout_ms = 300").await;
-    let mut slow = connect(&app).await;
-    slow.write_all(b"GET /healthz HTTP/1.1\r\nhost:").await.unwrap();
-    let response = read_to_close(&mut slow).await;
-    assert!(response.starts_with("HTTP/1.1 408 Request Timeout\r\n"), "{response}");
-    assert_eq!(json_body(&response)["error"]["code"], "request_timeout");
-
-    let mut idle = connect(&app).await;
-    let started = std::time::Instant::now();
-    assert_eq!(read_to_close(&mut idle).await, "", "nothing is sent to a connection that sent nothing");
-    assert!(started.elapsed() >= Duration::from_millis(250), "closed by the timeout, not at once");
-}
-
-#[tokio::test]
 async fn http_1_0_closes_unless_asked_and_head_sends_no_body() {
     let app = spawn_app().await;
     let old = exchange(&app, "GET /healthz HTTP/1.0\r\n\r\n").await;
-    assert!(old.starts_with("HTTP/1.1 200 OK\r\n") && old.contains("connection: close\r\n"), "{old}");
+    assert!(old.starts_with("HTTP/1.0 200 OK\r\n"), "{old}");
 
     let mut socket = connect(&app).await;
     socket.write_all(b"GET /healthz HTTP/1.0\r\nconnection: keep-alive\r\n\r\n").await.unwrap();
@@ -150,4 +104,22 @@ async fn http_1_0_closes_unless_asked_and_head_sends_no_body() {
     let (head_part, body) = head.split_once("\r\n\r\n").unwrap();
     assert!(head_part.starts_with("HTTP/1.1 200 OK") && head_part.contains("content-length: "), "{head}");
     assert_eq!(body, "", "HEAD answers carry no body");
+}
+
+#[tokio::test]
+async fn http2_by_prior_knowledge_is_served_on_the_same_port() {
+    let app = spawn_app().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(structured("over h2c", 0.9, "other", false)))
+        .mount(&app.upstream)
+        .await;
+    let h2 = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
+    let health = h2.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.version(), http::Version::HTTP_2);
+    assert_eq!(health.status(), 200);
+    let reply: Value =
+        h2.post(app.url("/sendChatMessage")).json(&message("h2c", "hello")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(reply["reply"], "over h2c");
+    let missing: Value = h2.get(app.url("/nope")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(missing["error"]["code"], "not_found", "our JSON errors on HTTP/2 too");
 }

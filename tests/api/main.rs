@@ -8,6 +8,7 @@ mod services;
 mod compat;
 mod core;
 mod faults;
+mod framing;
 mod guards;
 mod handoff;
 mod http2_upstream;

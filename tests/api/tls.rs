@@ -45,7 +45,7 @@ async fn a_missing_key_file_stops_start_up_naming_the_key() {
 /// keeping the bodies it was sent.
 async fn https_upstream(cert: &std::path::Path, key: &std::path::Path) -> (u16, Arc<Mutex<Vec<Value>>>) {
     use http_body_util::BodyExt;
-    let acceptor = velochat::serve::tls_acceptor(&cert.display().to_string(), &key.display().to_string()).unwrap();
+    let acceptor = velochat::server::tls_acceptor(&cert.display().to_string(), &key.display().to_string()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -70,7 +70,9 @@ async fn https_upstream(cert: &std::path::Path, key: &std::path::Path) -> (u16, 
                     }
                 });
                 let io = hyper_util::rt::TokioIo::new(tls);
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+                // The acceptor offers h2 and http/1.1 by ALPN; serve whichever was agreed.
+                let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+                let _ = builder.serve_connection(io, service).await;
             });
         }
     });

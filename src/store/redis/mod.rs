@@ -12,7 +12,7 @@ mod scripts;
 use super::memory::MemoryStore;
 use super::{LimitKind, SessionState, SessionUpdate, StateStore, StoreHealth, UsageTotals};
 use crate::config::Settings;
-use crate::guard::{Decision, Quota};
+use crate::rate::{Decision, Quota};
 use crate::telemetry::Metrics;
 use async_trait::async_trait;
 use parking_lot::Mutex;

@@ -1,0 +1,199 @@
+//! The per-IP limit for anonymous callers, as a tower layer in front of body parsing. One replica
+//! keeps its buckets in governor's keyed limiter (built by tower_governor from its key extractor);
+//! with `REDIS_URL` the same layer asks the shared store's GCRA, so N replicas allow 1× the limit.
+//!
+//! Why not `tower_governor::GovernorLayer` itself: authenticated callers are servers (every Wix
+//! visitor arrives from Wix's addresses) and must skip this limit, the Redis backend has to sit
+//! behind the same layer, and the decision feeds the response's `RateLimit-*` headers.
+
+use super::client_ip::{client_ip, ip_key};
+use super::Credential;
+use crate::rate::{Decision, LimitKind, Quota};
+use crate::store::StateStore;
+use axum::extract::{ConnectInfo, Request};
+use axum::response::Response;
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
+use ipnet::IpNet;
+use std::convert::Infallible;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+use tower_governor::governor::GovernorConfigBuilder;
+use tower_governor::key_extractor::KeyExtractor;
+use tower_governor::GovernorError;
+
+/// The client address behind trusted proxies (right-most untrusted `X-Forwarded-For` hop), IPv6
+/// grouped by /64.
+#[derive(Clone)]
+pub struct ClientIpKey {
+    trusted: Arc<Vec<IpNet>>,
+}
+
+impl KeyExtractor for ClientIpKey {
+    type Key = String;
+
+    fn extract<T>(&self, request: &http::Request<T>) -> Result<String, GovernorError> {
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let forwarded = request.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
+        Ok(ip_key(client_ip(peer, forwarded, &self.trusted)))
+    }
+}
+
+type KeyedLimiter = tower_governor::governor::SharedRateLimiter<String, StateInformationMiddleware>;
+
+enum Backend {
+    Local(KeyedLimiter),
+    Shared(Arc<dyn StateStore>),
+}
+
+/// The IP limiter the layer consults (shared by every clone of the layer).
+pub struct IpLimiter {
+    backend: Backend,
+    keys: ClientIpKey,
+    quota: Quota,
+}
+
+/// The IP decision of an admitted request, for the response's `RateLimit-*` headers.
+#[derive(Debug, Clone, Copy)]
+pub struct IpDecision(pub Decision);
+
+impl IpLimiter {
+    /// In-process buckets (`shared` = None) or the shared store's.
+    pub fn new(quota: Quota, trusted: Vec<IpNet>, shared: Option<Arc<dyn StateStore>>) -> anyhow::Result<Self> {
+        let keys = ClientIpKey { trusted: Arc::new(trusted) };
+        let backend = match shared {
+            Some(store) => Backend::Shared(store),
+            None => Backend::Local(local_limiter(quota, keys.clone())?),
+        };
+        Ok(Self { backend, keys, quota })
+    }
+
+    /// The bucket a request counts against.
+    pub fn key_of<T>(&self, request: &http::Request<T>) -> String {
+        self.keys.extract(request).unwrap_or_else(|_| String::from("unknown"))
+    }
+
+    pub async fn check(&self, key: &String) -> Decision {
+        match &self.backend {
+            Backend::Shared(store) => store.rate_check(LimitKind::Ip, key, self.quota).await,
+            Backend::Local(limiter) => self.check_local(limiter, key),
+        }
+    }
+
+    fn check_local(&self, limiter: &KeyedLimiter, key: &String) -> Decision {
+        let interval = Duration::from_nanos(self.quota.interval_ns());
+        match limiter.check_key(key) {
+            Ok(snapshot) => {
+                let remaining = snapshot.remaining_burst_capacity();
+                let missing = self.quota.burst.saturating_sub(remaining);
+                Decision {
+                    allowed: true,
+                    limit: self.quota.burst,
+                    remaining,
+                    retry_after: Duration::ZERO,
+                    reset: interval * missing,
+                }
+            }
+            Err(not_until) => {
+                let retry_after = not_until.wait_time_from(DefaultClock::default().now());
+                // GCRA: an empty bucket is full again one burst (less the token now due) later.
+                let reset = retry_after + interval * self.quota.burst.saturating_sub(1);
+                Decision { allowed: false, limit: self.quota.burst, remaining: 0, retry_after, reset }
+            }
+        }
+    }
+
+    /// Forgets addresses whose bucket is full again (governor's keyed store never shrinks by
+    /// itself). Keys are client addresses (IPv6 by /64), so their number is bounded by the
+    /// addresses that sent requests within one refill period, not by anything a client can invent.
+    pub fn sweep(&self) {
+        if let Backend::Local(limiter) = &self.backend {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+
+    pub fn tracked_keys(&self) -> usize {
+        match &self.backend {
+            Backend::Local(limiter) => limiter.len(),
+            Backend::Shared(_) => 0,
+        }
+    }
+}
+
+fn local_limiter(quota: Quota, keys: ClientIpKey) -> anyhow::Result<KeyedLimiter> {
+    let mut builder = GovernorConfigBuilder::default().key_extractor(keys).use_headers();
+    // `period` is the time one token takes to come back (not a count per second).
+    builder.period(Duration::from_nanos(quota.interval_ns())).burst_size(quota.burst);
+    let config = builder.finish().ok_or_else(|| anyhow::anyhow!("limits.ip_burst must be at least 1"))?;
+    Ok(config.limiter().clone())
+}
+
+/// Renders a refusal (the API's 429 body and headers); passed in so guards never import the edge.
+pub type Refusal = Arc<dyn Fn(Decision) -> Response + Send + Sync>;
+
+#[derive(Clone)]
+pub struct IpLimitLayer {
+    limiter: Arc<IpLimiter>,
+    refuse: Refusal,
+}
+
+impl IpLimitLayer {
+    pub fn new(limiter: Arc<IpLimiter>, refuse: Refusal) -> Self {
+        Self { limiter, refuse }
+    }
+}
+
+impl<S> tower::Layer<S> for IpLimitLayer {
+    type Service = IpLimitService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        IpLimitService { limiter: self.limiter.clone(), refuse: self.refuse.clone(), inner }
+    }
+}
+
+#[derive(Clone)]
+pub struct IpLimitService<S> {
+    limiter: Arc<IpLimiter>,
+    refuse: Refusal,
+    inner: S,
+}
+
+impl<S> tower::Service<Request> for IpLimitService<S>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        let authenticated = matches!(request.extensions().get::<Credential>(), Some(Credential::Caller(_)));
+        // The clone that was made ready is the one that serves this request.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        if authenticated {
+            return Box::pin(inner.call(request));
+        }
+        let (limiter, refuse) = (self.limiter.clone(), self.refuse.clone());
+        let key = limiter.key_of(&request);
+        Box::pin(async move {
+            let decision = limiter.check(&key).await;
+            if !decision.allowed {
+                return Ok(refuse(decision));
+            }
+            request.extensions_mut().insert(IpDecision(decision));
+            inner.call(request).await
+        })
+    }
+}
