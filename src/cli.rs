@@ -27,7 +27,7 @@ pub async fn healthcheck(settings: &Settings) -> anyhow::Result<()> {
 
 /// Prints only the report on stdout (logs go to stderr).
 pub async fn report(settings: &Settings, since: &str, json: bool) -> anyhow::Result<()> {
-    let window = crate::report::parse_since(since).map_err(anyhow::Error::msg)?;
+    let window = crate::report::parse_since(since)?;
     let durable =
         crate::store::durable::connect(settings.storage.database_url.expose()).await.context("DATABASE_URL")?;
     let report = crate::report::build(durable.as_ref(), window, settings).await?;

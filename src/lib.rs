@@ -9,6 +9,7 @@ pub mod cli;
 pub mod completion;
 pub mod config;
 pub mod domain;
+pub mod error_chain;
 pub mod guard;
 pub mod orchestrator;
 pub mod rate;

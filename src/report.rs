@@ -7,20 +7,29 @@ use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
+/// A review window that is not a duration like `7d`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidSince {
+    #[error("`{0}` is not a duration like 7d, 24h or 30m")]
+    NotADuration(String),
+    #[error("`{0}` is out of range")]
+    OutOfRange(String),
+}
+
 /// `7d`, `24h`, `90m`, `2w`.
-pub fn parse_since(text: &str) -> Result<Duration, String> {
+pub fn parse_since(text: &str) -> Result<Duration, InvalidSince> {
     let text = text.trim();
     let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
-    let n: u64 = number.parse().map_err(|_| format!("`{text}` is not a duration like 7d, 24h or 30m"))?;
+    let n: u64 = number.parse().map_err(|_| InvalidSince::NotADuration(text.to_owned()))?;
     let seconds = match unit {
         "m" => 60,
         "h" => 3600,
         "d" => 86_400,
         "w" => 7 * 86_400,
-        _ => return Err(format!("`{text}` is not a duration like 7d, 24h or 30m")),
+        _ => return Err(InvalidSince::NotADuration(text.to_owned())),
     };
     if n == 0 || n > 3650 * 24 * 60 {
-        return Err(format!("`{text}` is out of range"));
+        return Err(InvalidSince::OutOfRange(text.to_owned()));
     }
     Ok(Duration::from_secs(n * seconds))
 }
@@ -160,7 +169,11 @@ fn rfc3339(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-pub async fn build(durable: &dyn DurableStore, window: Duration, settings: &Settings) -> Result<Report, sqlx::Error> {
+pub async fn build(
+    durable: &dyn DurableStore,
+    window: Duration,
+    settings: &Settings,
+) -> Result<Report, crate::store::StoreError> {
     let until = chrono::Utc::now().timestamp_millis();
     let since = until - window.as_millis() as i64;
     let events = durable.events_since(since).await?;

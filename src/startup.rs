@@ -2,24 +2,18 @@
 //! the layers together, runs until told to stop, and stops within its drain deadline.
 
 use crate::api;
-use crate::budget::Budget;
-use crate::completion::breaker::Breaker;
-use crate::completion::client::{http_client, Endpoint};
-use crate::completion::tokens::SharedTokenizer;
-use crate::completion::{Ladder, LadderSettings, StaticReplies};
+use crate::completion::client::http_client;
 use crate::config::Settings;
-use crate::domain::parse_cidr;
 use crate::guard::ip_limit::IpLimiter;
-use crate::guard::{Authenticator, OutputFilter, Redactor, Signer};
-use crate::orchestrator::intents::IntentRouter;
-use crate::orchestrator::{Orchestrator, Quotas};
+use crate::guard::{Authenticator, Signer};
+use crate::orchestrator::{Collaborators, Orchestrator};
 use crate::rate::Quota;
 use crate::server::{is_loopback, serve, tls_acceptor, ServeOptions};
 use crate::state::{AppState, Lifecycle};
 use crate::store::memory::MemoryStore;
 use crate::store::{durable, StateStore};
 use crate::support::{OutboxWorker, SupportOutbox, WebhookClient};
-use crate::telemetry::{secrets_of, EventSink, Metrics};
+use crate::telemetry::{EventSink, Metrics};
 use anyhow::{bail, Context};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -40,10 +34,6 @@ pub struct Application {
     event_writer: JoinHandle<()>,
     /// Installed before the ready line, so a SIGTERM right after start-up is not lost.
     terminate: Option<tokio::signal::unix::Signal>,
-}
-
-fn trusted_proxies(settings: &Settings) -> Vec<ipnet::IpNet> {
-    settings.limits.trusted_proxies.iter().filter_map(|p| parse_cidr(p).ok()).collect()
 }
 
 fn ms(value: u64) -> Duration {
@@ -112,69 +102,22 @@ impl Application {
         let http = http_client(ms(o.connect_timeout_ms), false, &o.ca_cert)?;
         // One client serves everything, unless h2c (prior knowledge applies to every host it calls).
         let upstream = if o.h2c { http_client(ms(o.connect_timeout_ms), true, &o.ca_cert)? } else { http.clone() };
-        let primary = Endpoint::new(&upstream, &o.base_url, &o.api_key, &o.model, o.max_response_bytes);
-        let secondary = (!o.fallback_model.trim().is_empty()).then(|| {
-            let base = if o.fallback_base_url.is_empty() { &o.base_url } else { &o.fallback_base_url };
-            let key = if o.fallback_api_key.is_empty() { &o.api_key } else { &o.fallback_api_key };
-            Endpoint::new(&upstream, base, key, &o.fallback_model, o.max_response_bytes)
-        });
-        let circuit_metrics = metrics.clone();
-        let breaker = Breaker::new(s.breaker.clone(), move |state| circuit_metrics.circuit_state.set(state.gauge()));
-        let ladder = Ladder {
-            primary,
-            secondary,
-            breaker,
-            settings: LadderSettings {
-                attempt_timeout: ms(o.timeout_ms),
-                fallback_reserve: ms(s.deadline.fallback_reserve_ms),
-                min_attempt: ms(s.deadline.min_attempt_ms),
-                max_retries: s.retry.max_retries,
-                backoff_base: ms(s.retry.backoff_base_ms),
-                backoff_max: ms(s.retry.backoff_max_ms),
-                slow_call: ms(s.breaker.slow_call_ms),
-            },
-        };
-        let secrets = secrets_of(s);
-        let redactor = Arc::new(Redactor::new(secrets.iter().map(String::as_str)));
         let (events, event_writer) =
             EventSink::start(durable.clone(), s.events.queue_capacity, metrics.clone(), background_stop.clone());
         let wake = Arc::new(Notify::new());
-        let tokenizer = SharedTokenizer::default();
-        tokenizer.warm();
-        let l = &s.limits;
-        let orchestrator = Arc::new(Orchestrator {
-            store: store.clone(),
-            durable: durable.clone(),
-            ladder,
-            replies: StaticReplies::new(s.fallback.texts.clone(), &s.fallback.default_locale),
-            intents: IntentRouter::new(&s.intents),
-            signer,
-            output: OutputFilter::new(
-                &s.output.allowed_link_hosts,
-                &s.prompt.system,
-                s.output.leak_window_chars,
-                redactor,
-            ),
-            tokenizer,
-            system_tokens: std::sync::OnceLock::new(),
-            metrics: metrics.clone(),
-            events,
-            support: SupportOutbox::new(durable.clone(), wake.clone(), s.privacy.hash_salt.expose()),
-            budget: Budget::new(s.budget.clone(), http.clone()),
-            quotas: Quotas {
-                session: Quota { burst: l.session_burst, per_minute: l.session_per_minute },
-                visitor: Quota { burst: l.visitor_burst, per_minute: l.visitor_per_minute },
-                ip: Quota { burst: l.ip_burst, per_minute: l.ip_per_minute },
-                caller: Quota { burst: l.caller_per_minute, per_minute: l.caller_per_minute },
+        let orchestrator = Arc::new(Orchestrator::new(
+            settings.clone(),
+            Collaborators {
+                store: store.clone(),
+                durable: durable.clone(),
+                upstream,
+                http: http.clone(),
+                metrics: metrics.clone(),
+                events,
+                support: SupportOutbox::new(durable.clone(), wake.clone(), s.privacy.hash_salt.expose()),
+                signer,
             },
-            trusted_proxies: trusted_proxies(s),
-            prompt_cache_key: if o.prompt_cache_key.is_empty() {
-                format!("velochat-{}", o.model)
-            } else {
-                o.prompt_cache_key.clone()
-            },
-            settings: settings.clone(),
-        });
+        ));
         let listener = bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
         let address = listener.local_addr()?;
         let tls = if s.server.tls_cert.is_empty() {
@@ -182,9 +125,11 @@ impl Application {
         } else {
             Some(tls_acceptor(&s.server.tls_cert, &s.server.tls_key)?)
         };
-        let ip_quota = Quota { burst: l.ip_burst, per_minute: l.ip_per_minute };
+        let ip_quota = Quota { burst: s.limits.ip_burst, per_minute: s.limits.ip_per_minute };
         let shared_limits = (!s.storage.redis_url.is_empty()).then(|| store.clone());
-        let ip_limiter = Arc::new(IpLimiter::new(ip_quota, trusted_proxies(s), shared_limits).context("limits")?);
+        let ip_limiter = Arc::new(
+            IpLimiter::new(ip_quota, orchestrator.trusted_proxies().to_vec(), shared_limits).context("limits")?,
+        );
         let state = AppState {
             ip_limiter: ip_limiter.clone(),
             settings: settings.clone(),
@@ -296,7 +241,7 @@ async fn shutdown_signal(lifecycle: Arc<Lifecycle>, terminate: Option<tokio::sig
 
 /// Sweeps limiters and sessions, releases sessions past their human timeout, purges old records.
 async fn housekeeping(orchestrator: Arc<Orchestrator>, ip_limiter: Arc<IpLimiter>, stop: CancellationToken) {
-    let s = orchestrator.settings.clone();
+    let s = orchestrator.settings().clone();
     let mut sweep = tokio::time::interval(ms(s.limits.sweep_interval_ms));
     let release_every = ms((s.handoff.release_after_ms / 10).clamp(1_000, 60_000));
     let mut release = tokio::time::interval(release_every);
@@ -305,7 +250,7 @@ async fn housekeeping(orchestrator: Arc<Orchestrator>, ip_limiter: Arc<IpLimiter
         tokio::select! {
             _ = stop.cancelled() => break,
             _ = sweep.tick() => {
-                orchestrator.store.sweep();
+                orchestrator.store().sweep();
                 ip_limiter.sweep();
             }
             _ = release.tick() => {
@@ -316,7 +261,7 @@ async fn housekeeping(orchestrator: Arc<Orchestrator>, ip_limiter: Arc<IpLimiter
             }
             _ = purge.tick() => {
                 let cutoff = chrono::Utc::now().timestamp_millis() - i64::from(s.events.retention_days) * 86_400_000;
-                match orchestrator.durable.purge_before(cutoff).await {
+                match orchestrator.durable().purge_before(cutoff).await {
                     Ok(0) => {}
                     Ok(rows) => tracing::info!(rows, "purged records past retention"),
                     Err(e) => tracing::warn!(error = %e, "retention purge failed"),

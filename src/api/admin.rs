@@ -26,7 +26,7 @@ pub struct KillSwitch {
     (status = 403, description = "Admin routes disabled (no VELOCHAT_ADMIN_KEY)")
 ), security(("bearer" = [])))]
 pub async fn get_kill_switch(State(state): State<AppState>) -> Response {
-    Json(json!({"enabled": state.orchestrator.store.kill_switch().await})).into_response()
+    Json(json!({"enabled": state.orchestrator.store().kill_switch().await})).into_response()
 }
 
 /// Flips the kill switch (on every replica sharing the store). Logged with who and when.
@@ -46,10 +46,10 @@ pub async fn put_kill_switch(
     let enabled = body.enabled.ok_or_else(|| crate::domain::InvalidField::missing("enabled"))?;
     state
         .orchestrator
-        .store
+        .store()
         .set_kill_switch(enabled)
         .await
-        .map_err(|e| ApiError::Unavailable(format!("kill switch not stored: {e}")))?;
+        .map_err(|e| ApiError::Unavailable(format!("kill switch not stored: {}", crate::error_chain::describe(&e))))?;
     state.metrics.kill_switch.set(i64::from(enabled));
     tracing::warn!(enabled, by = "admin", requestId = %ctx.request_id, at = %chrono::Utc::now().to_rfc3339(), "kill switch flipped");
     Ok(Json(json!({"enabled": enabled})).into_response())
@@ -139,8 +139,8 @@ pub struct ReportQuery {
 pub async fn report(State(state): State<AppState>, Query(query): Query<ReportQuery>) -> Result<Response, ApiError> {
     let since = query.since.as_deref().unwrap_or("7d");
     let window = crate::report::parse_since(since)
-        .map_err(|m| ApiError::Invalid(crate::domain::InvalidField::new("since", "invalid_field", m)))?;
-    let report = crate::report::build(state.orchestrator.durable.as_ref(), window, &state.settings)
+        .map_err(|e| ApiError::Invalid(crate::domain::InvalidField::new("since", "invalid_field", e.to_string())))?;
+    let report = crate::report::build(state.orchestrator.durable().as_ref(), window, &state.settings)
         .await
         .map_err(|e| ApiError::Unavailable(format!("report failed: {e}")))?;
     Ok(Json(report).into_response())

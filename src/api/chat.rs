@@ -84,7 +84,7 @@ pub const DEADLINE_HEADER: &str = "x-velochat-deadline-ms";
 pub fn caller(state: &AppState, ctx: &RequestContext, headers: &HeaderMap, peer: Peer) -> Result<Caller, ApiError> {
     let peer_ip = peer.addr.map(|p| p.ip()).unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
     let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-    let client = client_ip(peer_ip, forwarded, &state.orchestrator.trusted_proxies);
+    let client = client_ip(peer_ip, forwarded, state.orchestrator.trusted_proxies());
     let key_index = match ctx.credential {
         Credential::Caller(index) => Some(index),
         _ => None,
@@ -139,8 +139,7 @@ pub fn reply_log(reply: &Reply) -> ReplyLog {
     }
 }
 
-/// The orchestrator's input, built outside the handler's future: the raw body (its `context`
-/// object above all) and the headers are dropped here instead of living while the model is asked.
+/// The orchestrator's input: the raw body parsed into domain types.
 fn chat_input(
     state: &AppState,
     ctx: &RequestContext,
@@ -187,41 +186,34 @@ fn chat_input(
     ),
     security(("bearer" = []), ())
 )]
-pub fn send_chat_message(
+pub async fn send_chat_message(
     State(state): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
     peer: Peer,
     headers: HeaderMap,
     JsonBody(body): JsonBody<SendChatMessageRequest>,
-) -> impl std::future::Future<Output = Result<Response, ApiError>> + Send {
-    // Not an `async fn`: the extractors' values would stay in its state, next to what they
-    // became, for as long as the model is asked. Boxed until moved into `chat`, so the block's
-    // state does not keep a second ~460-byte input beside the one `chat` holds.
-    let input = chat_input(&state, &ctx, headers, peer, body).map(Box::new);
-    async move {
-        // Unboxed in its own statement: a temporary `Box` would live until the end of the one below.
-        let input = *input?;
-        let reply = state.orchestrator.chat(input).await?;
-        let body = SendChatMessageResponse {
-            reply: reply.text.clone(),
-            source: reply.source.as_str(),
-            request_id: ctx.request_id.clone(),
-            latency_ms: ctx.started.elapsed().as_millis() as u64,
-            signature: reply.signature.clone(),
-            intent: reply.intent.clone(),
-            fallback_reason: reply.fallback_reason.map(|r| r.as_str()),
-            handoff: reply.is_handoff(),
-            handoff_reason: reply.handoff_reason.map(|r| r.as_str()),
-            model: reply.model.clone(),
-            confidence: reply.confidence,
-            truncated: reply.truncated,
-            session_mode: reply.session_mode.map(|m| m.as_str()),
-        };
-        let mut response = Json(body).into_response();
-        if let Some((_, decision)) = &reply.limit {
-            rate_limit_headers(&mut response, decision);
-        }
-        response.extensions_mut().insert(reply_log(&reply));
-        Ok(response)
+) -> Result<Response, ApiError> {
+    let input = chat_input(&state, &ctx, headers, peer, body)?;
+    let reply = state.orchestrator.chat(input).await?;
+    let body = SendChatMessageResponse {
+        reply: reply.text.clone(),
+        source: reply.source.as_str(),
+        request_id: ctx.request_id.clone(),
+        latency_ms: ctx.started.elapsed().as_millis() as u64,
+        signature: reply.signature.clone(),
+        intent: reply.intent.clone(),
+        fallback_reason: reply.fallback_reason.map(|r| r.as_str()),
+        handoff: reply.is_handoff(),
+        handoff_reason: reply.handoff_reason.map(|r| r.as_str()),
+        model: reply.model.clone(),
+        confidence: reply.confidence,
+        truncated: reply.truncated,
+        session_mode: reply.session_mode.map(|m| m.as_str()),
+    };
+    let mut response = Json(body).into_response();
+    if let Some((_, decision)) = &reply.limit {
+        rate_limit_headers(&mut response, decision);
     }
+    response.extensions_mut().insert(reply_log(&reply));
+    Ok(response)
 }

@@ -339,32 +339,25 @@ fn completion_body<'a>(reply: &'a Reply, model: &'a str, request_id: &'a str) ->
     ),
     security(("bearer" = []), ())
 )]
-pub fn chat_completions(
+pub async fn chat_completions(
     State(state): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
     peer: Peer,
     headers: HeaderMap,
     JsonBody(body): JsonBody<ChatCompletionsRequest>,
-) -> impl std::future::Future<Output = Result<Response, ApiError>> + Send {
-    // Not an `async fn`, and the request boxed until its parts move on: as in `send_chat_message`,
-    // the block's state then holds no second copy of what the orchestrator holds.
-    let request = parse_request(&state, &ctx, &headers, peer, body).map(Box::new);
-    drop(headers); // not kept while the model is asked
-    async move {
-        let request = request?;
-        if request.stream {
-            // Boxed: inline, the streaming future would make every non-streamed request's future larger.
-            return Box::pin(super::stream::respond(state, ctx, *request)).await;
-        }
-        let CompatRequest { input, model, .. } = *request;
-        let reply = state.orchestrator.chat(input).await?;
-        let mut response = Json(completion_body(&reply, &model, &ctx.request_id)).into_response();
-        if let Some((_, decision)) = &reply.limit {
-            rate_limit_headers(&mut response, decision);
-        }
-        response.extensions_mut().insert(reply_log(&reply));
-        Ok(response)
+) -> Result<Response, ApiError> {
+    let request = parse_request(&state, &ctx, &headers, peer, body)?;
+    if request.stream {
+        return super::stream::respond(state, ctx, request).await;
     }
+    let CompatRequest { input, model, .. } = request;
+    let reply = state.orchestrator.chat(input).await?;
+    let mut response = Json(completion_body(&reply, &model, &ctx.request_id)).into_response();
+    if let Some((_, decision)) = &reply.limit {
+        rate_limit_headers(&mut response, decision);
+    }
+    response.extensions_mut().insert(reply_log(&reply));
+    Ok(response)
 }
 
 /// The models this deployment accepts.

@@ -9,40 +9,49 @@ use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    Invalid(InvalidField),
+    #[error(transparent)]
+    Invalid(#[from] InvalidField),
+    #[error("malformed JSON: {0}")]
     MalformedJson(String),
+    #[error("unsupported media type")]
     UnsupportedMediaType,
+    #[error("body over {0} bytes")]
     PayloadTooLarge(usize),
+    #[error("no such route")]
     NotFound,
+    #[error("method not allowed")]
     MethodNotAllowed,
+    #[error("unauthorized")]
     Unauthorized,
     /// A route that needs a key nobody configured (admin routes without VELOCHAT_ADMIN_KEY, ...).
+    #[error("disabled: {0}")]
     Disabled(&'static str),
+    #[error("the {} limit is exhausted", .0.as_str())]
     RateLimited(LimitKind, Decision),
+    #[error("session not found")]
     SessionNotFound,
     /// The OpenAI-compatible route's `{"error": {"type": "invalid_request_error", ...}}` flavour.
+    #[error("unsupported `{0}`: {1}")]
     Unsupported(String, String),
     /// A dependency (store) failed: 503, the cause in the log only.
+    #[error("unavailable: {0}")]
     Unavailable(String),
     /// The body did not arrive within `server.header_read_timeout_ms`.
+    #[error("the body did not arrive in time")]
     BodyTimeout,
     /// An HTTP/1.1 request without exactly one `Host` header (RFC 9112 §3.2).
+    #[error("not exactly one Host header")]
     InvalidHost,
     /// A bug (a handler panicked): opaque 500, the cause in the log only.
+    #[error("internal error")]
     Internal,
 }
 
 /// The error code, kept on the response for the access log.
 #[derive(Debug, Clone)]
 pub struct ErrorCode(pub &'static str);
-
-impl From<InvalidField> for ApiError {
-    fn from(e: InvalidField) -> Self {
-        ApiError::Invalid(e)
-    }
-}
 
 impl From<ChatError> for ApiError {
     fn from(e: ChatError) -> Self {

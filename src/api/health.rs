@@ -21,15 +21,15 @@ pub async fn healthz() -> Response {
 ))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let o = &state.orchestrator;
-    let store = o.store.health();
-    let kill_switch = o.store.kill_switch().await;
+    let store = o.store().health();
+    let kill_switch = o.store().kill_switch().await;
     let mut body = json!({
         "status": if store == crate::store::StoreHealth::Degraded { "degraded" } else { "ready" },
         "store": store.as_str(),
-        "durable": o.durable.backend(),
-        "upstream": {"apiKey": o.has_api_key(), "circuit": o.ladder.breaker.state().as_str()},
+        "durable": o.durable().backend(),
+        "upstream": {"apiKey": o.has_api_key(), "circuit": o.circuit_state().as_str()},
         "killSwitch": kill_switch,
-        "tokenizer": if o.tokenizer.is_loaded() { "loaded" } else { "loading" },
+        "tokenizer": if o.tokenizer_loaded() { "loaded" } else { "loading" },
     });
     if !state.lifecycle.is_ready() {
         body["status"] = json!("shutting_down");
@@ -46,8 +46,8 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 ), security(("bearer" = [])))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let o = &state.orchestrator;
-    state.metrics.circuit_state.set(o.ladder.breaker.state().gauge());
-    state.metrics.kill_switch.set(i64::from(o.store.kill_switch().await));
-    state.metrics.limiter_keys.set(o.store.tracked_limiter_keys() as i64);
+    state.metrics.circuit_state.set(o.circuit_state().gauge());
+    state.metrics.kill_switch.set(i64::from(o.store().kill_switch().await));
+    state.metrics.limiter_keys.set(o.store().tracked_limiter_keys() as i64);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render()).into_response()
 }

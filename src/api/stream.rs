@@ -169,7 +169,7 @@ fn take_events(pending: &mut Vec<u8>) -> Vec<String> {
 async fn relay(orchestrator: Arc<Orchestrator>, live: LiveStream, chunks: Chunks, include_usage: bool, idle: Duration) {
     let LiveStream { mut response, meta } = live;
     let started = Instant::now();
-    let mut filter = StreamFilter::new(&orchestrator.output);
+    let mut filter = StreamFilter::new(orchestrator.output());
     let mut end = StreamEnd {
         text: String::new(),
         usage: None,

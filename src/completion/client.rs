@@ -4,6 +4,7 @@
 use super::error::AttemptError;
 use super::wire::{ChatResponse, ErrorBody, Usage};
 use crate::config::Secret;
+use crate::error_chain::describe;
 use bytes::{Bytes, BytesMut};
 use http::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use std::time::Duration;
@@ -125,8 +126,7 @@ impl Endpoint {
         if response.status().is_success() {
             return Ok(response);
         }
-        // Boxed: a rare path whose state would otherwise sit in every waiting request's future.
-        Err(Box::pin(self.error_of(response)).await)
+        Err(self.error_of(response).await)
     }
 
     /// A non-2xx answer, read (capped) and classified.
@@ -166,9 +166,9 @@ fn classify_send_error(err: reqwest::Error) -> AttemptError {
     if err.is_timeout() || is_timed_out(&err) {
         AttemptError::Timeout { cut_by_deadline: false }
     } else if err.is_connect() {
-        AttemptError::Connect(error_chain(&err))
+        AttemptError::Connect(describe(&err))
     } else {
-        AttemptError::Broken(error_chain(&err))
+        AttemptError::Broken(describe(&err))
     }
 }
 
@@ -184,17 +184,6 @@ fn is_timed_out(err: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-pub(super) fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 /// Reads the body, refusing more than `cap` bytes (API10: never trust an upstream's size).
 async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Bytes, AttemptError> {
     let declared = response.content_length().and_then(|len| usize::try_from(len).ok());
@@ -202,7 +191,7 @@ async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Byte
         return Err(AttemptError::Invalid(format!("response body over {cap} bytes")));
     }
     let mut body = BytesMut::with_capacity(declared.unwrap_or(4096).min(cap));
-    while let Some(chunk) = response.chunk().await.map_err(|e| AttemptError::Broken(error_chain(&e)))? {
+    while let Some(chunk) = response.chunk().await.map_err(|e| AttemptError::Broken(describe(&e)))? {
         if body.len() + chunk.len() > cap {
             return Err(AttemptError::Invalid(format!("response body over {cap} bytes")));
         }

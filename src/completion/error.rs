@@ -4,22 +4,31 @@
 use crate::domain::FallbackReason;
 use std::time::Duration;
 
-#[derive(Debug, Clone, PartialEq)]
+/// Causes are kept as text (the client's error chain): attempts are compared in tests and
+/// collected per request, and reqwest's errors are neither `Clone` nor comparable.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum AttemptError {
     /// No connection (refused, DNS, TLS).
+    #[error("cannot connect: {0}")]
     Connect(String),
     /// No complete answer in the time given. `cut_by_deadline`: the request deadline, not the
     /// per-attempt timeout, ended it.
+    #[error("timed out")]
     Timeout { cut_by_deadline: bool },
     /// A non-2xx answer.
+    #[error("status {status}")]
     Status { status: u16, retry_after: Option<Duration>, code: Option<String>, message: Option<String> },
     /// The connection broke while the body was arriving.
+    #[error("connection broke: {0}")]
     Broken(String),
     /// A 2xx whose body we cannot use: undecodable, oversized, no choices, no content.
+    #[error("unusable answer: {0}")]
     Invalid(String),
     /// `finish_reason: content_filter`.
+    #[error("content filter")]
     ContentFilter,
     /// The model refused (`message.refusal`).
+    #[error("the model refused")]
     Refusal,
 }
 

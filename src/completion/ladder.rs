@@ -47,7 +47,6 @@ pub struct Ladder {
 
 impl Ladder {
     /// Runs up to two attempts; `attempt(endpoint, is_primary, timeout, cut_by_deadline)` performs one.
-    /// The endpoint is lent, not cloned: an attempt's future then holds a pointer, not ~550 bytes.
     pub async fn run<'a, T, F, Fut>(&'a self, deadline: &Deadline, attempt: F) -> LadderRun<T>
     where
         F: Fn(&'a Endpoint, bool, Duration, bool) -> Fut,

@@ -1,11 +1,11 @@
 //! Checks that need more than types: ranges, URLs, CIDRs, regexes, and texts that must exist.
 
 use super::settings::*;
-use std::fmt;
 use std::net::SocketAddr;
 
 /// A configuration problem, always naming the key it is about.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration: `{key}`: {message}")]
 pub struct ConfigError {
     pub key: String,
     pub message: String,
@@ -22,14 +22,6 @@ impl ConfigError {
         Self::new(key, format!("{}{source}", err.kind))
     }
 }
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid configuration: `{}`: {}", self.key, self.message)
-    }
-}
-
-impl std::error::Error for ConfigError {}
 
 fn check(ok: bool, key: &str, message: &str) -> Result<(), ConfigError> {
     if ok {

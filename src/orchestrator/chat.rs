@@ -6,9 +6,7 @@ use super::{ChatError, ChatInput, Orchestrator, Reply, Route};
 use crate::completion::pick_localized;
 use crate::config::{IntentAction, LocalizedText};
 use crate::domain::Verifier;
-use crate::domain::{
-    compact_history, CompactedHistory, FallbackReason, HandoffReason, InvalidField, Role, SessionId, Source, Turn,
-};
+use crate::domain::{compact_history, CompactedHistory, HandoffReason, InvalidField, Role, SessionId, Source, Turn};
 use crate::rate::Decision;
 use crate::store::{LimitKind, Mode};
 
@@ -27,29 +25,15 @@ pub struct Prepared {
 }
 
 impl Orchestrator {
-    // Not an `async fn`: one would copy `input` (~460 bytes) into its state a second time, for
-    // every message in flight; the block below keeps the one it captured.
-    #[allow(clippy::manual_async_fn)]
-    pub fn chat(
-        &self,
-        mut input: ChatInput,
-    ) -> impl std::future::Future<Output = Result<Reply, ChatError>> + Send + '_ {
-        async move {
-            let mut prepared = self.prepare(&input).await?;
-            // Compacted into `prepared.turns`; the raw entries are not kept while the model is asked.
-            input.history = Vec::new();
-            if prepared.decided.is_none() {
-                // Asked in place: a `match` on the taken option would keep a ~250-byte `None`
-                // alive in the state while the model is asked.
-                prepared.decided = Some(self.model_reply(&input, &prepared).await);
-            }
-            // Always set by now; the fallback only spares an `expect`.
-            let reply = prepared
-                .decided
-                .take()
-                .unwrap_or_else(|| self.fallback_reply(&input, None, FallbackReason::UpstreamError));
-            Ok(self.conclude(&input, &prepared, reply).await)
-        }
+    pub async fn chat(&self, mut input: ChatInput) -> Result<Reply, ChatError> {
+        let prepared = self.prepare(&input).await?;
+        // Compacted into `prepared.turns`; the raw entries are not kept while the model is asked.
+        input.history = Vec::new();
+        let reply = match &prepared.decided {
+            Some(decided) => decided.clone(),
+            None => self.model_reply(&input, &prepared).await,
+        };
+        Ok(self.conclude(&input, &prepared, reply).await)
     }
 
     fn compact(&self, input: &ChatInput) -> Result<CompactedHistory, InvalidField> {

@@ -36,8 +36,8 @@ impl Orchestrator {
             let quota = match kind {
                 LimitKind::Session => self.quotas.session,
                 LimitKind::Visitor => self.quotas.visitor,
-                LimitKind::Ip => self.quotas.ip,
-                LimitKind::Caller => self.quotas.caller,
+                // Only session, visitor and caller keys are pushed above.
+                LimitKind::Caller | LimitKind::Ip => self.quotas.caller,
             };
             let decision = self.store.rate_check(kind, &key, quota).await;
             if !decision.allowed {

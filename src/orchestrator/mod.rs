@@ -2,6 +2,7 @@
 //! rule or handoff → output handling → state, metrics and events. Degrading is a value (`Reply`),
 //! not an exception.
 
+mod build;
 mod chat;
 mod limits;
 mod model;
@@ -14,6 +15,7 @@ pub mod intents;
 pub mod prompt;
 pub mod repeat;
 
+pub use build::Collaborators;
 pub use outcome::{Caller, ChatError, ChatInput, ModelOverrides, Reply, Route};
 pub use session::SessionView;
 pub use stream::{LiveStream, StreamEnd, StreamMeta, StreamStart};
@@ -31,35 +33,69 @@ use intents::IntentRouter;
 use ipnet::IpNet;
 use std::sync::Arc;
 
+/// The limits the orchestrator checks itself (the per-IP one is an edge layer).
 pub struct Quotas {
     pub session: Quota,
     pub visitor: Quota,
-    pub ip: Quota,
     pub caller: Quota,
 }
 
+/// Built by `Orchestrator::new` from the settings; fields are private to the request flow.
 pub struct Orchestrator {
-    pub settings: Arc<Settings>,
-    pub store: Arc<dyn StateStore>,
-    pub durable: Arc<dyn DurableStore>,
-    pub ladder: Ladder,
-    pub replies: StaticReplies,
-    pub intents: IntentRouter,
-    pub signer: Signer,
-    pub output: OutputFilter,
-    pub tokenizer: SharedTokenizer,
+    settings: Arc<Settings>,
+    store: Arc<dyn StateStore>,
+    durable: Arc<dyn DurableStore>,
+    ladder: Ladder,
+    replies: StaticReplies,
+    intents: IntentRouter,
+    signer: Signer,
+    output: OutputFilter,
+    tokenizer: SharedTokenizer,
     /// Tokens of the configured system prompt, counted once.
-    pub system_tokens: std::sync::OnceLock<usize>,
-    pub metrics: Arc<Metrics>,
-    pub events: EventSink,
-    pub support: SupportOutbox,
-    pub budget: Budget,
-    pub quotas: Quotas,
-    pub trusted_proxies: Vec<IpNet>,
-    pub prompt_cache_key: String,
+    system_tokens: std::sync::OnceLock<usize>,
+    metrics: Arc<Metrics>,
+    events: EventSink,
+    support: SupportOutbox,
+    budget: Budget,
+    quotas: Quotas,
+    trusted_proxies: Vec<IpNet>,
+    prompt_cache_key: String,
 }
 
 impl Orchestrator {
+    pub fn settings(&self) -> &Arc<Settings> {
+        &self.settings
+    }
+
+    pub fn store(&self) -> &Arc<dyn StateStore> {
+        &self.store
+    }
+
+    pub fn durable(&self) -> &Arc<dyn DurableStore> {
+        &self.durable
+    }
+
+    pub fn output(&self) -> &OutputFilter {
+        &self.output
+    }
+
+    pub fn quotas(&self) -> &Quotas {
+        &self.quotas
+    }
+
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub fn trusted_proxies(&self) -> &[IpNet] {
+        &self.trusted_proxies
+    }
+
+    pub fn circuit_state(&self) -> crate::completion::CircuitState {
+        self.ladder.breaker.state()
+    }
+
+    pub fn tokenizer_loaded(&self) -> bool {
+        self.tokenizer.is_loaded()
+    }
+
     pub fn has_api_key(&self) -> bool {
         self.ladder.primary.has_key()
     }

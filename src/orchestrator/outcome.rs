@@ -114,14 +114,11 @@ impl Reply {
     }
 }
 
-#[derive(Debug)]
+/// Why a message was refused before any work was done.
+#[derive(Debug, thiserror::Error)]
 pub enum ChatError {
-    Invalid(InvalidField),
+    #[error(transparent)]
+    Invalid(#[from] InvalidField),
+    #[error("the {} limit is exhausted", .0.as_str())]
     RateLimited(LimitKind, Decision),
-}
-
-impl From<InvalidField> for ChatError {
-    fn from(e: InvalidField) -> Self {
-        ChatError::Invalid(e)
-    }
 }

@@ -253,7 +253,7 @@ impl Orchestrator {
     }
 
     /// Erases everything kept about a session (privacy requests). Returns durable rows removed.
-    pub async fn erase(&self, id: &str) -> Result<u64, sqlx::Error> {
+    pub async fn erase(&self, id: &str) -> Result<u64, crate::store::StoreError> {
         self.store.delete_session(id).await;
         self.durable.erase_session(id, &self.session_hash(id)).await
     }

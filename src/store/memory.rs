@@ -1,6 +1,6 @@
 //! In-process state: the default for a single replica, and the fallback of the Redis store.
 
-use super::{LimitKind, SessionState, SessionUpdate, StateStore, StoreHealth, UsageTotals};
+use super::{LimitKind, SessionState, SessionUpdate, StateStore, StoreError, StoreHealth, UsageTotals};
 use crate::rate::{Decision, LocalLimiter, Quota};
 use async_trait::async_trait;
 use parking_lot::Mutex;
@@ -165,7 +165,7 @@ impl StateStore for MemoryStore {
         self.kill_switch_local()
     }
 
-    async fn set_kill_switch(&self, on: bool) -> Result<(), String> {
+    async fn set_kill_switch(&self, on: bool) -> Result<(), StoreError> {
         self.set_kill_switch_local(on);
         Ok(())
     }

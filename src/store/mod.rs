@@ -41,6 +41,17 @@ impl StoreHealth {
     }
 }
 
+/// A shared or durable store failed; the cause chain names the driver's error.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the database failed")]
+    Database(#[from] sqlx::Error),
+    #[error("Redis failed")]
+    Redis(#[from] ::redis::RedisError),
+    #[error("Redis unreachable: {0}")]
+    Unreachable(&'static str),
+}
+
 pub type SessionUpdate<'a> = &'a (dyn Fn(&mut SessionState) + Send + Sync);
 
 #[async_trait]
@@ -57,7 +68,7 @@ pub trait StateStore: Send + Sync {
     async fn delete_session(&self, id: &str);
 
     async fn kill_switch(&self) -> bool;
-    async fn set_kill_switch(&self, on: bool) -> Result<(), String>;
+    async fn set_kill_switch(&self, on: bool) -> Result<(), StoreError>;
 
     /// Adds to the counters named by `periods` and returns their new totals, in order.
     async fn add_usage(&self, periods: &[String], add: UsageTotals) -> Vec<UsageTotals>;

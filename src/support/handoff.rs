@@ -91,7 +91,7 @@ impl SupportOutbox {
     }
 
     /// Writes the event to the outbox (retrying briefly) and wakes the delivery worker.
-    pub async fn publish(&self, event: SupportEvent<'_>) -> Result<String, sqlx::Error> {
+    pub async fn publish(&self, event: SupportEvent<'_>) -> Result<String, crate::store::StoreError> {
         let id = uuid::Uuid::now_v7().to_string();
         let payload = WebhookPayload {
             id: &id,

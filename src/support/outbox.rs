@@ -61,7 +61,7 @@ impl OutboxWorker {
     }
 
     /// Claims and delivers one batch; returns how many were delivered.
-    pub async fn deliver_due(&self) -> Result<usize, sqlx::Error> {
+    pub async fn deliver_due(&self) -> Result<usize, crate::store::StoreError> {
         let now = chrono::Utc::now().timestamp_millis();
         let lease = self.settings.lease_ms as i64;
         let rows = self.durable.claim_due(&self.worker_id, now, lease, CLAIM_BATCH).await?;
@@ -76,6 +76,7 @@ impl OutboxWorker {
                 Err(error) => {
                     self.metrics.webhook_deliveries.with_label_values(&["failed"]).inc();
                     let wait = backoff(row.attempts, self.settings.retry_base_ms, self.settings.retry_max_ms);
+                    let error = crate::error_chain::describe(&error);
                     tracing::warn!(event_id = %row.id, kind = %row.kind, attempts = row.attempts, %error,
                                    retry_in_ms = wait.as_millis() as u64, "webhook delivery failed");
                     let next = chrono::Utc::now().timestamp_millis() + wait.as_millis() as i64;

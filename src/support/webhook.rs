@@ -65,9 +65,9 @@ impl WebhookClient {
     }
 
     /// One delivery attempt; Ok only on a 2xx.
-    pub async fn deliver(&self, id: &str, kind: &str, payload: &str) -> Result<(), String> {
+    pub async fn deliver(&self, id: &str, kind: &str, payload: &str) -> Result<(), DeliveryError> {
         let Some(url) = &self.url else {
-            return Err("no webhook URL configured".into());
+            return Err(DeliveryError::NotConfigured);
         };
         let mut request = self
             .http
@@ -83,12 +83,27 @@ impl WebhookClient {
         }
         match request.send().await {
             Ok(response) if response.status().is_success() => Ok(()),
-            Ok(response) => Err(format!("status {}", response.status().as_u16())),
-            Err(e) if e.is_timeout() => Err("timeout".into()),
-            Err(e) if e.is_connect() => Err("connect error".into()),
-            Err(e) => Err(format!("request error: {e}")),
+            Ok(response) => Err(DeliveryError::Status(response.status().as_u16())),
+            Err(e) if e.is_timeout() => Err(DeliveryError::Timeout(e)),
+            Err(e) if e.is_connect() => Err(DeliveryError::Connect(e)),
+            Err(e) => Err(DeliveryError::Request(e)),
         }
     }
+}
+
+/// Why one webhook delivery failed (kept short in the outbox row; the chain goes to the log).
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("no webhook URL configured")]
+    NotConfigured,
+    #[error("status {0}")]
+    Status(u16),
+    #[error("timeout")]
+    Timeout(#[source] reqwest::Error),
+    #[error("connect error")]
+    Connect(#[source] reqwest::Error),
+    #[error("request error")]
+    Request(#[source] reqwest::Error),
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 pub use sql::SqlStore;
 
-pub type StoreResult<T> = Result<T, sqlx::Error>;
+pub type StoreResult<T> = Result<T, super::StoreError>;
 
 /// One reply, as the weekly review and the dashboards need it. No raw ids, no visitor text.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -179,7 +179,7 @@ impl SqlStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        tx.commit().await
+        Ok(tx.commit().await?)
     }
 }
 
@@ -224,7 +224,7 @@ impl DurableStore for SqlStore {
             }
             query.execute(&mut *tx).await?;
         }
-        tx.commit().await
+        Ok(tx.commit().await?)
     }
 
     async fn events_since(&self, since_ms: i64) -> StoreResult<Vec<EventRecord>> {
@@ -232,7 +232,7 @@ impl DurableStore for SqlStore {
             .bind(since_ms)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(event_from_row).collect()
+        Ok(rows.iter().map(event_from_row).collect::<Result<_, _>>()?)
     }
 
     async fn enqueue(&self, event: &OutboxEvent) -> StoreResult<()> {
@@ -307,7 +307,7 @@ impl DurableStore for SqlStore {
         let row = sqlx::query("SELECT COUNT(*) FROM velochat_outbox WHERE delivered_ms IS NULL")
             .fetch_one(&self.pool)
             .await?;
-        row.try_get::<i64, _>(0)
+        Ok(row.try_get::<i64, _>(0)?)
     }
 
     async fn set_human(&self, session_id: &str, since_ms: i64, reason: &str) -> StoreResult<()> {
@@ -338,7 +338,7 @@ impl DurableStore for SqlStore {
         .bind(session_id.to_owned())
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| human_from_row(&r)).transpose()
+        Ok(row.map(|r| human_from_row(&r)).transpose()?)
     }
 
     async fn human_sessions_before(&self, before_ms: i64) -> StoreResult<Vec<HumanSession>> {
@@ -348,7 +348,7 @@ impl DurableStore for SqlStore {
         .bind(before_ms)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(human_from_row).collect()
+        Ok(rows.iter().map(human_from_row).collect::<Result<_, _>>()?)
     }
 
     async fn purge_before(&self, cutoff_ms: i64) -> StoreResult<u64> {

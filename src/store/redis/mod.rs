@@ -10,7 +10,7 @@
 mod scripts;
 
 use super::memory::MemoryStore;
-use super::{LimitKind, SessionState, SessionUpdate, StateStore, StoreHealth, UsageTotals};
+use super::{LimitKind, SessionState, SessionUpdate, StateStore, StoreError, StoreHealth, UsageTotals};
 use crate::config::Settings;
 use crate::rate::{Decision, Quota};
 use crate::telemetry::Metrics;
@@ -319,7 +319,7 @@ impl StateStore for RedisStore {
         self.kill_switch.load(Ordering::SeqCst)
     }
 
-    async fn set_kill_switch(&self, on: bool) -> Result<(), String> {
+    async fn set_kill_switch(&self, on: bool) -> Result<(), StoreError> {
         let key = self.key(&["kill_switch"]);
         let value = if on { "1" } else { "0" };
         match self.call(|mut c| async move { c.set::<_, _, ()>(&key, value).await }).await {
@@ -327,7 +327,7 @@ impl StateStore for RedisStore {
                 self.kill_switch.store(on, Ordering::SeqCst);
                 Ok(())
             }
-            None => Err("Redis unreachable: the kill switch cannot reach the other replicas".into()),
+            None => Err(StoreError::Unreachable("the kill switch cannot reach the other replicas")),
         }
     }
 

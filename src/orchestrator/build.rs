@@ -1,0 +1,107 @@
+//! The orchestrator, built once from the settings and the few collaborators it shares with the
+//! rest of the process (stores, HTTP clients, metrics, event and support queues).
+
+use super::intents::IntentRouter;
+use super::{Orchestrator, Quotas};
+use crate::budget::Budget;
+use crate::completion::breaker::Breaker;
+use crate::completion::client::Endpoint;
+use crate::completion::tokens::SharedTokenizer;
+use crate::completion::{Ladder, LadderSettings, StaticReplies};
+use crate::config::Settings;
+use crate::guard::{OutputFilter, Redactor, Signer};
+use crate::rate::Quota;
+use crate::store::{DurableStore, StateStore};
+use crate::support::SupportOutbox;
+use crate::telemetry::{secrets_of, EventSink, Metrics};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What the orchestrator uses but does not own.
+pub struct Collaborators {
+    pub store: Arc<dyn StateStore>,
+    pub durable: Arc<dyn DurableStore>,
+    /// The model API's client (the shared one unless `openai.h2c`).
+    pub upstream: reqwest::Client,
+    /// The shared client, for budget alerts.
+    pub http: reqwest::Client,
+    pub metrics: Arc<Metrics>,
+    pub events: EventSink,
+    pub support: SupportOutbox,
+    pub signer: Signer,
+}
+
+fn ms(value: u64) -> Duration {
+    Duration::from_millis(value)
+}
+
+impl Orchestrator {
+    pub fn new(settings: Arc<Settings>, with: Collaborators) -> Self {
+        let s = &settings;
+        let secrets = secrets_of(s);
+        let redactor = Arc::new(Redactor::new(secrets.iter().map(String::as_str)));
+        let tokenizer = SharedTokenizer::default();
+        tokenizer.warm();
+        let l = &s.limits;
+        let o = &s.openai;
+        Self {
+            ladder: ladder(s, &with.upstream, &with.metrics),
+            replies: StaticReplies::new(s.fallback.texts.clone(), &s.fallback.default_locale),
+            intents: IntentRouter::new(&s.intents),
+            output: OutputFilter::new(
+                &s.output.allowed_link_hosts,
+                &s.prompt.system,
+                s.output.leak_window_chars,
+                redactor,
+            ),
+            tokenizer,
+            system_tokens: std::sync::OnceLock::new(),
+            budget: Budget::new(s.budget.clone(), with.http),
+            quotas: Quotas {
+                session: Quota { burst: l.session_burst, per_minute: l.session_per_minute },
+                visitor: Quota { burst: l.visitor_burst, per_minute: l.visitor_per_minute },
+                caller: Quota { burst: l.caller_per_minute, per_minute: l.caller_per_minute },
+            },
+            trusted_proxies: l.trusted_proxies.iter().filter_map(|p| crate::domain::parse_cidr(p).ok()).collect(),
+            prompt_cache_key: if o.prompt_cache_key.is_empty() {
+                format!("velochat-{}", o.model)
+            } else {
+                o.prompt_cache_key.clone()
+            },
+            store: with.store,
+            durable: with.durable,
+            signer: with.signer,
+            metrics: with.metrics,
+            events: with.events,
+            support: with.support,
+            settings,
+        }
+    }
+}
+
+/// Primary model, optional fallback model, breaker and the deadline arithmetic.
+fn ladder(s: &Settings, upstream: &reqwest::Client, metrics: &Arc<Metrics>) -> Ladder {
+    let o = &s.openai;
+    let primary = Endpoint::new(upstream, &o.base_url, &o.api_key, &o.model, o.max_response_bytes);
+    let secondary = (!o.fallback_model.trim().is_empty()).then(|| {
+        let base = if o.fallback_base_url.is_empty() { &o.base_url } else { &o.fallback_base_url };
+        let key = if o.fallback_api_key.is_empty() { &o.api_key } else { &o.fallback_api_key };
+        Endpoint::new(upstream, base, key, &o.fallback_model, o.max_response_bytes)
+    });
+    let circuit_metrics = metrics.clone();
+    let breaker = Breaker::new(s.breaker.clone(), move |state| circuit_metrics.circuit_state.set(state.gauge()));
+    Ladder {
+        primary,
+        secondary,
+        breaker,
+        settings: LadderSettings {
+            attempt_timeout: ms(o.timeout_ms),
+            fallback_reserve: ms(s.deadline.fallback_reserve_ms),
+            min_attempt: ms(s.deadline.min_attempt_ms),
+            max_retries: s.retry.max_retries,
+            backoff_base: ms(s.retry.backoff_base_ms),
+            backoff_max: ms(s.retry.backoff_max_ms),
+            slow_call: ms(s.breaker.slow_call_ms),
+        },
+    }
+}
