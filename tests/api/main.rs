@@ -13,6 +13,7 @@ mod guards;
 mod handoff;
 mod http2_upstream;
 mod http_wire;
+mod limits_edge;
 mod ladder;
 mod lifecycle;
 mod process;

@@ -28,6 +28,15 @@ async fn velochat_serves_https_from_pem_files() {
         json_of(client.post(format!("https://localhost:{port}/sendChatMessage")).json(&message("tls", "hello"))).await;
 
     assert_eq!(body["fallbackReason"], "no_api_key");
+    let health = client.get(format!("https://localhost:{port}/healthz")).send().await.unwrap();
+    assert_eq!(health.version(), http::Version::HTTP_2, "ALPN offers h2 to clients that speak it");
+    let http1 = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(certified.cert.pem().as_bytes()).unwrap())
+        .http1_only()
+        .build()
+        .unwrap();
+    let health = http1.get(format!("https://localhost:{port}/healthz")).send().await.unwrap();
+    assert_eq!(health.version(), http::Version::HTTP_11);
     let plain = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await;
     assert!(plain.is_err() || !plain.unwrap().status().is_success(), "plain HTTP is not served on the TLS port");
 }
