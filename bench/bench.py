@@ -5,18 +5,13 @@ Everything runs on 127.0.0.1: nginx (1 worker) plays OpenAI — a fast copy answ
 waiting 200 ms and one waiting 2 s (echo module) — and an nginx proxy_pass hop in front of it is the
 reference for the cheapest HTTP hop this machine can do. wrk (1 thread) drives the load.
 """
-import base64
-import hashlib
-import hmac
 import json
 import os
 import platform
-import re
 import shutil
 import signal
 import socket
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -36,70 +31,14 @@ if set(ONLY) - set(SCENARIOS):
 DURATION = 5 if QUICK else 12
 WARMUP = 1 if QUICK else 2
 PORTS = {"fast": 18081, "slow": 18082, "parked": 18083, "hop_fast": 18084, "hop_slow": 18085, "velochat": 18090}
-CALLER_KEY = "bench-caller-key"
-SIGNING_KEY = "bench-signing-key"
-SESSIONS = 256
+SETTLE = 0.5
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from traffic import CALLER_KEY, FAKE_BODY, SIGNING_KEY, scripts, send_body  # noqa: E402
 
-SYSTEM_PROMPT = (
-    "You are the customer support assistant of Northwind Outdoor, an online shop for outdoor clothing. "
-    "Answer briefly and politely in the customer's language. Use only the facts in the conversation and in the "
-    "context message. Shipping inside the EU takes 2-4 working days; returns are free within 30 days; refunds "
-    "are handled by a person. Never invent order details, prices or policies. If you are not sure, say so and "
-    "offer to connect the customer with the support team."
-)
-HISTORY = [
-    ("user", "Hi, I ordered a rain jacket last week."),
-    ("assistant", "Thanks for reaching out! Could you share your order reference so I can check it?"),
-    ("user", "Sure, it is A-1001."),
-]
-QUESTION = "Where is my order? It was supposed to arrive yesterday."
-CONTEXT = {"locale": "en-US", "account": {"tier": "pro", "status": "active"}, "activeOrder": {"reference": "A-1001", "stage": "shipped"}}
-REPLY = {"reply": "Your order A-1001 shipped on Monday and should arrive within two working days.", "confidence": 0.92, "intent": "order", "needsHuman": False}
-FAKE_BODY = json.dumps({
-    "id": "chatcmpl-bench", "object": "chat.completion", "created": 1764000000, "model": "gpt-4o-mini-2024-07-18",
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": json.dumps(REPLY), "refusal": None}, "finish_reason": "stop"}],
-    "usage": {"prompt_tokens": 412, "completion_tokens": 38, "total_tokens": 450, "prompt_tokens_details": {"cached_tokens": 0}},
-}, separators=(",", ":"))
-
-
-def sign(session, text):
-    mac = hmac.new(SIGNING_KEY.encode(), struct.pack(">I", len(session)) + session.encode() + text.encode(), hashlib.sha256)
-    return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode()
-
-
-def send_body(i):
-    session = f"bench-{i}"
-    history = [{"role": r, "content": c, **({"signature": sign(session, c)} if r == "assistant" else {})} for r, c in HISTORY]
-    return json.dumps({"sessionId": session, "userText": QUESTION, "history": history, "context": CONTEXT})
-
-
-def compat_body(_i):
-    messages = [{"role": "system", "content": SYSTEM_PROMPT}] + [{"role": r, "content": c} for r, c in HISTORY]
-    messages.append({"role": "user", "content": QUESTION})
-    return json.dumps({"model": "gpt-4o-mini", "messages": messages, "max_tokens": 300})
-
-
-def lua_string(text):
-    return "[==[" + text + "]==]"
-
-
-def wrk_script(name, path, bodies, session_header):
-    """A wrk script rotating through pre-built bodies; done() prints the figures as JSON."""
-    # wrk.format replaces wrk.headers with the table it is given, so every header goes in it.
-    common = f'["Content-Type"] = "application/json", ["Authorization"] = "Bearer {CALLER_KEY}", ["X-Visitor-Id"] = "v-" .. i'
-    session = ', ["X-Session-Id"] = "bench-" .. i' if session_header else ""
-    lines = ["bodies = {" + ",".join(lua_string(b) for b in bodies) + "}", "i = 0", 'wrk.method = "POST"',
-             "request = function()", "  i = i % #bodies + 1",
-             '  return wrk.format(nil, "%s", {%s%s}, bodies[i])' % (path, common, session)]
-    lines += ["end", "done = function(summary, latency, requests)",
-              '  io.write(string.format("WRKJSON {\\"requests\\":%d,\\"duration\\":%d,\\"connect\\":%d,\\"read\\":%d,\\"write\\":%d,'
-              '\\"timeout\\":%d,\\"status\\":%d,\\"p50\\":%d,\\"p99\\":%d,\\"p999\\":%d,\\"max\\":%d}\\n",',
-              "    summary.requests, summary.duration, summary.errors.connect, summary.errors.read, summary.errors.write,",
-              "    summary.errors.timeout, summary.errors.status, latency:percentile(50), latency:percentile(99),",
-              "    latency:percentile(99.9), latency.max))", "end"]
-    script = WORK / f"{name}.lua"
-    script.write_text("\n".join(lines) + "\n")
-    return script
+# The previous head's binary, built by bench/run from a worktree (`--baseline=REV`); measured in the
+# same run as the current one so the ratios compare like with like.
+BASELINE = os.environ.get("VELOCHAT_BENCH_BASELINE_BIN")
+BINARIES = ([("previous", Path(BASELINE))] if BASELINE else []) + [("current", BIN)]
 
 
 def nginx_conf():
@@ -175,7 +114,7 @@ def proc_status(pid, field):
 
 
 class Velochat:
-    def __init__(self, upstream_port, extra=None, name="velochat"):
+    def __init__(self, upstream_port, extra=None, name="velochat", binary=BIN):
         self.env = {
             "PATH": os.environ["PATH"], "VELOCHAT_ADDR": f"127.0.0.1:{PORTS['velochat']}",
             "OPENAI_API_KEY": "sk-bench-0123456789abcdef", "OPENAI_BASE_URL": f"http://127.0.0.1:{upstream_port}/v1",
@@ -195,7 +134,7 @@ class Velochat:
         self.env.update(extra or {})
         self.log = open(WORK / f"{name}.log", "wb")
         self.started = time.perf_counter()
-        self.proc = subprocess.Popen([str(BIN), "serve"], env=self.env, stdout=subprocess.DEVNULL, stderr=self.log)
+        self.proc = subprocess.Popen([str(binary), "serve"], env=self.env, stdout=subprocess.DEVNULL, stderr=self.log)
         while not http_get_ok(PORTS["velochat"], "/readyz"):
             if self.proc.poll() is not None:
                 raise RuntimeError(f"velochat exited: see {WORK / (name + '.log')}")
@@ -226,9 +165,16 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def wrk(port, script, connections, duration=DURATION, threads=1, timeout="10s", pid=None, settle=0.5):
+RUN = [0]
+
+
+def wrk(port, script, connections, duration=DURATION, threads=1, timeout="10s", pid=None, settle=SETTLE):
+    # Each run (and warm-up) of the realistic mix starts at sessions no earlier run used.
+    def offset():
+        RUN[0] += 1
+        return ["--", str(RUN[0] * 17_000)]
     if WARMUP:
-        subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{WARMUP}s", "-s", str(script), f"http://127.0.0.1:{port}"],
+        subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{WARMUP}s", "-s", str(script), f"http://127.0.0.1:{port}"] + offset(),
                        capture_output=True, check=False)
         # velochat finishes messages whose caller hung up: let the warm-up's last ones end first, or
         # the measured run starts with twice the load in flight (on the 200 ms fake it then opens 64
@@ -236,7 +182,7 @@ def wrk(port, script, connections, duration=DURATION, threads=1, timeout="10s", 
         time.sleep(settle)
     cpu_before = cpu_seconds(pid) if pid else None
     out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", f"--timeout", timeout, "-s", str(script),
-                          f"http://127.0.0.1:{port}"], capture_output=True, text=True, check=False).stdout
+                          f"http://127.0.0.1:{port}"] + offset(), capture_output=True, text=True, check=False).stdout
     cpu = cpu_seconds(pid) - cpu_before if pid else None
     line = next((l for l in out.splitlines() if l.startswith("WRKJSON ")), None)
     if line is None:
@@ -249,8 +195,7 @@ def wrk(port, script, connections, duration=DURATION, threads=1, timeout="10s", 
     return r
 
 
-def ms(us):
-    return f"{us / 1000:.2f}"
+from report import ms  # noqa: E402
 
 
 def machine():
@@ -262,54 +207,57 @@ def machine():
     return f"{os.cpu_count()} cores ({cpu}), {mem} GiB, Linux {platform.release()}; {wrk_v}; {nginx_v}; {rustc}"
 
 
-def measure_parked(send_script, notes):
+def measure_parked(scripts_by, notes):
     # 10,000 requests in flight over HTTP/1.1 would need 10,000 upstream sockets on top of the
-    # 10,000 inbound ones (this machine's open-file limit is 20,000); OpenAI negotiates HTTP/2, so
-    # the parked fake speaks it too (h2c) and the requests share a few connections.
-    vc = Velochat(PORTS["parked"], {"VELOCHAT__OPENAI__H2C": "true"}, name="velochat-parked")
-    try:
-        time.sleep(1)
-        notes["idle_rss"] = vc.rss()
-        # What an idle keep-alive connection costs, apart from any request on it.
-        idle = [socket.create_connection(("127.0.0.1", PORTS["velochat"])) for _ in range(5000)]
-        time.sleep(1)
-        notes["idle_conn_kib"] = (vc.rss() - notes["idle_rss"]) * 1024 / len(idle)
-        for s in idle:
-            s.close()
-        time.sleep(1)
-        parked = wrk(PORTS["velochat"], send_script, 10000, duration=10 if not QUICK else 6, threads=2, timeout="15s", settle=3)
-        notes["parked"] = parked
-        notes["parked_rss"] = vc.peak_rss()
-        vc.log.flush()
-        log = (WORK / "velochat-parked.log").read_text(errors="replace")
-        notes["parked_sources"] = {src: log.count(f'"source":"{src}"') for src in ("model", "fallback")}
-    finally:
-        vc.stop()
+    # 10,000 inbound ones; OpenAI negotiates HTTP/2, so the parked fake speaks it too (h2c) and the
+    # requests share a few connections.
+    for label, binary in BINARIES:
+        vc = Velochat(PORTS["parked"], {"VELOCHAT__OPENAI__H2C": "true"}, name=f"velochat-parked-{label}", binary=binary)
+        try:
+            time.sleep(1)
+            notes[("idle_rss", label)] = vc.rss()
+            # What an idle keep-alive connection costs, apart from any request on it.
+            idle = [socket.create_connection(("127.0.0.1", PORTS["velochat"])) for _ in range(5000)]
+            time.sleep(1)
+            notes[("idle_conn_kib", label)] = (vc.rss() - notes[("idle_rss", label)]) * 1024 / len(idle)
+            for conn in idle:
+                conn.close()
+            time.sleep(1)
+            parked = wrk(PORTS["velochat"], scripts_by[("repeated", "send")], 10000, duration=10 if not QUICK else 6,
+                         threads=2, timeout="15s", settle=3)
+            notes[("parked", label)] = parked
+            notes[("parked_rss", label)] = vc.peak_rss()
+            vc.log.flush()
+            log = (WORK / f"velochat-parked-{label}.log").read_text(errors="replace")
+            notes[("parked_sources", label)] = {src: log.count(f'"source":"{src}"') for src in ("model", "fallback")}
+        finally:
+            vc.stop()
 
 
-def measure_breaker(send_script, notes):
+def measure_breaker(scripts_by, notes):
     vc = Velochat(1, {"VELOCHAT__BREAKER__CONSECUTIVE_FAILURES": "1", "VELOCHAT__BREAKER__OPEN_MS": "3600000"}, name="velochat-breaker")
     try:
         subprocess.run(["curl", "-s", "-o", "/dev/null", "-X", "POST", f"http://127.0.0.1:{PORTS['velochat']}/sendChatMessage",
                         "-H", f"Authorization: Bearer {CALLER_KEY}", "-H", "content-type: application/json",
                         "-d", send_body(0)], check=False)
-        notes["breaker"] = wrk(PORTS["velochat"], send_script, 8)
+        notes["breaker"] = wrk(PORTS["velochat"], scripts_by[("repeated", "send")], 8)
     finally:
         vc.stop()
 
 
-def measure_start(_send_script, notes):
-    readies, loaded = [], []
-    for i in range(5):
-        vc = Velochat(PORTS["fast"], name=f"velochat-start-{i}")
-        readies.append(vc.ready_ms)
-        loaded.append(vc.tokenizer_ms)
-        vc.stop()
-    notes["ready_ms"] = statistics.median(readies)
-    notes["tokenizer_ms"] = statistics.median(loaded)
+def measure_start(_scripts_by, notes):
+    for label, binary in BINARIES:
+        readies, loaded = [], []
+        for i in range(5):
+            vc = Velochat(PORTS["fast"], name=f"velochat-start-{label}-{i}", binary=binary)
+            readies.append(vc.ready_ms)
+            loaded.append(vc.tokenizer_ms)
+            vc.stop()
+        notes[("ready_ms", label)] = statistics.median(readies)
+        notes[("tokenizer_ms", label)] = statistics.median(loaded)
 
 
-def measure_redis(send_script, notes):
+def measure_redis(scripts_by, notes):
     redis = shutil.which("redis-server")
     if not redis:
         return
@@ -320,7 +268,7 @@ def measure_redis(send_script, notes):
         for label, extra in (("in-memory limits", {}), ("Redis limits and state", {"REDIS_URL": f"redis://127.0.0.1:{port}"})):
             vc = Velochat(PORTS["fast"], extra, name="velochat-" + label.split()[0].lower())
             try:
-                notes[label] = wrk(PORTS["velochat"], send_script, 64)
+                notes[label] = wrk(PORTS["velochat"], scripts_by[("realistic", "send")], 64)
             finally:
                 vc.stop()
     finally:
@@ -328,9 +276,36 @@ def measure_redis(send_script, notes):
         rs.wait()
 
 
+ROUTES = (("compat", "/v1/chat/completions"), ("send", "/sendChatMessage"))
+
+
+def measure_fake(fake, hop, scripts_by, rows):
+    """References once per connection count, then every binary on both routes and both mixes
+    (the realistic mix on the fast fake only: on the 200 ms fake the wait is the figure)."""
+    mixes = ("repeated", "realistic") if fake == "fast" else ("repeated",)
+    refs = {}
+    for conns in (8, 64):
+        direct = wrk(PORTS[fake], scripts_by[("repeated", "compat")], conns)
+        refs[conns] = direct
+        rows.append((fake, conns, "—", "—", "direct to the fake", direct, direct))
+        rows.append((fake, conns, "—", "—", "nginx proxy_pass hop", wrk(PORTS[hop], scripts_by[("repeated", "compat")], conns), direct))
+    peak = {}
+    for label, binary in BINARIES:
+        vc = Velochat(PORTS[fake], name=f"velochat-{fake}-{label}", binary=binary)
+        try:
+            for conns in (8, 64):
+                for mix in mixes:
+                    for route, path in ROUTES:
+                        r = wrk(PORTS["velochat"], scripts_by[(mix, route)], conns, pid=vc.proc.pid)
+                        rows.append((fake, conns, label, mix, f"velochat {path}", r, refs[conns]))
+            peak[label] = vc.peak_rss()
+        finally:
+            vc.stop()
+    return peak
+
+
 def main():
-    send_script = wrk_script("send", "/sendChatMessage", [send_body(i) for i in range(SESSIONS)], False)
-    compat_script = wrk_script("compat", "/v1/chat/completions", [compat_body(i) for i in range(SESSIONS)], True)
+    scripts_by = scripts(WORK)
     (WORK / "nginx.conf").write_text(nginx_conf())
     for d in ("body", "proxy"):
         (WORK / d).mkdir(exist_ok=True)
@@ -341,30 +316,19 @@ def main():
             if port != PORTS["velochat"]:
                 wait_port(port)
         for fake, hop in (("fast", "hop_fast"), ("slow", "hop_slow")):
-            if fake not in ONLY:
-                continue
-            vc = Velochat(PORTS[fake], name=f"velochat-{fake}")
-            try:
-                for conns in (8, 64):
-                    direct = wrk(PORTS[fake], compat_script, conns)
-                    rows.append((fake, conns, "direct to the fake", direct, direct))
-                    rows.append((fake, conns, "nginx proxy_pass hop", wrk(PORTS[hop], compat_script, conns), direct))
-                    pid = vc.proc.pid
-                    rows.append((fake, conns, "velochat /v1/chat/completions", wrk(PORTS["velochat"], compat_script, conns, pid=pid), direct))
-                    rows.append((fake, conns, "velochat /sendChatMessage", wrk(PORTS["velochat"], send_script, conns, pid=pid), direct))
+            if fake in ONLY:
+                peak = measure_fake(fake, hop, scripts_by, rows)
                 if fake == "fast":
-                    notes["rss_after_load"] = vc.peak_rss()
-            finally:
-                vc.stop()
-
+                    notes.update({("rss_after_load", label): rss for label, rss in peak.items()})
         for scenario in ("parked", "breaker", "start", "redis"):
             if scenario in ONLY:
-                globals()["measure_" + scenario](send_script, notes)
+                globals()["measure_" + scenario](scripts_by, notes)
     finally:
         nginx.send_signal(signal.SIGQUIT)
         nginx.wait()
 
-    report = render(rows, notes)
+    from report import render
+    report = render(rows, notes, BINARIES, machine())
     print(report)
     if not QUICK and ONLY == SCENARIOS:
         text = (ROOT / "BENCHMARKS.md").read_text() if (ROOT / "BENCHMARKS.md").exists() else ""
@@ -375,49 +339,6 @@ def main():
             text = f"# Benchmarks\n\n{begin}\n{report}\n{end}\n"
         (ROOT / "BENCHMARKS.md").write_text(text)
         print(f"BENCHMARKS.md updated (work files in {WORK})")
-
-
-def cpu_cell(r):
-    return "—" if r.get("cpu_us") is None else f"{r['cpu_us']:.0f}"
-
-
-def render(rows, notes):
-    out = [f"Measured {time.strftime('%Y-%m-%d')} on {machine()}.", "",
-           "Command: `bench/run` (wrk 1 thread, nginx 1 worker, velochat release build, default configuration with the "
-           "rate limits raised through `VELOCHAT_LIMIT_*` so every check still runs; logs at the default `info` level "
-           "written to a file).", "",
-           "| upstream | conns | path | req/s | p50 ms | p99 ms | p99.9 ms | added p50 ms | errors | velochat CPU µs/req |",
-           "|---|---|---|---|---|---|---|---|---|---|"]
-    for fake, conns, path, r, direct in rows:
-        added = (r["p50"] - direct["p50"]) / 1000
-        label = "fast fake" if fake == "fast" else "200 ms fake"
-        out.append(f"| {label} | {conns} | {path} | {r['rps']:,.0f} | {ms(r['p50'])} | {ms(r['p99'])} | {ms(r['p999'])} | "
-                   f"{'—' if r is direct else f'{added:+.2f}'} | {r['errors']} | {cpu_cell(r)} |")
-    out += ["", "| measurement | result |", "|---|---|"]
-    if "parked" in notes:
-        p = notes["parked"]
-        out.append(f"| 10,000 concurrent requests parked on a 2 s upstream (wrk -c10000, HTTP/2 upstream) | {p['rps']:,.0f} req/s, "
-                   f"{p['errors']} errors, {notes['parked_sources']['model']:,} model / {notes['parked_sources']['fallback']:,} "
-                   f"fallback replies, p50 {ms(p['p50'])} ms, p99 {ms(p['p99'])} ms, peak RSS {notes['parked_rss']:.0f} MiB |")
-    if "breaker" in notes:
-        b = notes["breaker"]
-        out.append(f"| fallback with the breaker open (8 conns) | {b['rps']:,.0f} req/s, p50 {ms(b['p50'])} ms, "
-                   f"p99 {ms(b['p99'])} ms, p99.9 {ms(b['p999'])} ms |")
-    if "idle_rss" in notes:
-        out += [f"| idle RSS (tokenizer loaded) | {notes['idle_rss']:.1f} MiB |",
-                f"| RSS per idle keep-alive connection (5,000 opened) | {notes['idle_conn_kib']:.1f} KiB |"]
-    if "rss_after_load" in notes:
-        out.append(f"| peak RSS after the fast-fake runs | {notes['rss_after_load']:.1f} MiB |")
-    if "ready_ms" in notes:
-        out.append(f"| start to ready (`/readyz` 200, median of 5) | {notes['ready_ms']:.0f} ms "
-                   f"(tokenizer loaded at {notes['tokenizer_ms']:.0f} ms) |")
-    out.append(f"| open-file limit of the run (`ulimit -n`) | {os.sysconf('SC_OPEN_MAX')} |")
-    for label in ("in-memory limits", "Redis limits and state"):
-        if label in notes:
-            r = notes[label]
-            out.append(f"| /sendChatMessage, 64 conns, fast fake, {label} | {r['rps']:,.0f} req/s, p50 {ms(r['p50'])} ms, "
-                       f"p99 {ms(r['p99'])} ms, {r['errors']} errors |")
-    return "\n".join(out)
 
 
 if __name__ == "__main__":
