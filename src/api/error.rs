@@ -58,6 +58,7 @@ impl From<ChatError> for ApiError {
         match e {
             ChatError::Invalid(field) => ApiError::Invalid(field),
             ChatError::RateLimited(kind, decision) => ApiError::RateLimited(kind, decision),
+            ChatError::Unavailable(e) => ApiError::Unavailable(crate::error_chain::describe(&e)),
         }
     }
 }

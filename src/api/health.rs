@@ -13,8 +13,8 @@ pub async fn healthz() -> Response {
     Json(json!({"status": "ok"})).into_response()
 }
 
-/// Ready for traffic: 503 from the moment shutdown begins. A degraded shared store (Redis down) is
-/// reported but still 200: local fallbacks keep serving.
+/// Ready for traffic: 503 from the moment shutdown begins. A degraded shared store (Redis down) or
+/// events dropped within the last minute are reported as `degraded` but still 200: replies go on.
 #[utoipa::path(get, path = "/readyz", tag = "ops", responses(
     (status = 200, description = "Ready (status `ready` or `degraded`)"),
     (status = 503, description = "Shutting down")
@@ -23,9 +23,12 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     let o = &state.orchestrator;
     let store = o.store().health();
     let kill_switch = o.store().kill_switch().await;
+    let dropping = o.events_dropping();
+    let degraded = store == crate::store::StoreHealth::Degraded || dropping;
     let mut body = json!({
-        "status": if store == crate::store::StoreHealth::Degraded { "degraded" } else { "ready" },
+        "status": if degraded { "degraded" } else { "ready" },
         "store": store.as_str(),
+        "events": if dropping { "dropping" } else { "ok" },
         "durable": o.durable().backend(),
         "upstream": {"apiKey": o.has_api_key(), "circuit": o.circuit_state().as_str()},
         "killSwitch": kill_switch,

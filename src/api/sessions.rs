@@ -15,11 +15,13 @@ use axum::Json;
         (status = 200, description = "The session, now `human`", body = Object),
         (status = 400, description = "Invalid session id"),
         (status = 401, description = "Missing or invalid caller key"),
-        (status = 403, description = "No key configured on a public address")
+        (status = 403, description = "No key configured on a public address"),
+        (status = 503, description = "The shared session store failed")
     ), security(("bearer" = [])))]
 pub async fn handoff(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<SessionView>, ApiError> {
     let id = SessionId::parse(Some(&raw), "sessionId")?;
-    Ok(Json(state.orchestrator.take_over(id.as_str()).await))
+    let view = state.orchestrator.take_over(id.as_str()).await.map_err(unavailable)?;
+    Ok(Json(view))
 }
 
 /// The agent is done: the bot answers again (a `released` webhook event when a human owned it).
@@ -30,9 +32,15 @@ pub async fn handoff(State(state): State<AppState>, Path(raw): Path<String>) -> 
         (status = 400, description = "Invalid session id"),
         (status = 401, description = "Missing or invalid caller key"),
         (status = 403, description = "No key configured on a public address"),
-        (status = 404, description = "No state kept for that session")
+        (status = 404, description = "No state kept for that session"),
+        (status = 503, description = "The shared session store failed")
     ), security(("bearer" = [])))]
 pub async fn release(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<SessionView>, ApiError> {
     let id = SessionId::parse(Some(&raw), "sessionId")?;
-    state.orchestrator.release(id.as_str(), "released").await.map(Json).ok_or(ApiError::SessionNotFound)
+    let view = state.orchestrator.release(id.as_str(), "released").await.map_err(unavailable)?;
+    view.map(Json).ok_or(ApiError::SessionNotFound)
+}
+
+fn unavailable(error: crate::store::StoreError) -> ApiError {
+    ApiError::Unavailable(crate::error_chain::describe(&error))
 }

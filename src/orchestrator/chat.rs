@@ -79,7 +79,7 @@ impl Orchestrator {
         };
         if let Some(session) = &input.session {
             let handoff_intent = routed.is_some_and(|i| i.action == IntentAction::Handoff);
-            self.enter_session(input, session, handoff_intent, &mut prepared).await;
+            self.enter_session(input, session, handoff_intent, &mut prepared).await?;
         }
         if prepared.decided.is_none() {
             if let Some(intent) = routed.filter(|i| i.action == IntentAction::Reply) {
@@ -102,9 +102,9 @@ impl Orchestrator {
         session: &SessionId,
         handoff_intent: bool,
         prepared: &mut Prepared,
-    ) {
+    ) -> Result<(), ChatError> {
         let (id, rid) = (session.as_str(), input.request_id.as_str());
-        let arrival = self.arrive(id, rid, input.user_text.as_str(), handoff_intent).await;
+        let arrival = self.arrive(id, rid, input.user_text.as_str(), handoff_intent).await?;
         let state = arrival.state;
         prepared.first_reply = state.turns == 1;
         prepared.new_session = arrival.new_session;
@@ -120,7 +120,7 @@ impl Orchestrator {
             self.publish_transition(id, &state, rid, ctx).await;
         }
         if state.mode != Mode::Human {
-            return;
+            return Ok(());
         }
         let mut reply = match ours {
             Some(t) => self.handoff_reply(input, &self.settings.handoff.notice, HandoffReason::parse(&t.reason)),
@@ -131,6 +131,7 @@ impl Orchestrator {
         };
         reply.intent = prepared.intent.clone();
         prepared.decided = Some(reply);
+        Ok(())
     }
 
     /// The model's answer, or the static fallback below it.
@@ -189,14 +190,17 @@ impl Orchestrator {
             reply.session_mode = Some(if reply.source == Source::Handoff { Mode::Human } else { Mode::Bot });
             if reply.source == Source::Model {
                 let after = self.after_model(id, rid, reply.confidence.unwrap_or(1.0), reply.needs_human).await;
-                if let Some(t) = after.transition_by(rid).filter(|t| t.to == Mode::Human).cloned() {
+                // The reply stands even if the shared session could not take the confidence update.
+                let after = after.inspect_err(|e| tracing::error!(error = %e, "confidence not recorded")).ok();
+                let ours = after.as_ref().and_then(|a| a.transition_by(rid)).filter(|t| t.to == Mode::Human).cloned();
+                if let (Some(t), Some(after)) = (ours, after.as_ref()) {
                     let ctx = TransitionContext {
                         intent: reply.intent.as_deref(),
                         context: Some(&input.context),
                         transcript: &prepared.transcript,
                         message: None,
                     };
-                    self.publish_transition(id, &after, rid, ctx).await;
+                    self.publish_transition(id, after, rid, ctx).await;
                     let notice =
                         self.handoff_reply(input, &self.settings.handoff.notice, HandoffReason::parse(&t.reason));
                     reply = Reply {
@@ -206,7 +210,9 @@ impl Orchestrator {
                         ..reply
                     };
                 }
-                reply.session_mode = Some(after.mode);
+                if let Some(after) = &after {
+                    reply.session_mode = Some(after.mode);
+                }
             }
         }
         let cost = self.spend(&reply).await;

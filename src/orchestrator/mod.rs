@@ -92,6 +92,11 @@ impl Orchestrator {
         self.ladder.breaker.state()
     }
 
+    /// Events were dropped within the last minute (the database was down or too slow too long).
+    pub fn events_dropping(&self) -> bool {
+        self.events.dropping()
+    }
+
     pub fn tokenizer_loaded(&self) -> bool {
         self.tokenizer.is_loaded()
     }

@@ -121,4 +121,7 @@ pub enum ChatError {
     Invalid(#[from] InvalidField),
     #[error("the {} limit is exhausted", .0.as_str())]
     RateLimited(LimitKind, Decision),
+    /// The shared session could not take this message (see `StateStore::update_session`).
+    #[error("the session store failed")]
+    Unavailable(#[from] crate::store::StoreError),
 }

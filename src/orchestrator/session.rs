@@ -5,7 +5,7 @@
 use super::repeat;
 use super::Orchestrator;
 use crate::domain::{HandoffReason, Turn, TypedContext};
-use crate::store::{Mode, SessionState};
+use crate::store::{Mode, SessionState, StoreError};
 use crate::support::{EventKind, SupportEvent};
 use serde::Serialize;
 
@@ -88,12 +88,24 @@ impl Orchestrator {
                 }
             })
             .await;
-        Some(recovered)
+        match recovered {
+            Ok(state) => Some(state),
+            Err(e) => {
+                tracing::warn!(error = %e, "recovering the human owner failed");
+                None
+            }
+        }
     }
 
     /// Records the message: turn count, repeat detection, the release timeout, and a handoff when
     /// the intent asks for one or the question comes for the N-th time.
-    pub(super) async fn arrive(&self, id: &str, request_id: &str, text: &str, intent_handoff: bool) -> Arrival {
+    pub(super) async fn arrive(
+        &self,
+        id: &str,
+        request_id: &str,
+        text: &str,
+        intent_handoff: bool,
+    ) -> Result<Arrival, StoreError> {
         let existed = self.load_or_recover(id).await.is_some();
         let h = &self.settings.handoff;
         let words = repeat::words(text);
@@ -124,8 +136,8 @@ impl Orchestrator {
                     s.hand_over(HandoffReason::RepeatedQuestion.as_str(), now, request_id);
                 }
             })
-            .await;
-        Arrival { state, new_session: !existed }
+            .await?;
+        Ok(Arrival { state, new_session: !existed })
     }
 
     /// After a model reply: the low-confidence streak, and a handoff on `needsHuman` or on exactly
@@ -136,7 +148,7 @@ impl Orchestrator {
         request_id: &str,
         confidence: f64,
         needs_human: bool,
-    ) -> SessionState {
+    ) -> Result<SessionState, StoreError> {
         let h = &self.settings.handoff;
         let now = now_ms();
         let low = confidence < h.low_confidence_threshold;
@@ -217,21 +229,23 @@ impl Orchestrator {
     }
 
     /// Returns the session to the bot (admin release or timeout). None when the session is unknown.
-    pub async fn release(&self, id: &str, reason: &str) -> Option<SessionView> {
-        self.load_or_recover(id).await?;
+    pub async fn release(&self, id: &str, reason: &str) -> Result<Option<SessionView>, StoreError> {
+        if self.load_or_recover(id).await.is_none() {
+            return Ok(None);
+        }
         let request_id = format!("{reason}:{}", uuid::Uuid::now_v7());
         let now = now_ms();
-        let state = self.store.update_session(id, &|s| s.hand_back(reason, now, &request_id)).await;
+        let state = self.store.update_session(id, &|s| s.hand_back(reason, now, &request_id)).await?;
         if state.transition_by(&request_id).is_none() {
             // Already the bot's: make sure no stale durable owner remains.
             let _ = self.durable.clear_human(id).await;
         }
         self.publish_transition(id, &state, &request_id, TransitionContext::NONE).await;
-        Some(SessionView::of(id, &state))
+        Ok(Some(SessionView::of(id, &state)))
     }
 
     /// A human agent stepped in (Wix Chat business-side message): the bot goes quiet.
-    pub async fn take_over(&self, id: &str) -> SessionView {
+    pub async fn take_over(&self, id: &str) -> Result<SessionView, StoreError> {
         let request_id = format!("takeover:{}", uuid::Uuid::now_v7());
         let now = now_ms();
         self.load_or_recover(id).await;
@@ -244,12 +258,12 @@ impl Orchestrator {
                 }
                 s.hand_over(HandoffReason::AgentTakeover.as_str(), now, &request_id)
             })
-            .await;
+            .await?;
         if state.transition_by(&request_id).is_some() {
             self.metrics.handoffs.with_label_values(&[HandoffReason::AgentTakeover.as_str()]).inc();
         }
         self.publish_transition(id, &state, &request_id, TransitionContext::NONE).await;
-        SessionView::of(id, &state)
+        Ok(SessionView::of(id, &state))
     }
 
     /// Erases everything kept about a session (privacy requests). Returns durable rows removed.
@@ -270,10 +284,12 @@ impl Orchestrator {
         };
         let mut released = 0;
         for session in expired {
-            if self.release(&session.session_id, "timeout").await.is_some() {
-                released += 1;
-            } else {
-                let _ = self.durable.clear_human(&session.session_id).await;
+            match self.release(&session.session_id, "timeout").await {
+                Ok(Some(_)) => released += 1,
+                Ok(None) => {
+                    let _ = self.durable.clear_human(&session.session_id).await;
+                }
+                Err(e) => tracing::warn!(error = %e, "timed-out session not released; retried on the next sweep"),
             }
         }
         released

@@ -153,8 +153,8 @@ impl StateStore for MemoryStore {
         self.load_local(id)
     }
 
-    async fn update_session(&self, id: &str, update: SessionUpdate<'_>) -> SessionState {
-        self.update_local(id, update)
+    async fn update_session(&self, id: &str, update: SessionUpdate<'_>) -> Result<SessionState, StoreError> {
+        Ok(self.update_local(id, update))
     }
 
     async fn delete_session(&self, id: &str) {
@@ -208,30 +208,30 @@ mod tests {
     async fn updates_are_applied_in_place_and_versioned() {
         let s = store(100);
         assert!(s.load_session("a").await.is_none());
-        let state = s.update_session("a", &|st| st.turns += 1).await;
+        let state = s.update_session("a", &|st| st.turns += 1).await.unwrap();
         assert_eq!((state.turns, state.version), (1, 1));
-        let state = s.update_session("a", &|st| st.mode = Mode::Human).await;
+        let state = s.update_session("a", &|st| st.mode = Mode::Human).await.unwrap();
         assert_eq!((state.turns, state.mode, state.version), (1, Mode::Human, 2));
     }
 
     #[tokio::test]
     async fn an_expired_session_starts_afresh_and_a_live_one_keeps_its_history() {
         let s = MemoryStore::new(100, Duration::from_millis(150), 100, false);
-        s.update_session("a", &|st| st.turns += 1).await;
-        let state = s.update_session("a", &|st| st.turns += 1).await;
+        s.update_session("a", &|st| st.turns += 1).await.unwrap();
+        let state = s.update_session("a", &|st| st.turns += 1).await.unwrap();
         assert_eq!((state.turns, state.version), (2, 2), "live: updated where it lies");
         assert_eq!(s.load_session("a").await.map(|st| st.turns), Some(2));
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let state = s.update_session("a", &|st| st.turns += 1).await;
+        let state = s.update_session("a", &|st| st.turns += 1).await.unwrap();
         assert_eq!((state.turns, state.version), (1, 1), "expired: a new session");
     }
 
     #[tokio::test]
     async fn the_session_cap_evicts_bot_sessions_before_human_ones() {
         let s = store(160);
-        s.update_session("human", &|st| st.mode = Mode::Human).await;
+        s.update_session("human", &|st| st.mode = Mode::Human).await.unwrap();
         for i in 0..2000 {
-            s.update_session(&format!("s{i}"), &|st| st.turns += 1).await;
+            s.update_session(&format!("s{i}"), &|st| st.turns += 1).await.unwrap();
         }
         let total: usize = s.sessions.iter().map(|sh| sh.lock().len()).sum();
         assert!(total <= 160, "{total}");

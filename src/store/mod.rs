@@ -50,6 +50,9 @@ pub enum StoreError {
     Redis(#[from] ::redis::RedisError),
     #[error("Redis unreachable: {0}")]
     Unreachable(&'static str),
+    /// A shared session kept changing under this replica's update (see `RedisStore`).
+    #[error("the session update lost to other replicas {attempts} times")]
+    Contention { attempts: u32 },
 }
 
 pub type SessionUpdate<'a> = &'a (dyn Fn(&mut SessionState) + Send + Sync);
@@ -63,7 +66,8 @@ pub trait StateStore: Send + Sync {
 
     /// Atomically applies `update` to the session (a new one if absent) and returns the result.
     /// `update` may run more than once under contention: it must be a pure function of the state.
-    async fn update_session(&self, id: &str, update: SessionUpdate<'_>) -> SessionState;
+    /// An error means the update was not applied anywhere (never applied on one replica only).
+    async fn update_session(&self, id: &str, update: SessionUpdate<'_>) -> Result<SessionState, StoreError>;
 
     async fn delete_session(&self, id: &str);
 

@@ -1,14 +1,24 @@
 //! The event log's write path: requests hand events to a bounded queue and never wait; one task
-//! writes them in batches. A full queue or a failing store is counted, never silent.
+//! writes them in batches. A batch that fails is retried (backing off to every 2 s) until it is
+//! written, so nothing is lost while the database is up; meanwhile the queue holds what arrives
+//! (`events.queue_capacity`). Only a full queue, or a batch still unwritten when the process stops,
+//! drops events: counted in `velochat_events_dropped_total`, and `/readyz` says `degraded` for a
+//! minute after each drop.
 
 use crate::store::{DurableStore, EventRecord};
 use crate::telemetry::metrics::Metrics;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-const BATCH: usize = 256;
+const BATCH: usize = 1000;
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// Attempts for the last batch once the process is stopping (it cannot wait for ever).
+const ATTEMPTS_WHEN_STOPPING: u32 = 4;
+/// How long `/readyz` reports dropping after the last drop.
+const DROPPING_FOR_MS: i64 = 60_000;
 /// After the first event of a batch, wait this long for more: one transaction per batch instead of
 /// one per event, and a writer that wakes a few times a second instead of once per request.
 const LINGER: Duration = Duration::from_millis(100);
@@ -17,6 +27,22 @@ const LINGER: Duration = Duration::from_millis(100);
 pub struct EventSink {
     tx: mpsc::Sender<EventRecord>,
     metrics: Arc<Metrics>,
+    drops: Arc<DropClock>,
+}
+
+/// When events were last dropped (ms since the epoch; 0 = never).
+#[derive(Default)]
+struct DropClock(AtomicI64);
+
+impl DropClock {
+    fn mark(&self) {
+        self.0.store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
+    }
+
+    fn recent(&self) -> bool {
+        let last = self.0.load(Ordering::Relaxed);
+        last > 0 && chrono::Utc::now().timestamp_millis() - last < DROPPING_FOR_MS
+    }
 }
 
 impl EventSink {
@@ -28,13 +54,20 @@ impl EventSink {
         stop: CancellationToken,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(capacity);
-        let writer = tokio::spawn(write_events(rx, store, metrics.clone(), stop));
-        (Self { tx, metrics }, writer)
+        let drops = Arc::new(DropClock::default());
+        let writer = tokio::spawn(write_events(rx, store, metrics.clone(), drops.clone(), stop));
+        (Self { tx, metrics, drops }, writer)
+    }
+
+    /// Events were dropped within the last minute.
+    pub fn dropping(&self) -> bool {
+        self.drops.recent()
     }
 
     pub fn record(&self, event: EventRecord) {
         if let Err(err) = self.tx.try_send(event) {
             self.metrics.events_dropped.inc();
+            self.drops.mark();
             if matches!(err, mpsc::error::TrySendError::Full(_)) {
                 tracing::warn!("event queue full: event dropped (counted in velochat_events_dropped_total)");
             }
@@ -46,6 +79,7 @@ async fn write_events(
     mut rx: mpsc::Receiver<EventRecord>,
     store: Arc<dyn DurableStore>,
     metrics: Arc<Metrics>,
+    drops: Arc<DropClock>,
     stop: CancellationToken,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
@@ -70,28 +104,41 @@ async fn write_events(
                 }
             }
         }
-        let mut delay = Duration::from_millis(50);
-        let mut written = false;
-        for _ in 0..4 {
-            match store.append_events(&batch).await {
-                Ok(()) => {
-                    written = true;
-                    break;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, events = batch.len(), "event write failed; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
-                }
-            }
-        }
-        if !written {
+        if !write_batch(store.as_ref(), &batch, &stop).await {
             metrics.events_dropped.inc_by(batch.len() as u64);
+            drops.mark();
             tracing::error!(
                 events = batch.len(),
-                "events dropped after retries (counted in velochat_events_dropped_total)"
+                "events dropped: still unwritten at shutdown (counted in velochat_events_dropped_total)"
             );
         }
         batch.clear();
     }
+}
+
+/// Writes one batch, retrying with backoff until it is written; gives up only once the process is
+/// stopping and a few more attempts failed.
+async fn write_batch(store: &dyn DurableStore, batch: &[EventRecord], stop: &CancellationToken) -> bool {
+    let mut delay = Duration::from_millis(50);
+    let mut attempts_stopping = 0;
+    for attempt in 1u64.. {
+        let error = match store.append_events(batch).await {
+            Ok(()) => return true,
+            Err(error) => error,
+        };
+        // The first failures, then one line in ten: an outage must not flood the log.
+        if attempt <= 3 || attempt % 10 == 0 {
+            let cause = crate::error_chain::describe(&error);
+            tracing::warn!(error = %cause, events = batch.len(), attempt, "event write failed; retrying");
+        }
+        if stop.is_cancelled() {
+            attempts_stopping += 1;
+            if attempts_stopping >= ATTEMPTS_WHEN_STOPPING {
+                return false;
+            }
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(MAX_BACKOFF);
+    }
+    false
 }

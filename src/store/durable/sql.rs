@@ -16,6 +16,8 @@ enum Backend {
 
 pub struct SqlStore {
     pool: AnyPool,
+    /// PostgreSQL only: a native pool for the event batches (typed arrays, which `Any` cannot bind).
+    events_pool: Option<sqlx::PgPool>,
     backend: Backend,
 }
 
@@ -56,35 +58,6 @@ const CLAIM_POSTGRES: &str =
         ORDER BY o.seq LIMIT $4
         FOR UPDATE OF o SKIP LOCKED)
     RETURNING seq, id, session_id, kind, payload, attempts";
-
-const EVENT_COLUMNS: usize = 18;
-/// Rows per multi-row INSERT; a batch is written in chunks of these sizes (few distinct
-/// statements, so the prepared-statement cache keeps them all).
-const INSERT_CHUNKS: [usize; 3] = [64, 8, 1];
-
-/// `INSERT INTO velochat_events (...) VALUES ($1, ..., $18), ($19, ...)` for `rows` rows. SQLite gets
-/// plain `?`: with numbered ones its driver looks every parameter's name up, quadratic in their count.
-fn insert_events_sql(backend: Backend, rows: usize) -> String {
-    let mut sql = String::from(
-        "INSERT INTO velochat_events (ts_ms, request_id, session_hash, route, intent, source, fallback_reason, \
-         handoff_reason, latency_ms, upstream_ms, prompt_tokens, completion_tokens, cached_tokens, cost_usd, \
-         confidence, repeat_question, first_reply, model) VALUES ",
-    );
-    for row in 0..rows {
-        sql.push_str(if row == 0 { "(" } else { ", (" });
-        for column in 0..EVENT_COLUMNS {
-            if column > 0 {
-                sql.push_str(", ");
-            }
-            match backend {
-                Backend::Postgres => sql.push_str(&format!("${}", row * EVENT_COLUMNS + column + 1)),
-                Backend::Sqlite => sql.push('?'),
-            }
-        }
-        sql.push(')');
-    }
-    sql
-}
 
 fn event_from_row(row: &AnyRow) -> Result<EventRecord, sqlx::Error> {
     Ok(EventRecord {
@@ -142,7 +115,17 @@ impl SqlStore {
                     .await?
             }
         };
-        let store = Self { pool, backend };
+        let events_pool = match backend {
+            Backend::Postgres => Some(
+                sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(2)
+                    .acquire_timeout(Duration::from_secs(5))
+                    .connect(url)
+                    .await?,
+            ),
+            Backend::Sqlite => None,
+        };
+        let store = Self { pool, events_pool, backend };
         store.migrate().await?;
         Ok(store)
     }
@@ -193,38 +176,13 @@ impl DurableStore for SqlStore {
     }
 
     async fn append_events(&self, events: &[EventRecord]) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
-        let mut rest = events;
-        while !rest.is_empty() {
-            let rows = INSERT_CHUNKS.into_iter().find(|n| *n <= rest.len()).unwrap_or(1);
-            let (chunk, tail) = rest.split_at(rows);
-            rest = tail;
-            let sql = insert_events_sql(self.backend, rows);
-            let mut query = sqlx::query(&sql);
-            for e in chunk {
-                query = query
-                    .bind(e.ts_ms)
-                    .bind(e.request_id.as_str())
-                    .bind(e.session_hash.as_str())
-                    .bind(e.route.as_str())
-                    .bind(e.intent.as_deref())
-                    .bind(e.source.as_str())
-                    .bind(e.fallback_reason.as_deref())
-                    .bind(e.handoff_reason.as_deref())
-                    .bind(e.latency_ms)
-                    .bind(e.upstream_ms)
-                    .bind(e.prompt_tokens)
-                    .bind(e.completion_tokens)
-                    .bind(e.cached_tokens)
-                    .bind(e.cost_usd)
-                    .bind(e.confidence)
-                    .bind(i64::from(e.repeat_question))
-                    .bind(i64::from(e.first_reply))
-                    .bind(e.model.as_deref());
-            }
-            query.execute(&mut *tx).await?;
+        if events.is_empty() {
+            return Ok(());
         }
-        Ok(tx.commit().await?)
+        match &self.events_pool {
+            Some(pg) => Ok(super::event_insert::insert_postgres(pg, events).await?),
+            None => Ok(super::event_insert::insert_sqlite(&self.pool, events).await?),
+        }
     }
 
     async fn events_since(&self, since_ms: i64) -> StoreResult<Vec<EventRecord>> {

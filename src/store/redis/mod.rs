@@ -27,7 +27,11 @@ use tokio_util::sync::CancellationToken;
 /// One Redis call may take this long before the local fallback answers instead.
 const OP_TIMEOUT: Duration = Duration::from_millis(250);
 const USAGE_TTL_SECS: u64 = 40 * 24 * 3600;
-const CAS_ATTEMPTS: usize = 8;
+/// Optimistic attempts at one session update before the caller gets an error. Updates of one
+/// session from this replica queue on a local lock first, so only replicas contend here.
+const CAS_ATTEMPTS: u32 = 40;
+/// Local session locks (sessions hash onto them).
+const SESSION_LOCKS: usize = 256;
 
 pub struct RedisStore {
     client: redis::Client,
@@ -42,6 +46,7 @@ pub struct RedisStore {
     gcra: Script,
     cas: Script,
     add_usage: Script,
+    session_locks: Vec<tokio::sync::Mutex<()>>,
     /// Shared totals last read, per period key.
     known_usage: Mutex<HashMap<String, UsageTotals>>,
     /// Spent while Redis was down; added to Redis on recovery.
@@ -49,6 +54,8 @@ pub struct RedisStore {
 }
 
 type Shared = Arc<RedisStore>;
+
+static LOCK_HASHER: std::sync::LazyLock<std::hash::RandomState> = std::sync::LazyLock::new(Default::default);
 
 impl RedisStore {
     /// Connects (or starts degraded when Redis is not there yet) and starts the poller that reads
@@ -74,6 +81,7 @@ impl RedisStore {
             gcra: Script::new(scripts::GCRA),
             cas: Script::new(scripts::SESSION_CAS),
             add_usage: Script::new(scripts::ADD_USAGE),
+            session_locks: (0..SESSION_LOCKS).map(|_| tokio::sync::Mutex::new(())).collect(),
             known_usage: Mutex::new(HashMap::new()),
             pending_usage: Mutex::new(HashMap::new()),
         });
@@ -278,12 +286,14 @@ impl StateStore for RedisStore {
         }
     }
 
-    async fn update_session(&self, id: &str, update: SessionUpdate<'_>) -> SessionState {
+    async fn update_session(&self, id: &str, update: SessionUpdate<'_>) -> Result<SessionState, StoreError> {
+        let lock = &self.session_locks[(std::hash::BuildHasher::hash_one(&*LOCK_HASHER, id) as usize) % SESSION_LOCKS];
+        let _serialised = lock.lock().await;
         let Some(mut current) = self.read_session(id).await else {
-            return self.local.update_local(id, update);
+            return Ok(self.local.update_local(id, update));
         };
         let key = self.key(&["session", id]);
-        for _ in 0..CAS_ATTEMPTS {
+        for attempt in 0..CAS_ATTEMPTS {
             let mut state = current.as_deref().map(parse_state).unwrap_or_default();
             let expected = state.version;
             update(&mut state);
@@ -300,13 +310,17 @@ impl StateStore for RedisStore {
                 })
                 .await;
             match reply {
-                Some((1, _)) => return state,
+                Some((1, _)) => return Ok(state),
                 Some((_, latest)) => current = latest,
-                None => return self.local.update_local(id, update),
+                // Redis went away mid-update: the degraded mode every other call falls back to.
+                None => return Ok(self.local.update_local(id, update)),
             }
+            // Another replica wrote first: back off a random moment so the contenders spread out.
+            let spread = 1u64 << attempt.min(4);
+            tokio::time::sleep(Duration::from_micros(rand::random::<u64>() % (spread * 500))).await;
         }
-        tracing::warn!("session update lost the race {CAS_ATTEMPTS} times; applying locally");
-        self.local.update_local(id, update)
+        tracing::error!(attempts = CAS_ATTEMPTS, "session update kept losing to other replicas");
+        Err(StoreError::Contention { attempts: CAS_ATTEMPTS })
     }
 
     async fn delete_session(&self, id: &str) {

@@ -1,0 +1,77 @@
+//! Writing a batch of events: one statement shape whatever the batch size, every column's type
+//! stated, so no batch can fix a parameter's type for the next (a NULL first once made PostgreSQL
+//! type a float column as text and refuse every later batch).
+
+use super::EventRecord;
+use sqlx::{AnyPool, PgPool};
+
+/// PostgreSQL: the whole batch as 18 typed arrays, unnested server-side in one statement.
+const INSERT_POSTGRES: &str = "INSERT INTO velochat_events (ts_ms, request_id, session_hash, route, intent, source, \
+     fallback_reason, handoff_reason, latency_ms, upstream_ms, prompt_tokens, completion_tokens, cached_tokens, \
+     cost_usd, confidence, repeat_question, first_reply, model) \
+     SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
+     $8::text[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[], $14::float8[], \
+     $15::float8[], $16::bigint[], $17::bigint[], $18::text[])";
+
+/// SQLite: one prepared row statement, run once per event inside one transaction.
+const INSERT_SQLITE: &str = "INSERT INTO velochat_events (ts_ms, request_id, session_hash, route, intent, source, \
+     fallback_reason, handoff_reason, latency_ms, upstream_ms, prompt_tokens, completion_tokens, cached_tokens, \
+     cost_usd, confidence, repeat_question, first_reply, model) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+fn column<T>(events: &[EventRecord], pick: impl Fn(&EventRecord) -> T) -> Vec<T> {
+    events.iter().map(pick).collect()
+}
+
+pub(super) async fn insert_postgres(pool: &PgPool, events: &[EventRecord]) -> Result<(), sqlx::Error> {
+    sqlx::query(INSERT_POSTGRES)
+        .bind(column(events, |e| e.ts_ms))
+        .bind(column(events, |e| e.request_id.clone()))
+        .bind(column(events, |e| e.session_hash.clone()))
+        .bind(column(events, |e| e.route.clone()))
+        .bind(column(events, |e| e.intent.clone()))
+        .bind(column(events, |e| e.source.clone()))
+        .bind(column(events, |e| e.fallback_reason.clone()))
+        .bind(column(events, |e| e.handoff_reason.clone()))
+        .bind(column(events, |e| e.latency_ms))
+        .bind(column(events, |e| e.upstream_ms))
+        .bind(column(events, |e| e.prompt_tokens))
+        .bind(column(events, |e| e.completion_tokens))
+        .bind(column(events, |e| e.cached_tokens))
+        .bind(column(events, |e| e.cost_usd))
+        .bind(column(events, |e| e.confidence))
+        .bind(column(events, |e| i64::from(e.repeat_question)))
+        .bind(column(events, |e| i64::from(e.first_reply)))
+        .bind(column(events, |e| e.model.clone()))
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn insert_sqlite(pool: &AnyPool, events: &[EventRecord]) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    for e in events {
+        sqlx::query(INSERT_SQLITE)
+            .bind(e.ts_ms)
+            .bind(e.request_id.as_str())
+            .bind(e.session_hash.as_str())
+            .bind(e.route.as_str())
+            .bind(e.intent.as_deref())
+            .bind(e.source.as_str())
+            .bind(e.fallback_reason.as_deref())
+            .bind(e.handoff_reason.as_deref())
+            .bind(e.latency_ms)
+            .bind(e.upstream_ms)
+            .bind(e.prompt_tokens)
+            .bind(e.completion_tokens)
+            .bind(e.cached_tokens)
+            .bind(e.cost_usd)
+            .bind(e.confidence)
+            .bind(i64::from(e.repeat_question))
+            .bind(i64::from(e.first_reply))
+            .bind(e.model.as_deref())
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await
+}
