@@ -7,6 +7,7 @@ mod services;
 
 mod compat;
 mod core;
+mod durability;
 mod faults;
 mod framing;
 mod guards;
