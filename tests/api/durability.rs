@@ -36,15 +36,15 @@ fn event(n: usize, mask: u32) -> EventRecord {
     }
 }
 
-async fn postgres_store(test: &str) -> Option<(String, Arc<dyn DurableStore>)> {
-    let url = services::postgres(test).await?;
-    let store = velochat::store::durable::connect(&url).await.expect("the store connects");
-    Some((url, store))
+async fn postgres_store(test: &str) -> Option<(services::TestDatabase, Arc<dyn DurableStore>)> {
+    let database = services::postgres(test).await?;
+    let store = velochat::store::durable::connect(&database.url).await.expect("the store connects");
+    Some((database, store))
 }
 
 #[tokio::test]
 async fn a_null_confidence_first_never_poisons_later_batches() {
-    let Some((url, store)) = postgres_store("durability::null_first").await else { return };
+    let Some((_database, store)) = postgres_store("durability::null_first").await else { return };
     // The recipe: a handoff's event (no confidence) first, then ordinary replies in later batches.
     store.append_events(&[event(0, 0b00101)]).await.expect("the NULL-confidence batch");
     for (size, start) in [(1, 1), (3, 2), (64, 5), (2, 69)] {
@@ -52,12 +52,11 @@ async fn a_null_confidence_first_never_poisons_later_batches() {
         store.append_events(&batch).await.unwrap_or_else(|e| panic!("a batch of {size} after a NULL: {e}"));
     }
     assert_eq!(store.events_since(0).await.unwrap().len(), 71);
-    services::drop_postgres(&url).await;
 }
 
 #[tokio::test]
 async fn every_nullable_column_round_trips_null_and_not_null_in_every_order() {
-    let Some((url, store)) = postgres_store("durability::nullable").await else { return };
+    let Some((_database, store)) = postgres_store("durability::nullable").await else { return };
     let mut written = Vec::new();
     let mut n = 0;
     // Every combination of the five nullable columns, alone, and mixed inside one batch, both ways round.
@@ -73,12 +72,11 @@ async fn every_nullable_column_round_trips_null_and_not_null_in_every_order() {
     }
     let read = store.events_since(0).await.unwrap();
     assert_eq!(read, written, "every row reads back as written, NULLs where they were");
-    services::drop_postgres(&url).await;
 }
 
 #[tokio::test]
 async fn a_burst_of_twenty_thousand_events_lands_completely() {
-    let Some((url, store)) = postgres_store("durability::burst").await else { return };
+    let Some((database, store)) = postgres_store("durability::burst").await else { return };
     let metrics = Arc::new(Metrics::new());
     let stop = tokio_util::sync::CancellationToken::new();
     let (sink, writer) = EventSink::start(store.clone(), 20_000, metrics.clone(), stop.clone());
@@ -89,22 +87,21 @@ async fn a_burst_of_twenty_thousand_events_lands_completely() {
     tokio::time::timeout(std::time::Duration::from_secs(60), writer).await.unwrap().unwrap();
     assert_eq!(metrics.events_dropped.get(), 0);
     assert!(!sink.dropping());
-    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let pool = sqlx::PgPool::connect(&database.url).await.unwrap();
     let (rows,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM velochat_events").fetch_one(&pool).await.unwrap();
     assert_eq!(rows, 20_000);
     pool.close().await;
-    services::drop_postgres(&url).await;
 }
 
 #[tokio::test]
 async fn the_null_first_recipe_through_the_service_writes_one_row_per_reply() {
-    let Some(url) = services::postgres("durability::service").await else { return };
+    let Some(database) = services::postgres("durability::service").await else { return };
     let upstream = wiremock::MockServer::start().await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(200).set_body_json(structured("Here you go.", 0.9, "order", false)))
         .mount(&upstream)
         .await;
-    let app = spawn_app_on(upstream, &format!("[storage]\ndatabase_url = \"{url}\""), None).await;
+    let app = spawn_app_on(upstream, &format!("[storage]\ndatabase_url = \"{}\"", database.url), None).await;
     let (_, refund) = app.send_json(&message("null-first", "I want a refund please")).await;
     assert_eq!(refund["source"], "handoff", "{refund}");
     for i in 0..3 {
@@ -123,13 +120,12 @@ async fn the_null_first_recipe_through_the_service_writes_one_row_per_reply() {
     }
     assert_eq!(rows, 4);
     assert_eq!(metric_value(&app.metrics().await, "velochat_events_dropped_total"), 0.0);
-    services::drop_postgres(&url).await;
 }
 
-async fn replicas(redis: &str) -> Vec<Process> {
+async fn replicas(redis: &str, keys: &services::RedisKeys) -> Vec<Process> {
     let envs = vec![
         ("REDIS_URL", redis.to_owned()),
-        ("VELOCHAT__STORAGE__REDIS_KEY_PREFIX", services::redis_prefix()),
+        ("VELOCHAT__STORAGE__REDIS_KEY_PREFIX", keys.prefix.clone()),
         ("VELOCHAT_ADMIN_KEY", "durable-admin".to_owned()),
         ("VELOCHAT_SIGNING_KEY", "shared".to_owned()),
         ("VELOCHAT_LIMIT_SESSION_BURST", "1000".to_owned()),
@@ -145,7 +141,8 @@ async fn replicas(redis: &str) -> Vec<Process> {
 #[tokio::test]
 async fn thirty_messages_of_one_session_over_three_replicas_are_all_recorded() {
     let Some(redis) = services::redis("durability::thirty").await else { return };
-    let nodes = replicas(&redis).await;
+    let keys = services::RedisKeys::new();
+    let nodes = replicas(&redis, &keys).await;
     let client = reqwest::Client::new();
     let sends = (0..30).map(|i| {
         let url = format!("{}/sendChatMessage", nodes[i % 3].address);
@@ -157,7 +154,8 @@ async fn thirty_messages_of_one_session_over_three_replicas_are_all_recorded() {
     });
     let replies = futures_util::future::join_all(sends).await;
     assert!(replies.iter().all(|(status, _)| *status == 200), "{replies:?}");
-    let handoffs: Vec<&Value> = replies.iter().map(|(_, b)| b).filter(|b| b["handoffReason"] == "repeated_question").collect();
+    let handoffs: Vec<&Value> =
+        replies.iter().map(|(_, b)| b).filter(|b| b["handoffReason"] == "repeated_question").collect();
     assert_eq!(handoffs.len(), 1, "exactly one handoff for the repeated question: {replies:?}");
     let session: Value = client
         .get(format!("{}/admin/sessions/crowded", nodes[1].address))

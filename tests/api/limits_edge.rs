@@ -64,9 +64,10 @@ async fn the_session_limit_is_checked_before_history_signatures() {
 #[tokio::test]
 async fn with_redis_the_ip_limit_is_shared_by_replicas() {
     let Some(redis) = services::redis("limits_edge::shared_ip").await else { return };
+    let keys = services::RedisKeys::new();
     let envs = vec![
         ("REDIS_URL", redis),
-        ("VELOCHAT__STORAGE__REDIS_KEY_PREFIX", services::redis_prefix()),
+        ("VELOCHAT__STORAGE__REDIS_KEY_PREFIX", keys.prefix.clone()),
         ("VELOCHAT_LIMIT_IP_BURST", "4".to_owned()),
         ("VELOCHAT_LIMIT_IP_PER_MINUTE", "1".to_owned()),
     ];

@@ -17,13 +17,16 @@ const ADMIN: &str = "replica-admin";
 struct Cluster {
     nodes: Vec<Process>,
     client: reqwest::Client,
+    /// Deletes the cluster's Redis keys when the test ends.
+    _keys: services::RedisKeys,
 }
 
 impl Cluster {
     async fn start(redis: &str, extra: &[(&str, String)]) -> Self {
+        let keys = services::RedisKeys::new();
         let mut envs: Vec<(&str, String)> = vec![
             ("REDIS_URL", redis.to_owned()),
-            ("VELOCHAT__STORAGE__REDIS_KEY_PREFIX", services::redis_prefix()),
+            ("VELOCHAT__STORAGE__REDIS_KEY_PREFIX", keys.prefix.clone()),
             ("VELOCHAT__STORAGE__EXPECTED_REPLICAS", "3".into()),
             ("VELOCHAT_SIGNING_KEY", "shared-signing-key".into()),
             ("VELOCHAT_ADMIN_KEY", ADMIN.into()),
@@ -33,7 +36,7 @@ impl Cluster {
         for _ in 0..3 {
             nodes.push(start(&envs).await);
         }
-        Self { nodes, client: reqwest::Client::new() }
+        Self { nodes, client: reqwest::Client::new(), _keys: keys }
     }
 
     async fn send(&self, node: usize, session: &str, text: &str) -> (u16, Value) {
@@ -192,7 +195,7 @@ async fn with_the_webhook_down_then_up_each_outbox_event_is_delivered_exactly_on
     let cluster = Cluster::start(
         &redis,
         &[
-            ("DATABASE_URL", postgres.clone()),
+            ("DATABASE_URL", postgres.url.clone()),
             ("VELOCHAT_HANDOFF_WEBHOOK_URL", format!("{}/hook", hook.uri())),
             ("VELOCHAT__WEBHOOK__RETRY_BASE_MS", "50".into()),
             ("VELOCHAT__WEBHOOK__RETRY_MAX_MS", "200".into()),
@@ -232,12 +235,11 @@ async fn with_the_webhook_down_then_up_each_outbox_event_is_delivered_exactly_on
             .collect();
         assert_eq!(kinds, ["handoff", "message"], "order per session");
     }
-    let pool = sqlx::PgPool::connect(&postgres).await.unwrap();
+    let pool = sqlx::PgPool::connect(&postgres.url).await.unwrap();
     let (events,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM velochat_events").fetch_one(&pool).await.unwrap();
     assert_eq!(events, 24, "every reply's event landed in PostgreSQL");
     pool.close().await;
     drop(cluster);
-    services::drop_postgres(&postgres).await;
 }
 
 #[tokio::test]
