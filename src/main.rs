@@ -29,6 +29,13 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A `.env` in the working directory fills in what the real environment does not set.
+    if let Err(e) = dotenvy::from_path(".env") {
+        if !e.not_found() {
+            eprintln!("velochat: .env: {e}");
+            return ExitCode::from(2);
+        }
+    }
     let settings = match Settings::load() {
         Ok(settings) => settings,
         Err(e) => {
@@ -44,8 +51,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let command = cli.command.unwrap_or(Command::Serve);
+    let serving = matches!(command, Command::Serve);
     let result = runtime.block_on(async move {
-        match cli.command.unwrap_or(Command::Serve) {
+        match command {
             Command::Serve => Application::build(settings).await?.run_until_stopped().await,
             Command::Healthcheck => velochat::cli::healthcheck(&settings).await,
             Command::Report { since, json } => velochat::cli::report(&settings, &since, json).await,
@@ -53,9 +62,12 @@ fn main() -> ExitCode {
     });
     let code = match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+        // The service reports in its log; a command speaks to the person who typed it, once.
+        Err(e) if serving => {
             tracing::error!(error = format!("{e:#}"), "velochat failed");
-            velochat::telemetry::flush_logs();
+            ExitCode::FAILURE
+        }
+        Err(e) => {
             eprintln!("velochat: {e:#}");
             ExitCode::FAILURE
         }

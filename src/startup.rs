@@ -52,6 +52,25 @@ fn check_exposure(settings: &Settings, addr: &SocketAddr) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// The durable store, retried with backoff for `storage.connect_timeout_ms`: a replica started
+/// together with its database waits for it rather than exiting.
+async fn connect_durable(settings: &Settings) -> Result<Arc<dyn crate::store::DurableStore>, crate::store::StoreError> {
+    let give_up = tokio::time::Instant::now() + ms(settings.storage.connect_timeout_ms);
+    let mut delay = Duration::from_millis(250);
+    loop {
+        match durable::connect(settings.storage.database_url.expose()).await {
+            Ok(store) => return Ok(store),
+            Err(e) if tokio::time::Instant::now() + delay < give_up => {
+                tracing::warn!(error = %crate::error_chain::describe(&e), retry_in_ms = delay.as_millis() as u64,
+                               "database not reachable yet; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 async fn state_store(
     settings: &Settings,
     metrics: &Arc<Metrics>,
@@ -91,8 +110,7 @@ impl Application {
         };
         let metrics = Arc::new(Metrics::new());
         let background_stop = CancellationToken::new();
-        let durable =
-            durable::connect(s.storage.database_url.expose()).await.context("storage.database_url (DATABASE_URL)")?;
+        let durable = connect_durable(s).await.context("storage.database_url (DATABASE_URL)")?;
         let store = state_store(s, &metrics, &background_stop).await?;
         if s.kill_switch.enabled {
             store.set_kill_switch(true).await.ok();

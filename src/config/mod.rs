@@ -54,19 +54,30 @@ pub const NAMED_ENV: &[(&str, &str)] = &[
 pub const GENERIC_ENV_PREFIX: &str = "VELOCHAT__";
 
 impl Settings {
-    /// Loads from the process environment (and the file it names).
+    /// Loads from the process environment (and the file it names). An empty variable counts as
+    /// unset (a copied `.env.example` leaves many empty), so it never overrides a default.
     pub fn load() -> Result<Settings, ConfigError> {
         let mut figment = Figment::new().merge(Toml::string(DEFAULT_TOML));
-        if let Ok(path) = std::env::var("VELOCHAT_CONFIG") {
+        let empty: Vec<String> =
+            std::env::vars_os().filter(|(_, v)| v.is_empty()).filter_map(|(k, _)| k.into_string().ok()).collect();
+        let is_set = move |key: &str| !empty.iter().any(|e| e.eq_ignore_ascii_case(key));
+        if let Some(path) = std::env::var("VELOCHAT_CONFIG").ok().filter(|p| !p.is_empty()) {
             if !std::path::Path::new(&path).is_file() {
                 return Err(ConfigError::new("VELOCHAT_CONFIG", format!("`{path}` is not a readable file")));
             }
             figment = figment.merge(Toml::file(path));
         }
-        let named = Env::raw().filter_map(|key| {
+        let set = is_set.clone();
+        let named = Env::raw().filter_map(move |key| {
+            if !set(key.as_str()) {
+                return None;
+            }
             NAMED_ENV.iter().find(|(name, _)| key.as_str().eq_ignore_ascii_case(name)).map(|(_, path)| (*path).into())
         });
-        figment = figment.merge(named).merge(Env::prefixed(GENERIC_ENV_PREFIX).split("__"));
+        let generic = Env::prefixed(GENERIC_ENV_PREFIX)
+            .filter(move |key| is_set(&format!("{GENERIC_ENV_PREFIX}{key}")))
+            .split("__");
+        figment = figment.merge(named).merge(generic);
         Self::from_figment(figment)
     }
 

@@ -231,6 +231,7 @@ pub struct StorageSettings {
     pub redis_key_prefix: String,
     pub expected_replicas: u32,
     pub redis_poll_ms: u64,
+    pub connect_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -216,6 +216,7 @@ impl Settings {
             "must start with redis:// or rediss://",
         )?;
         check(s.expected_replicas >= 1, "storage.expected_replicas", "must be at least 1")?;
+        check(s.connect_timeout_ms <= 600_000, "storage.connect_timeout_ms", "must be at most 600000 (10 minutes)")?;
         check(s.redis_poll_ms >= 10, "storage.redis_poll_ms", "must be at least 10")
     }
 

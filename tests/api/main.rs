@@ -9,6 +9,7 @@ mod compat;
 mod core;
 mod durability;
 mod faults;
+mod first_hour;
 mod framing;
 mod guards;
 mod handoff;

@@ -18,19 +18,32 @@ pub struct Process {
     pub stderr: std::sync::Arc<tokio::sync::Mutex<String>>,
 }
 
+/// The binary with an empty environment, in a fresh working directory (a developer's `.env` in
+/// the repository must not reach the tests).
 pub fn binary() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_velochat"));
-    command.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default()).kill_on_drop(true);
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .current_dir(tempfile::tempdir().unwrap().keep())
+        .kill_on_drop(true);
     command
 }
 
 /// Starts the binary on port 0 and waits for its ready line; all of stderr is kept.
 pub async fn start(envs: &[(&str, String)]) -> Process {
     let dir = tempfile::tempdir().unwrap().keep();
+    let mut all = vec![("DATABASE_URL", format!("sqlite://{}/v.db", dir.display()))];
+    all.extend(envs.iter().cloned());
+    start_in(&dir, &all).await
+}
+
+/// Starts the binary on port 0 in `dir` (where it finds a `.env`, if any).
+pub async fn start_in(dir: &std::path::Path, envs: &[(&str, String)]) -> Process {
     let mut command = binary();
     command
+        .current_dir(dir)
         .env("VELOCHAT_ADDR", "127.0.0.1:0")
-        .env("DATABASE_URL", format!("sqlite://{}/v.db", dir.display()))
         .envs(envs.iter().map(|(k, v)| (*k, v.clone())))
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
