@@ -5,17 +5,31 @@
  *   import { sendChatMessage } from 'backend/chat.web';
  *   const chat = new ChatSession(sendChatMessage);
  *   $w('#send').onClick(async () => {
- *     const answer = await chat.send($w('#input').value, { locale: wixWindow.multilingual.currentLanguage });
+ *     const text = $w('#input').value;
+ *     if (!text.trim()) return; // nothing to send
+ *     const answer = await chat.send(text, { locale: wixWindow.multilingual.currentLanguage });
  *     $w('#answer').text = answer.reply;
  *   });
  *
  * It keeps the last turns, each bot reply with its `signature`, and sends them back as `history`.
- * The session id lives in session storage, so a page reload continues the conversation.
+ * The session id and those turns live in the tab's session storage, so a page reload continues the
+ * conversation (a new tab starts a new one).
  */
 import { session } from 'wix-storage-frontend';
 
 const SESSION_KEY = 'velochatSessionId';
+const HISTORY_KEY = 'velochatHistory';
 const KEEP_TURNS = 8;
+
+/** The turns kept from before a reload; anything unreadable starts afresh. */
+function loadHistory(storage) {
+  try {
+    const turns = JSON.parse(storage.getItem(HISTORY_KEY) || '[]');
+    return Array.isArray(turns) ? turns.filter((t) => t && typeof t.content === 'string').slice(-KEEP_TURNS) : [];
+  } catch (error) {
+    return [];
+  }
+}
 
 function newSessionId() {
   const random = Math.random().toString(36).slice(2, 12);
@@ -27,13 +41,17 @@ export class ChatSession {
   constructor(send, storage = session) {
     this.sendToBackend = send;
     this.storage = storage;
-    this.history = [];
     this.sessionId = storage.getItem(SESSION_KEY) || newSessionId();
     storage.setItem(SESSION_KEY, this.sessionId);
+    this.history = loadHistory(storage);
   }
 
-  /** Sends one message; resolves with `{ reply, signature, source, handoff }`. */
+  /**
+   * Sends one message; resolves with `{ reply, signature, source, handoff }`. An empty message is
+   * not sent: it resolves with `null` (show nothing).
+   */
   async send(userText, context) {
+    if (typeof userText !== 'string' || !userText.trim()) return null;
     const answer = await this.sendToBackend(this.sessionId, userText, this.history.slice(-KEEP_TURNS), context);
     this.history.push({ role: 'user', content: userText });
     if (answer && answer.signature) {
@@ -41,6 +59,7 @@ export class ChatSession {
       this.history.push({ role: 'assistant', content: answer.reply, signature: answer.signature });
     }
     this.history = this.history.slice(-KEEP_TURNS);
+    this.storage.setItem(HISTORY_KEY, JSON.stringify(this.history));
     return answer;
   }
 }

@@ -125,3 +125,22 @@ test('Wix Chat: the bot answers visitors, ignores itself, and goes quiet when a 
   const forwarded = await waitFor(() => hook.requests.find((r) => r.body?.sessionId === sessionId && r.body.event === 'message'));
   assert.equal(forwarded.body.message, 'Great, thanks Sam');
 });
+
+test('a page reload continues the conversation from session storage', async () => {
+  const storage = new Map();
+  const tab = { getItem: (k) => storage.get(k) ?? null, setItem: (k, v) => storage.set(k, v) };
+  const before = new ChatSession(sendChatMessage, tab);
+  const first = await before.send('Where is my order?');
+  assert.equal(first.source, 'model');
+  assert.equal(await before.send('   '), null, 'an empty message is not sent');
+
+  const reloaded = new ChatSession(sendChatMessage, tab); // same tab, new page load
+  assert.equal(reloaded.sessionId, before.sessionId);
+  await reloaded.send('And when will it arrive?');
+  const sent = openai.requests.at(-1).body.messages.map((m) => m.content);
+  assert.ok(sent.includes('Where is my order?'), 'the earlier question came back as history');
+  assert.ok(sent.includes(first.reply), 'and the signed reply too');
+
+  const newTab = new ChatSession(sendChatMessage, { getItem: () => null, setItem: () => {} });
+  assert.notEqual(newTab.sessionId, before.sessionId, 'a new tab is a new conversation');
+});

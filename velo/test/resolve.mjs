@@ -6,6 +6,7 @@ const SHIMS = new Set([
   'wix-chat-backend',
   'wix-members-backend',
   'wix-storage-frontend',
+  'wix-window-frontend',
 ]);
 
 export async function resolve(specifier, context, next) {
