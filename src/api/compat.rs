@@ -35,7 +35,9 @@ pub struct StreamOptionsIn {
 pub struct ChatCompletionsRequest {
     pub model: Option<String>,
     pub messages: Option<Vec<CompatMessage>>,
+    #[serde(default, deserialize_with = "whole_number")]
     pub max_tokens: Option<u32>,
+    #[serde(default, deserialize_with = "whole_number")]
     pub max_completion_tokens: Option<u32>,
     pub temperature: Option<f32>,
     pub stream: Option<bool>,
@@ -45,11 +47,25 @@ pub struct ChatCompletionsRequest {
     pub functions: Option<Value>,
     pub tool_choice: Option<Value>,
     pub function_call: Option<Value>,
+    #[serde(default, deserialize_with = "whole_number")]
     pub n: Option<u32>,
     pub user: Option<String>,
     pub safety_identifier: Option<String>,
     #[serde(flatten)]
     pub other: Map<String, Value>,
+}
+
+/// A token count: JSON has one number type, so `300.0` is 300 (as JSON Schema's `integer` says);
+/// a fraction, a negative or a number past u32 is refused.
+fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::Error> {
+    let Some(value) = Option::<f64>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    if value.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&value) {
+        Ok(Some(value as u32))
+    } else {
+        Err(serde::de::Error::custom(format!("expected a whole number from 0 to {}, found {value}", u32::MAX)))
+    }
 }
 
 /// The text of `messages[index]`: a string (moved, not copied), or the text parts of a content array.
@@ -156,17 +172,21 @@ pub fn parse_request(
         let message = format!("`messages` must have at most {} entries", state.settings.history.max_entries + 2);
         return Err(ApiError::Invalid(InvalidField::new("messages", "too_many_entries", message)));
     }
+    // The question is the newest user message; anything after it (an assistant prefill, a tool
+    // result) has nothing to answer and is dropped.
+    let Some(last) = messages.iter().rposition(|m| m.role.as_deref() == Some("user")) else {
+        let message = if messages.is_empty() {
+            "`messages` is required".to_owned()
+        } else {
+            "`messages` must contain a message with role `user`".to_owned()
+        };
+        let code = if messages.is_empty() { "missing_field" } else { "invalid_field" };
+        return Err(ApiError::Invalid(InvalidField::new("messages", code, message)));
+    };
+    messages.truncate(last + 1);
     let Some(latest) = messages.pop() else {
         return Err(ApiError::Invalid(InvalidField::missing("messages")));
     };
-    let last = messages.len();
-    if latest.role.as_deref() != Some("user") {
-        return Err(ApiError::Invalid(InvalidField::new(
-            format!("messages[{last}].role"),
-            "invalid_field",
-            "the last message must be the user's",
-        )));
-    }
     let user_text = UserText::parse(Some(&text_of(latest.content, last)?), &format!("messages[{last}].content"), 4000)?;
     let mut system_prompt = None;
     let mut history = Vec::with_capacity(last);

@@ -9,6 +9,7 @@ pub mod extract;
 pub mod health;
 pub mod middleware;
 pub mod openapi;
+mod openapi_constraints;
 pub mod sessions;
 pub mod stream;
 

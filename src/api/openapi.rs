@@ -53,6 +53,10 @@ pub struct ApiDoc;
     (status = 401, description = "Missing or invalid key"),
     (status = 403, description = "Not served anonymously on a public address")
 ), security(("bearer" = [])))]
-pub async fn openapi_json() -> axum::Json<utoipa::openapi::OpenApi> {
-    axum::Json(ApiDoc::openapi())
+pub async fn openapi_json(
+    axum::extract::State(state): axum::extract::State<crate::state::AppState>,
+) -> axum::Json<serde_json::Value> {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    super::openapi_constraints::constrain(&mut doc, &state.settings);
+    axum::Json(doc)
 }

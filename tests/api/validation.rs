@@ -167,3 +167,29 @@ async fn a_bad_deadline_header_is_named() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["field"], "X-Velochat-Deadline-Ms");
 }
+
+#[tokio::test]
+async fn the_openapi_document_states_the_constraints_the_server_enforces() {
+    let app = spawn_app().await;
+    let doc: Value = app.client.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let schema = |name: &str| doc["components"]["schemas"][name].clone();
+    let send = schema("SendChatMessageRequest");
+    assert_eq!(send["required"], json!(["sessionId", "userText"]));
+    assert_eq!(send["properties"]["sessionId"]["pattern"], "^[A-Za-z0-9._:-]{1,128}$");
+    assert_eq!(send["properties"]["userText"]["maxLength"], 4000);
+    assert_eq!(send["properties"]["history"]["maxItems"], 100);
+    assert_eq!(schema("ChatCompletionsRequest")["required"], json!(["messages"]));
+    assert_eq!(schema("ChatCompletionsRequest")["properties"]["model"]["enum"], json!(["gpt-4o-mini", "", null]));
+    let parameters = |path: &str, method: &str| doc["paths"][path][method]["parameters"].as_array().unwrap().clone();
+    let visitor = parameters("/sendChatMessage", "post").into_iter().find(|p| p["name"] == "X-Visitor-Id").unwrap();
+    assert_eq!(visitor["schema"]["minLength"], 1, "an empty X-Visitor-Id is refused, so the document says so");
+    let session = parameters("/sessions/{sessionId}/release", "post").into_iter().next().unwrap();
+    assert_eq!(session["schema"]["pattern"], "^[A-Za-z0-9._:-]{1,128}$");
+    let refused = &doc["paths"]["/sendChatMessage"]["post"]["responses"]["400"]["content"]["application/json"];
+    assert_eq!(refused["schema"]["$ref"], "#/components/schemas/Error");
+    // And the server agrees: a value the document allows is taken, one it forbids is refused.
+    let (status, _) = app.send_json(&json!({"sessionId": "a.b:c_d-1", "userText": "ok"})).await;
+    assert_eq!(status, 200);
+    let (status, body) = app.send_json(&json!({"sessionId": "ù", "userText": "ok"})).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (400, Some("sessionId")));
+}

@@ -1,0 +1,157 @@
+//! What the server enforces, stated in the OpenAPI document: patterns, lengths, required fields and
+//! headers, and the JSON error body of every refusal. The handlers' annotations give the routes;
+//! this fills in what their Rust types cannot say, so client generators and API testers trust the
+//! document (a schema-valid request is never refused; tests/api/openapi.rs and the schemathesis run
+//! in scripts/test check it).
+
+use crate::config::Settings;
+use serde_json::{json, Value};
+
+/// One or more characters, at least one of them visible: velochat removes control, zero-width and
+/// bidi characters and trims, and refuses what is left empty.
+const VISIBLE: &str = "[^\\s\\x00-\\x1f\\x7f-\\x9f\\u00ad\\u180e\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff\\ufff9-\\ufffb]";
+
+fn session_id() -> Value {
+    json!({"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[A-Za-z0-9._:-]{1,128}$"})
+}
+
+fn user_text(max: usize) -> Value {
+    json!({"type": "string", "minLength": 1, "maxLength": max, "pattern": VISIBLE})
+}
+
+/// A context slug: velochat lower-cases it; empty means "not given".
+fn slug(max: usize) -> Value {
+    json!({"type": ["string", "null"], "maxLength": max, "pattern": format!("^[A-Za-z0-9_-]{{0,{max}}}$")})
+}
+
+fn schemas(settings: &Settings) -> Value {
+    let h = &settings.history;
+    let text_part = json!({"type": "object", "required": ["type", "text"], "properties": {
+        "type": {"const": "text"}, "text": {"type": "string", "maxLength": 1000}}});
+    let visible_part = json!({"type": "object", "required": ["type", "text"], "properties": {
+        "type": {"const": "text"}, "text": user_text(1000)}});
+    json!({
+        "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+            "type": "object", "required": ["code", "message"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"},
+                           "field": {"type": "string"}}}}},
+        "SendChatMessageRequest": {"type": "object", "required": ["sessionId", "userText"], "properties": {
+            "sessionId": session_id(),
+            "userText": user_text(4000),
+            "history": {"type": ["array", "null"], "maxItems": h.max_entries,
+                        "items": {"$ref": "#/components/schemas/HistoryEntry"}},
+            "context": {"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/Context"}]}}},
+        "HistoryEntry": {"type": "object", "description": "Turns with other roles, or empty, are dropped.",
+            "properties": {
+                "role": {"type": ["string", "null"]},
+                "content": {"type": ["string", "null"], "maxLength": h.max_content_chars},
+                "signature": {"type": ["string", "null"]}}},
+        "Context": {"type": "object", "description": "Only these fields reach the model, typed.", "properties": {
+            "locale": {"type": ["string", "null"], "maxLength": 35,
+                       "pattern": "^([A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*)?$"},
+            "account": {"type": ["object", "null"], "properties": {"tier": slug(32), "status": slug(32)}},
+            "activeOrder": {"type": ["object", "null"], "properties": {
+                "reference": {"type": ["string", "null"], "maxLength": 64, "pattern": "^[A-Za-z0-9_-]{0,64}$"},
+                "stage": slug(32)}}}},
+        "KillSwitch": {"type": "object", "required": ["enabled"], "properties": {
+            "enabled": {"type": "boolean", "description": "true: every reply is a static one."}}},
+        "ChatCompletionsRequest": {
+            "type": "object",
+            "required": ["messages"],
+            "description": "OpenAI's chat completions request. The newest `user` message is the question.",
+            "properties": {
+                "model": {"type": ["string", "null"], "enum": allowed_models(settings)},
+                "messages": {"type": "array", "minItems": 1, "maxItems": h.max_entries + 2,
+                    "contains": {"type": "object", "required": ["role"], "properties": {"role": {"const": "user"}}},
+                    "items": {"$ref": "#/components/schemas/ChatMessage"}},
+                "max_tokens": {"type": ["integer", "null"], "minimum": 0, "maximum": 4_294_967_295_u64},
+                "max_completion_tokens": {"type": ["integer", "null"], "minimum": 0, "maximum": 4_294_967_295_u64},
+                "temperature": {"type": ["number", "null"]},
+                "stream": {"type": ["boolean", "null"]},
+                "stream_options": {"type": ["object", "null"], "properties": {"include_usage": {"type": ["boolean", "null"]}}},
+                "response_format": {"type": ["object", "null"]},
+                "n": {"type": ["integer", "null"], "minimum": 0, "maximum": 1},
+                "user": {"type": ["string", "null"]},
+                "safety_identifier": {"type": ["string", "null"]},
+                "tools": {"type": "null", "description": "Not supported."},
+                "functions": {"type": "null", "description": "Not supported."},
+                "tool_choice": {"type": "null", "description": "Not supported."},
+                "function_call": {"type": "null", "description": "Not supported."}}},
+        "ChatMessage": {
+            "type": "object",
+            "required": ["role"],
+            "properties": {
+                "role": {"type": "string", "enum": ["system", "developer", "user", "assistant", "tool"]},
+                "content": {"oneOf": [{"type": "null"}, {"type": "string", "maxLength": 4000},
+                                      {"type": "array", "maxItems": 4, "items": text_part}]}},
+            // The question must have something to answer.
+            "if": {"properties": {"role": {"const": "user"}}},
+            "then": {"required": ["content"], "properties": {"content": {"oneOf": [
+                user_text(4000), {"type": "array", "minItems": 1, "maxItems": 4, "items": visible_part}]}}}},
+    })
+}
+
+fn allowed_models(settings: &Settings) -> Vec<Value> {
+    let o = &settings.openai;
+    let mut models: Vec<Value> = if o.allowed_models.is_empty() {
+        let mut list = vec![Value::from(o.model.as_str())];
+        if !o.fallback_model.is_empty() && o.fallback_model != o.model {
+            list.push(Value::from(o.fallback_model.as_str()));
+        }
+        list
+    } else {
+        o.allowed_models.iter().map(|m| Value::from(m.as_str())).collect()
+    };
+    // Empty or absent: the configured model.
+    models.extend([Value::from(""), Value::Null]);
+    models
+}
+
+fn header_schema(name: &str) -> Option<Value> {
+    match name {
+        "X-Session-Id" | "X-Visitor-Id" => Some(session_id()),
+        "X-Velochat-Deadline-Ms" => {
+            Some(json!({"type": "integer", "minimum": 1, "maximum": 9_007_199_254_740_991_u64}))
+        }
+        "X-Visitor-Ip" => Some(json!({"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]})),
+        _ => None,
+    }
+}
+
+/// Tightens the generated document in place.
+pub fn constrain(doc: &mut Value, settings: &Settings) {
+    if let (Some(Value::Object(existing)), Value::Object(ours)) =
+        (doc.pointer_mut("/components/schemas"), schemas(settings))
+    {
+        existing.extend(ours);
+    }
+    if let Some(body) =
+        doc.pointer_mut("/paths/~1v1~1chat~1completions/post/requestBody/content/application~1json/schema")
+    {
+        *body = json!({"$ref": "#/components/schemas/ChatCompletionsRequest"});
+    }
+    if let Some(query) = doc.pointer_mut("/paths/~1admin~1report/get/parameters/0/schema") {
+        *query = json!({"type": "string", "pattern": "^[1-9][0-9]{0,5}[mhdw]$"});
+    }
+    let Some(Value::Object(paths)) = doc.get_mut("paths") else { return };
+    for operation in paths.values_mut().filter_map(Value::as_object_mut).flat_map(|p| p.values_mut()) {
+        if let Some(Value::Array(parameters)) = operation.get_mut("parameters") {
+            for parameter in parameters.iter_mut() {
+                let name = parameter["name"].as_str().unwrap_or_default().to_owned();
+                let schema = if name == "sessionId" { Some(session_id()) } else { header_schema(&name) };
+                if let Some(schema) = schema {
+                    parameter["schema"] = schema;
+                }
+            }
+        }
+        // Every refusal is the JSON error body.
+        if let Some(Value::Object(responses)) = operation.get_mut("responses") {
+            for (status, response) in responses.iter_mut() {
+                if status.starts_with('4') || status.starts_with('5') {
+                    response["content"] =
+                        json!({"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}});
+                }
+            }
+        }
+    }
+}
