@@ -1,5 +1,10 @@
 //! Logs (tracing-subscriber's JSON or pretty lines, redacted, written off the request path by
 //! tracing-appender), metrics and the event log.
+//!
+//! Lines are handed to tracing-appender in batches, not one by one: its thread wakes (and, on a
+//! 2-CPU machine, spins and yields) once per message, which cost ~40 µs of CPU per request at the
+//! info level (BENCHMARKS.md). Formatted lines collect in one buffer and go to tracing-appender
+//! when 32 KiB have gathered, or every 50 ms; redaction runs once per batch.
 
 pub mod events;
 pub mod metrics;
@@ -15,9 +20,11 @@ use tracing_appender::non_blocking::{NonBlocking, NonBlockingBuilder, WorkerGuar
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
 
-/// Lines waiting for the writer thread; past this a line is dropped (and counted by
-/// tracing-appender) rather than letting a stalled stderr block requests or grow memory.
-const BUFFERED_LINES: usize = 128_000;
+/// Batches waiting for tracing-appender's thread; past this a batch is dropped rather than letting
+/// a stalled stderr block requests or grow memory.
+const BUFFERED_BATCHES: usize = 4_096;
+const BATCH_BYTES: usize = 32 * 1024;
+const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
 
 struct Redaction {
     redactor: parking_lot::RwLock<Option<Arc<Redactor>>>,
@@ -25,52 +32,71 @@ struct Redaction {
     secrets: parking_lot::Mutex<Vec<String>>,
     /// Kept until `flush_logs`: dropping it writes out what is queued.
     guard: parking_lot::Mutex<Option<WorkerGuard>>,
+    /// Formatted lines not yet handed to tracing-appender.
+    pending: parking_lot::Mutex<Vec<u8>>,
+    writer: parking_lot::Mutex<Option<NonBlocking>>,
 }
 
 static REDACTION: std::sync::LazyLock<Redaction> = std::sync::LazyLock::new(|| Redaction {
     redactor: parking_lot::RwLock::new(None),
     secrets: parking_lot::Mutex::new(Vec::new()),
     guard: parking_lot::Mutex::new(None),
+    pending: parking_lot::Mutex::new(Vec::with_capacity(BATCH_BYTES * 2)),
+    writer: parking_lot::Mutex::new(None),
 });
 
-/// A writer that redacts secrets, emails, phones and cards from each formatted line before it
-/// reaches tracing-appender's queue, so no code path can leak them by logging carelessly.
+/// Hands what is pending to tracing-appender, redacted. The batch is taken while the writer is
+/// held, so batches reach stderr in the order their lines were written.
+fn flush_pending() {
+    let mut writer = REDACTION.writer.lock();
+    let batch = std::mem::replace(&mut *REDACTION.pending.lock(), Vec::with_capacity(BATCH_BYTES * 2));
+    let Some(writer) = writer.as_mut() else { return };
+    if batch.is_empty() {
+        return;
+    }
+    let text = String::from_utf8_lossy(&batch);
+    let redactor = REDACTION.redactor.read().clone();
+    let _ = match redactor {
+        Some(redactor) => writer.write_all(redactor.log_line(&text).as_bytes()),
+        None => writer.write_all(text.as_bytes()),
+    };
+}
+
+/// tracing-subscriber's writer: each formatted line joins the pending batch.
 #[derive(Clone)]
-struct RedactingWriter {
-    inner: NonBlocking,
-}
+struct BatchingWriter;
 
-/// One event's writer: tracing-subscriber formats the whole line, then writes it in one call.
-pub struct RedactedLine {
-    inner: NonBlocking,
-}
+pub struct PendingLine;
 
-impl Write for RedactedLine {
+impl Write for PendingLine {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let text = String::from_utf8_lossy(buf);
-        let redactor = REDACTION.redactor.read().clone();
-        match redactor {
-            Some(redactor) => self.inner.write_all(redactor.log_line(&text).as_bytes())?,
-            None => self.inner.write_all(text.as_bytes())?,
+        let mut pending = REDACTION.pending.lock();
+        pending.extend_from_slice(buf);
+        let full = pending.len() >= BATCH_BYTES;
+        drop(pending);
+        if full {
+            flush_pending();
         }
         Ok(buf.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
+        Ok(())
     }
 }
 
-impl<'a> MakeWriter<'a> for RedactingWriter {
-    type Writer = RedactedLine;
+impl<'a> MakeWriter<'a> for BatchingWriter {
+    type Writer = PendingLine;
 
     fn make_writer(&'a self) -> Self::Writer {
-        RedactedLine { inner: self.inner.clone() }
+        PendingLine
     }
 }
 
 /// Writes out whatever is queued (called before the process exits).
 pub fn flush_logs() {
+    flush_pending();
+    *REDACTION.writer.lock() = None;
     drop(REDACTION.guard.lock().take());
 }
 
@@ -102,8 +128,16 @@ pub fn init_logging(settings: &Settings) {
         return;
     }
     let (non_blocking, guard) =
-        NonBlockingBuilder::default().buffered_lines_limit(BUFFERED_LINES).finish(std::io::stderr());
-    let writer = RedactingWriter { inner: non_blocking };
+        NonBlockingBuilder::default().buffered_lines_limit(BUFFERED_BATCHES).finish(std::io::stderr());
+    *REDACTION.writer.lock() = Some(non_blocking);
+    let flusher = std::thread::Builder::new().name("velochat-log-batch".into()).spawn(|| loop {
+        std::thread::sleep(FLUSH_EVERY);
+        flush_pending();
+    });
+    if let Err(e) = flusher {
+        eprintln!("cannot start the log batch thread: {e}");
+    }
+    let writer = BatchingWriter;
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&settings.telemetry.log_level))
         .unwrap_or_else(|_| EnvFilter::new("info"));

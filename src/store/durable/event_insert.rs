@@ -13,11 +13,24 @@ const INSERT_POSTGRES: &str = "INSERT INTO velochat_events (ts_ms, request_id, s
      $8::text[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[], $14::float8[], \
      $15::float8[], $16::bigint[], $17::bigint[], $18::text[])";
 
-/// SQLite: one prepared row statement, run once per event inside one transaction.
-const INSERT_SQLITE: &str = "INSERT INTO velochat_events (ts_ms, request_id, session_hash, route, intent, source, \
-     fallback_reason, handoff_reason, latency_ms, upstream_ms, prompt_tokens, completion_tokens, cached_tokens, \
-     cost_usd, confidence, repeat_question, first_reply, model) \
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+/// SQLite: a fixed block of rows per statement; a short block is padded with NULL rows, which the
+/// `WHERE` leaves out. One statement shape, one round trip to the connection's thread per block.
+const SQLITE_ROWS: usize = 32;
+const COLUMNS: usize = 18;
+
+fn insert_sqlite_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        let row = format!("({})", vec!["?"; COLUMNS].join(", "));
+        format!(
+            "INSERT INTO velochat_events (ts_ms, request_id, session_hash, route, intent, source, fallback_reason, \
+             handoff_reason, latency_ms, upstream_ms, prompt_tokens, completion_tokens, cached_tokens, cost_usd, \
+             confidence, repeat_question, first_reply, model) \
+             SELECT * FROM (VALUES {}) WHERE column1 IS NOT NULL",
+            vec![row; SQLITE_ROWS].join(", ")
+        )
+    })
+}
 
 fn column<T>(events: &[EventRecord], pick: impl Fn(&EventRecord) -> T) -> Vec<T> {
     events.iter().map(pick).collect()
@@ -50,28 +63,35 @@ pub(super) async fn insert_postgres(pool: &PgPool, events: &[EventRecord]) -> Re
 
 pub(super) async fn insert_sqlite(pool: &AnyPool, events: &[EventRecord]) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
-    for e in events {
-        sqlx::query(INSERT_SQLITE)
-            .bind(e.ts_ms)
-            .bind(e.request_id.as_str())
-            .bind(e.session_hash.as_str())
-            .bind(e.route.as_str())
-            .bind(e.intent.as_deref())
-            .bind(e.source.as_str())
-            .bind(e.fallback_reason.as_deref())
-            .bind(e.handoff_reason.as_deref())
-            .bind(e.latency_ms)
-            .bind(e.upstream_ms)
-            .bind(e.prompt_tokens)
-            .bind(e.completion_tokens)
-            .bind(e.cached_tokens)
-            .bind(e.cost_usd)
-            .bind(e.confidence)
-            .bind(i64::from(e.repeat_question))
-            .bind(i64::from(e.first_reply))
-            .bind(e.model.as_deref())
-            .execute(&mut *tx)
-            .await?;
+    for block in events.chunks(SQLITE_ROWS) {
+        let mut query = sqlx::query(insert_sqlite_sql());
+        for e in block {
+            query = query
+                .bind(e.ts_ms)
+                .bind(e.request_id.as_str())
+                .bind(e.session_hash.as_str())
+                .bind(e.route.as_str())
+                .bind(e.intent.as_deref())
+                .bind(e.source.as_str())
+                .bind(e.fallback_reason.as_deref())
+                .bind(e.handoff_reason.as_deref())
+                .bind(e.latency_ms)
+                .bind(e.upstream_ms)
+                .bind(e.prompt_tokens)
+                .bind(e.completion_tokens)
+                .bind(e.cached_tokens)
+                .bind(e.cost_usd)
+                .bind(e.confidence)
+                .bind(i64::from(e.repeat_question))
+                .bind(i64::from(e.first_reply))
+                .bind(e.model.as_deref());
+        }
+        for _ in block.len()..SQLITE_ROWS {
+            for _ in 0..COLUMNS {
+                query = query.bind(None::<i64>);
+            }
+        }
+        query.execute(&mut *tx).await?;
     }
     tx.commit().await
 }
