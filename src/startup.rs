@@ -87,7 +87,7 @@ async fn state_store(
         metrics.redis_up.set(-1);
         return Ok(Arc::new(local));
     }
-    let store = crate::store::redis::RedisStore::connect(s, local, metrics.clone(), stop.clone())
+    let store = crate::store::redis::RedisStore::connect(s, local, metrics.redis_up.clone(), stop.clone())
         .await
         .context("storage.redis_url (REDIS_URL)")?;
     Ok(store)

@@ -13,7 +13,6 @@ use super::memory::MemoryStore;
 use super::{LimitKind, SessionState, SessionUpdate, StateStore, StoreError, StoreHealth, UsageTotals};
 use crate::config::Settings;
 use crate::rate::{Decision, Quota};
-use crate::telemetry::Metrics;
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -38,7 +37,8 @@ pub struct RedisStore {
     connection: tokio::sync::RwLock<Option<ConnectionManager>>,
     prefix: String,
     local: MemoryStore,
-    metrics: Arc<Metrics>,
+    /// `velochat_redis_up`: the store reports its own health without knowing the metrics registry.
+    redis_up: prometheus::IntGauge,
     up: AtomicBool,
     replicas: u32,
     kill_switch: AtomicBool,
@@ -63,7 +63,7 @@ impl RedisStore {
     pub async fn connect(
         settings: &Settings,
         local: MemoryStore,
-        metrics: Arc<Metrics>,
+        redis_up: prometheus::IntGauge,
         stop: CancellationToken,
     ) -> anyhow::Result<Shared> {
         let s = &settings.storage;
@@ -74,7 +74,7 @@ impl RedisStore {
             prefix: s.redis_key_prefix.clone(),
             kill_switch: AtomicBool::new(local.kill_switch_local()),
             local,
-            metrics,
+            redis_up,
             up: AtomicBool::new(false),
             replicas: s.expected_replicas,
             session_ttl_ms: settings.sessions.ttl_ms,
@@ -109,7 +109,7 @@ impl RedisStore {
     /// Marks the transition once, in the log and the gauge.
     fn set_up(&self, up: bool, why: &str) {
         let was = self.up.swap(up, Ordering::SeqCst);
-        self.metrics.redis_up.set(i64::from(up));
+        self.redis_up.set(i64::from(up));
         if was != up {
             if up {
                 tracing::info!("Redis reachable again: shared state restored");
