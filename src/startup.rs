@@ -60,13 +60,17 @@ async fn connect_durable(settings: &Settings) -> Result<Arc<dyn crate::store::Du
     loop {
         match durable::connect(settings.storage.database_url.expose()).await {
             Ok(store) => return Ok(store),
-            Err(e) if tokio::time::Instant::now() + delay < give_up => {
-                tracing::warn!(error = %crate::error_chain::describe(&e), retry_in_ms = delay.as_millis() as u64,
+            Err(e) => {
+                let now = tokio::time::Instant::now();
+                if now >= give_up {
+                    return Err(e);
+                }
+                let wait = delay.min(give_up - now);
+                tracing::warn!(error = %crate::error_chain::describe(&e), retry_in_ms = wait.as_millis() as u64,
                                "database not reachable yet; retrying");
-                tokio::time::sleep(delay).await;
+                tokio::time::sleep(wait).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
-            Err(e) => return Err(e),
         }
     }
 }
