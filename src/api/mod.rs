@@ -15,6 +15,7 @@ pub mod stream;
 
 pub use crate::state::AppState;
 
+use crate::guard::ip_limit::IpLimit;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use axum::Router;
@@ -44,7 +45,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/chat/completions", post(compat::chat_completions))
         .route("/v1/models", get(compat::list_models))
         // The per-IP limit sits in front of body parsing; authentication runs before it.
-        .route_layer(crate::guard::ip_limit::IpLimitLayer::new(state.ip_limiter.clone(), refuse_ip(&state)))
+        .route_layer(from_fn_with_state(
+            IpLimit { limiter: state.ip_limiter.clone(), refuse: refuse_ip(&state) },
+            crate::guard::ip_limit::limit_anonymous,
+        ))
         .route_layer(middleware::RequireCaller::new(&state));
     let observe = Router::new()
         .route("/metrics", get(health::metrics))

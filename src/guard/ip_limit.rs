@@ -10,12 +10,12 @@ use super::client_ip::{client_ip, ip_key};
 use super::Credential;
 use crate::rate::{Decision, LimitKind, Quota};
 use crate::store::StateStore;
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::middleware::Next;
 use axum::response::Response;
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
 use ipnet::IpNet;
-use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -137,63 +137,24 @@ fn local_limiter(quota: Quota, keys: ClientIpKey) -> anyhow::Result<KeyedLimiter
 /// Renders a refusal (the API's 429 body and headers); passed in so guards never import the edge.
 pub type Refusal = Arc<dyn Fn(Decision) -> Response + Send + Sync>;
 
+/// What the middleware needs: the limiter and how to refuse.
 #[derive(Clone)]
-pub struct IpLimitLayer {
-    limiter: Arc<IpLimiter>,
-    refuse: Refusal,
+pub struct IpLimit {
+    pub limiter: Arc<IpLimiter>,
+    pub refuse: Refusal,
 }
 
-impl IpLimitLayer {
-    pub fn new(limiter: Arc<IpLimiter>, refuse: Refusal) -> Self {
-        Self { limiter, refuse }
+/// The middleware (`axum::middleware::from_fn_with_state`, a tower layer): callers with a key pass,
+/// anonymous ones are checked before their body is read.
+pub async fn limit_anonymous(State(limit): State<IpLimit>, mut request: Request, next: Next) -> Response {
+    if matches!(request.extensions().get::<Credential>(), Some(Credential::Caller(_))) {
+        return next.run(request).await;
     }
-}
-
-impl<S> tower::Layer<S> for IpLimitLayer {
-    type Service = IpLimitService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        IpLimitService { limiter: self.limiter.clone(), refuse: self.refuse.clone(), inner }
+    let key = limit.limiter.key_of(&request);
+    let decision = limit.limiter.check(&key).await;
+    if !decision.allowed {
+        return (limit.refuse)(decision);
     }
-}
-
-#[derive(Clone)]
-pub struct IpLimitService<S> {
-    limiter: Arc<IpLimiter>,
-    refuse: Refusal,
-    inner: S,
-}
-
-impl<S> tower::Service<Request> for IpLimitService<S>
-where
-    S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response, Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: Request) -> Self::Future {
-        let authenticated = matches!(request.extensions().get::<Credential>(), Some(Credential::Caller(_)));
-        // The clone that was made ready is the one that serves this request.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        if authenticated {
-            return Box::pin(inner.call(request));
-        }
-        let (limiter, refuse) = (self.limiter.clone(), self.refuse.clone());
-        let key = limiter.key_of(&request);
-        Box::pin(async move {
-            let decision = limiter.check(&key).await;
-            if !decision.allowed {
-                return Ok(refuse(decision));
-            }
-            request.extensions_mut().insert(IpDecision(decision));
-            inner.call(request).await
-        })
-    }
+    request.extensions_mut().insert(IpDecision(decision));
+    next.run(request).await
 }

@@ -2,6 +2,7 @@
 //! handled as RFC 9112 says, and one request never gets two responses (no smuggled request is
 //! ever answered).
 
+use crate::helpers::{raw_connect, raw_exchange, read_to_close};
 use crate::process::{start, Process};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -15,23 +16,11 @@ async fn binary() -> Process {
 }
 
 async fn connect(process: &Process) -> TcpStream {
-    TcpStream::connect(process.address.trim_start_matches("http://")).await.unwrap()
-}
-
-/// Everything the server sends until it closes; panics if it keeps the connection open.
-async fn read_to_close(socket: &mut TcpStream) -> String {
-    let mut received = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), socket.read_to_end(&mut received))
-        .await
-        .expect("the server closes the connection")
-        .ok();
-    String::from_utf8_lossy(&received).to_string()
+    raw_connect(&process.address).await
 }
 
 async fn exchange(process: &Process, raw: &[u8]) -> String {
-    let mut socket = connect(process).await;
-    socket.write_all(raw).await.unwrap();
-    read_to_close(&mut socket).await
+    raw_exchange(&process.address, raw).await
 }
 
 fn status_lines(response: &str) -> Vec<&str> {

@@ -168,3 +168,28 @@ pub fn metric_value(text: &str, series: &str) -> f64 {
 pub async fn json_of(request: reqwest::RequestBuilder) -> Value {
     request.send().await.expect("request").json().await.expect("a JSON body")
 }
+
+/// A raw TCP connection to a server at `address` (`http://host:port`), for tests on the wire.
+pub async fn raw_connect(address: &str) -> tokio::net::TcpStream {
+    tokio::net::TcpStream::connect(address.trim_start_matches("http://")).await.expect("connects")
+}
+
+/// Everything the server sends until it closes (a reset after the answer counts as a close);
+/// panics if it keeps the connection open for 5 s.
+pub async fn read_to_close(socket: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut received = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(5), socket.read_to_end(&mut received))
+        .await
+        .expect("the server closes the connection")
+        .ok();
+    String::from_utf8_lossy(&received).to_string()
+}
+
+/// Sends `raw` on a new connection and reads until the server closes it.
+pub async fn raw_exchange(address: &str, raw: &[u8]) -> String {
+    use tokio::io::AsyncWriteExt;
+    let mut socket = raw_connect(address).await;
+    socket.write_all(raw).await.expect("sent");
+    read_to_close(&mut socket).await
+}

@@ -10,17 +10,7 @@ use wiremock::matchers::method;
 use wiremock::{Mock, ResponseTemplate};
 
 async fn connect(app: &TestApp) -> TcpStream {
-    TcpStream::connect(app.address.trim_start_matches("http://")).await.unwrap()
-}
-
-/// Everything the server sends until it closes the connection.
-async fn read_to_close(socket: &mut TcpStream) -> String {
-    let mut received = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), socket.read_to_end(&mut received))
-        .await
-        .expect("the server closes the connection")
-        .unwrap();
-    String::from_utf8(received).unwrap()
+    raw_connect(&app.address).await
 }
 
 /// What one read returns: a whole small response on loopback, the connection staying open.
@@ -31,9 +21,7 @@ async fn read_once(socket: &mut TcpStream) -> String {
 }
 
 async fn exchange(app: &TestApp, raw: &str) -> String {
-    let mut socket = connect(app).await;
-    socket.write_all(raw.as_bytes()).await.unwrap();
-    read_to_close(&mut socket).await
+    raw_exchange(&app.address, raw.as_bytes()).await
 }
 
 fn json_body(response: &str) -> Value {
