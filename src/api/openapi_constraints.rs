@@ -1,7 +1,7 @@
 //! What the server enforces, stated in the OpenAPI document: patterns, lengths, required fields and
 //! headers, and the JSON error body of every refusal. The handlers' annotations give the routes;
 //! this fills in what their Rust types cannot say, so client generators and API testers trust the
-//! document (a schema-valid request is never refused; tests/api/openapi.rs and the schemathesis run
+//! document (a schema-valid request is never refused; tests/api/validation.rs and the schemathesis run
 //! in scripts/test check it).
 
 use crate::config::Settings;
