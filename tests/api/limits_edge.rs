@@ -25,7 +25,10 @@ async fn an_anonymous_flood_is_refused_by_ip_before_its_body_is_read() {
     assert_eq!(refused.headers()["retry-after"], "60", "one token a minute");
     let body: Value = refused.json().await.unwrap();
     assert_eq!(body["error"]["limit"], "ip");
-    assert!(metric_value(&app.metrics().await, "velochat_rate_limited_total{limit=\"ip\"}") >= 1.0);
+    let metrics = app.metrics().await;
+    assert!(metric_value(&metrics, "velochat_rate_limited_total{limit=\"ip\"}") >= 1.0);
+    // No body was parsed, so no session key exists: the tracked key is the address's.
+    assert_eq!(metric_value(&metrics, "velochat_rate_limiter_keys"), 1.0);
 }
 
 #[tokio::test]
