@@ -36,6 +36,11 @@ pub struct Application {
     terminate: Option<tokio::signal::unix::Signal>,
 }
 
+/// Proxies whose `X-Forwarded-For` is believed (validated at load, so none is dropped here).
+fn trusted_proxies(settings: &Settings) -> Vec<ipnet::IpNet> {
+    settings.limits.trusted_proxies.iter().filter_map(|p| crate::domain::parse_cidr(p).ok()).collect()
+}
+
 fn ms(value: u64) -> Duration {
     Duration::from_millis(value)
 }
@@ -149,9 +154,7 @@ impl Application {
         };
         let ip_quota = Quota { burst: s.limits.ip_burst, per_minute: s.limits.ip_per_minute };
         let shared_limits = (!s.storage.redis_url.is_empty()).then(|| store.clone());
-        let ip_limiter = Arc::new(
-            IpLimiter::new(ip_quota, orchestrator.trusted_proxies().to_vec(), shared_limits).context("limits")?,
-        );
+        let ip_limiter = Arc::new(IpLimiter::new(ip_quota, trusted_proxies(s), shared_limits).context("limits")?);
         let state = AppState {
             ip_limiter: ip_limiter.clone(),
             settings: settings.clone(),

@@ -5,7 +5,6 @@ use super::extract::{JsonBody, Peer};
 use super::middleware::{ReplyLog, RequestContext};
 use crate::domain::Deadline;
 use crate::domain::{InvalidField, RawTurn, SessionId, TypedContext, UserText};
-use crate::guard::client_ip::client_ip;
 use crate::guard::Credential;
 use crate::orchestrator::{Caller, ChatInput, ModelOverrides, Reply, Route};
 use crate::state::AppState;
@@ -14,7 +13,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::time::Duration;
 use utoipa::ToSchema;
 
@@ -80,11 +79,9 @@ const VISITOR_ID_HEADER: &str = "x-visitor-id";
 const VISITOR_IP_HEADER: &str = "x-visitor-ip";
 pub const DEADLINE_HEADER: &str = "x-velochat-deadline-ms";
 
-/// Who is calling: the key, the visitor headers (authenticated callers only) and the client IP.
-pub fn caller(state: &AppState, ctx: &RequestContext, headers: &HeaderMap, peer: Peer) -> Result<Caller, ApiError> {
-    let peer_ip = peer.addr.map(|p| p.ip()).unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-    let client = client_ip(peer_ip, forwarded, state.orchestrator.trusted_proxies());
+/// Who is calling: the key, the visitor headers (authenticated callers only), and the per-IP
+/// limit's decision (the edge layer took it for anonymous callers).
+pub fn caller(ctx: &RequestContext, headers: &HeaderMap, peer: Peer) -> Result<Caller, ApiError> {
     let key_index = match ctx.credential {
         Credential::Caller(index) => Some(index),
         _ => None,
@@ -102,7 +99,7 @@ pub fn caller(state: &AppState, ctx: &RequestContext, headers: &HeaderMap, peer:
             visitor_ip = Some(ip);
         }
     }
-    Ok(Caller { key_index, visitor_id, visitor_ip, client_ip: client, ip_decision: peer.ip_decision })
+    Ok(Caller { key_index, visitor_id, visitor_ip, ip_decision: peer.ip_decision })
 }
 
 /// The request's budget: the configured total, lowered (never raised) by `X-Velochat-Deadline-Ms`.
@@ -159,7 +156,7 @@ fn chat_input(
         history: history.unwrap_or_default(),
         verify_history: state.settings.history.require_signatures,
         context,
-        caller: caller(state, ctx, &headers, peer)?,
+        caller: caller(ctx, &headers, peer)?,
         deadline: deadline(state, ctx, &headers)?,
         overrides: ModelOverrides::default(),
     })

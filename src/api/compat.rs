@@ -123,18 +123,6 @@ fn session_key(
     })))
 }
 
-pub fn allowed_models(state: &AppState) -> Vec<String> {
-    let o = &state.settings.openai;
-    if !o.allowed_models.is_empty() {
-        return o.allowed_models.clone();
-    }
-    let mut models = vec![o.model.clone()];
-    if !o.fallback_model.is_empty() && o.fallback_model != o.model {
-        models.push(o.fallback_model.clone());
-    }
-    models
-}
-
 pub fn parse_request(
     state: &AppState,
     ctx: &RequestContext,
@@ -158,7 +146,7 @@ pub fn parse_request(
     }
     let model = match body.model.as_deref() {
         None | Some("") => o.model.clone(),
-        Some(m) if allowed_models(state).iter().any(|a| a == m) => m.to_owned(),
+        Some(m) if o.allowed_models().iter().any(|a| a == m) => m.to_owned(),
         Some(m) => {
             return Err(ApiError::Invalid(InvalidField::new(
                 "model",
@@ -175,13 +163,12 @@ pub fn parse_request(
     // The question is the newest user message; anything after it (an assistant prefill, a tool
     // result) has nothing to answer and is dropped.
     let Some(last) = messages.iter().rposition(|m| m.role.as_deref() == Some("user")) else {
-        let message = if messages.is_empty() {
-            "`messages` is required".to_owned()
+        let refusal = if messages.is_empty() {
+            InvalidField::missing("messages")
         } else {
-            "`messages` must contain a message with role `user`".to_owned()
+            InvalidField::new("messages", "invalid_field", "`messages` must contain a message with role `user`")
         };
-        let code = if messages.is_empty() { "missing_field" } else { "invalid_field" };
-        return Err(ApiError::Invalid(InvalidField::new("messages", code, message)));
+        return Err(ApiError::Invalid(refusal));
     };
     messages.truncate(last + 1);
     let Some(latest) = messages.pop() else {
@@ -214,7 +201,7 @@ pub fn parse_request(
         history,
         verify_history: false,
         context: TypedContext::default(),
-        caller: caller(state, ctx, headers, peer)?,
+        caller: caller(ctx, headers, peer)?,
         deadline: deadline(state, ctx, headers)?,
         overrides: ModelOverrides {
             model: Some(model.clone()),
@@ -386,7 +373,10 @@ pub async fn chat_completions(
     (status = 401, description = "Missing or invalid caller key")
 ), security(("bearer" = []), ()))]
 pub async fn list_models(State(state): State<AppState>) -> Json<Value> {
-    let data: Vec<Value> = allowed_models(&state)
+    let data: Vec<Value> = state
+        .settings
+        .openai
+        .allowed_models()
         .into_iter()
         .map(|id| json!({"id": id, "object": "model", "created": 0, "owned_by": "velochat"}))
         .collect();

@@ -36,16 +36,10 @@ pub async fn read_body<S: Send + Sync>(
         Ok(Err(BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)))) => {
             Err(ApiError::PayloadTooLarge(limit))
         }
-        Ok(Err(BytesRejection::FailedToBufferBody(FailedToBufferBody::UnknownBodyError(e)))) => {
-            let cause = std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default();
-            // tower-http's per-frame body timeout, or hyper refusing the framing (bad chunk sizes).
-            if cause.contains("timed out") || cause.contains("timeout") {
-                Err(ApiError::BodyTimeout)
-            } else {
-                Err(ApiError::MalformedJson(format!("could not read the body: {cause}")))
-            }
+        // hyper refusing the framing (bad chunk sizes), or the connection breaking.
+        Ok(Err(other)) => {
+            Err(ApiError::MalformedJson(format!("could not read the body: {}", crate::error_chain::describe(&other))))
         }
-        Ok(Err(other)) => Err(ApiError::MalformedJson(format!("could not read the body: {}", other.body_text()))),
     }
 }
 

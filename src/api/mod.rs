@@ -75,10 +75,6 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(state.settings.server.body_limit_bytes))
-        // A stalled body fails its next read; the extractor also bounds the whole body's time.
-        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(std::time::Duration::from_millis(
-            state.settings.server.header_read_timeout_ms,
-        )))
         .layer(middleware::Edge::new(&state))
         .with_state(state)
 }

@@ -60,7 +60,7 @@ fn schemas(settings: &Settings) -> Value {
             "required": ["messages"],
             "description": "OpenAI's chat completions request. The newest `user` message is the question.",
             "properties": {
-                "model": {"type": ["string", "null"], "enum": allowed_models(settings)},
+                "model": {"type": ["string", "null"], "enum": model_values(settings)},
                 "messages": {"type": "array", "minItems": 1, "maxItems": h.max_entries + 2,
                     "contains": {"type": "object", "required": ["role"], "properties": {"role": {"const": "user"}}},
                     "items": {"$ref": "#/components/schemas/ChatMessage"}},
@@ -91,18 +91,9 @@ fn schemas(settings: &Settings) -> Value {
     })
 }
 
-fn allowed_models(settings: &Settings) -> Vec<Value> {
-    let o = &settings.openai;
-    let mut models: Vec<Value> = if o.allowed_models.is_empty() {
-        let mut list = vec![Value::from(o.model.as_str())];
-        if !o.fallback_model.is_empty() && o.fallback_model != o.model {
-            list.push(Value::from(o.fallback_model.as_str()));
-        }
-        list
-    } else {
-        o.allowed_models.iter().map(|m| Value::from(m.as_str())).collect()
-    };
-    // Empty or absent: the configured model.
+/// What `model` may be: an allowed model, or empty or absent for the configured one.
+fn model_values(settings: &Settings) -> Vec<Value> {
+    let mut models: Vec<Value> = settings.openai.allowed_models().into_iter().map(Value::from).collect();
     models.extend([Value::from(""), Value::Null]);
     models
 }

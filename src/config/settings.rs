@@ -299,3 +299,17 @@ pub enum IntentAction {
     Reply,
     Handoff,
 }
+
+impl OpenAiSettings {
+    /// The models callers may ask for: `allowed_models`, else the model and its fallback.
+    pub fn allowed_models(&self) -> Vec<String> {
+        if !self.allowed_models.is_empty() {
+            return self.allowed_models.clone();
+        }
+        let mut models = vec![self.model.clone()];
+        if !self.fallback_model.is_empty() && self.fallback_model != self.model {
+            models.push(self.fallback_model.clone());
+        }
+        models
+    }
+}

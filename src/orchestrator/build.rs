@@ -62,7 +62,6 @@ impl Orchestrator {
                 visitor: Quota { burst: l.visitor_burst, per_minute: l.visitor_per_minute },
                 caller: Quota { burst: l.caller_per_minute, per_minute: l.caller_per_minute },
             },
-            trusted_proxies: l.trusted_proxies.iter().filter_map(|p| crate::domain::parse_cidr(p).ok()).collect(),
             prompt_cache_key: if o.prompt_cache_key.is_empty() {
                 format!("velochat-{}", o.model)
             } else {

@@ -6,7 +6,7 @@
 
 use super::{ChatInput, Orchestrator};
 use crate::guard::client_ip::ip_key;
-use crate::rate::Decision;
+use crate::rate::{Decision, Quota};
 use crate::store::LimitKind;
 
 impl Orchestrator {
@@ -16,9 +16,9 @@ impl Orchestrator {
         input: &ChatInput,
     ) -> Result<Option<(LimitKind, Decision)>, (LimitKind, Decision)> {
         let caller = &input.caller;
-        let mut checks: Vec<(LimitKind, String)> = Vec::with_capacity(3);
+        let mut checks: Vec<(LimitKind, String, Quota)> = Vec::with_capacity(3);
         if let Some(session) = &input.session {
-            checks.push((LimitKind::Session, session.as_str().to_owned()));
+            checks.push((LimitKind::Session, session.as_str().to_owned(), self.quotas.session));
         }
         if let Some(index) = caller.key_index {
             let visitor = caller
@@ -27,18 +27,12 @@ impl Orchestrator {
                 .map(|id| format!("id:{id}"))
                 .or_else(|| caller.visitor_ip.map(|ip| format!("ip:{}", ip_key(ip))));
             if let Some(visitor) = visitor {
-                checks.push((LimitKind::Visitor, visitor));
+                checks.push((LimitKind::Visitor, visitor, self.quotas.visitor));
             }
-            checks.push((LimitKind::Caller, index.to_string()));
+            checks.push((LimitKind::Caller, index.to_string(), self.quotas.caller));
         }
         let mut tightest: Option<(LimitKind, Decision)> = caller.ip_decision.map(|d| (LimitKind::Ip, d));
-        for (kind, key) in checks {
-            let quota = match kind {
-                LimitKind::Session => self.quotas.session,
-                LimitKind::Visitor => self.quotas.visitor,
-                // Only session, visitor and caller keys are pushed above.
-                LimitKind::Caller | LimitKind::Ip => self.quotas.caller,
-            };
+        for (kind, key, quota) in checks {
             let decision = self.store.rate_check(kind, &key, quota).await;
             if !decision.allowed {
                 self.metrics.rate_limited.with_label_values(&[kind.as_str()]).inc();

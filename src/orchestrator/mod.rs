@@ -30,7 +30,6 @@ use crate::store::{DurableStore, StateStore};
 use crate::support::SupportOutbox;
 use crate::telemetry::{EventSink, Metrics};
 use intents::IntentRouter;
-use ipnet::IpNet;
 use std::sync::Arc;
 
 /// The limits the orchestrator checks itself (the per-IP one is an edge layer).
@@ -58,7 +57,6 @@ pub struct Orchestrator {
     support: SupportOutbox,
     budget: Budget,
     quotas: Quotas,
-    trusted_proxies: Vec<IpNet>,
     prompt_cache_key: String,
 }
 
@@ -81,11 +79,6 @@ impl Orchestrator {
 
     pub fn quotas(&self) -> &Quotas {
         &self.quotas
-    }
-
-    /// Proxies whose `X-Forwarded-For` is believed.
-    pub fn trusted_proxies(&self) -> &[IpNet] {
-        &self.trusted_proxies
     }
 
     pub fn circuit_state(&self) -> crate::completion::CircuitState {

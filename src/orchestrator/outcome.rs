@@ -30,8 +30,6 @@ pub struct Caller {
     /// `X-Visitor-Id` / `X-Visitor-Ip`, only ever set for authenticated callers.
     pub visitor_id: Option<String>,
     pub visitor_ip: Option<IpAddr>,
-    /// The client address (peer, or the trusted-proxy-derived one).
-    pub client_ip: IpAddr,
     /// The per-IP limit's decision, taken at the edge for anonymous callers.
     pub ip_decision: Option<Decision>,
 }

@@ -267,7 +267,7 @@ impl Orchestrator {
     }
 
     /// Erases everything kept about a session (privacy requests). Returns durable rows removed.
-    pub async fn erase(&self, id: &str) -> Result<u64, crate::store::StoreError> {
+    pub async fn erase(&self, id: &str) -> Result<u64, StoreError> {
         self.store.delete_session(id).await;
         self.durable.erase_session(id, &self.session_hash(id)).await
     }

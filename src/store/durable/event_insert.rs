@@ -5,13 +5,22 @@
 use super::EventRecord;
 use sqlx::{AnyPool, PgPool};
 
+/// The event table's columns, in the order both statements supply them.
+macro_rules! insert_into {
+    () => {
+        "INSERT INTO velochat_events (ts_ms, request_id, session_hash, route, intent, source, fallback_reason, \
+         handoff_reason, latency_ms, upstream_ms, prompt_tokens, completion_tokens, cached_tokens, cost_usd, \
+         confidence, repeat_question, first_reply, model) "
+    };
+}
+
 /// PostgreSQL: the whole batch as 18 typed arrays, unnested server-side in one statement.
-const INSERT_POSTGRES: &str = "INSERT INTO velochat_events (ts_ms, request_id, session_hash, route, intent, source, \
-     fallback_reason, handoff_reason, latency_ms, upstream_ms, prompt_tokens, completion_tokens, cached_tokens, \
-     cost_usd, confidence, repeat_question, first_reply, model) \
-     SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
+const INSERT_POSTGRES: &str = concat!(
+    insert_into!(),
+    "SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
      $8::text[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[], $14::float8[], \
-     $15::float8[], $16::bigint[], $17::bigint[], $18::text[])";
+     $15::float8[], $16::bigint[], $17::bigint[], $18::text[])"
+);
 
 /// SQLite: a fixed block of rows per statement; a short block is padded with NULL rows, which the
 /// `WHERE` leaves out. One statement shape, one round trip to the connection's thread per block.
@@ -23,10 +32,7 @@ fn insert_sqlite_sql() -> &'static str {
     SQL.get_or_init(|| {
         let row = format!("({})", vec!["?"; COLUMNS].join(", "));
         format!(
-            "INSERT INTO velochat_events (ts_ms, request_id, session_hash, route, intent, source, fallback_reason, \
-             handoff_reason, latency_ms, upstream_ms, prompt_tokens, completion_tokens, cached_tokens, cost_usd, \
-             confidence, repeat_question, first_reply, model) \
-             SELECT * FROM (VALUES {}) WHERE column1 IS NOT NULL",
+            concat!(insert_into!(), "SELECT * FROM (VALUES {}) WHERE column1 IS NOT NULL"),
             vec![row; SQLITE_ROWS].join(", ")
         )
     })
