@@ -26,7 +26,7 @@ const BUFFERED_BATCHES: usize = 4_096;
 const BATCH_BYTES: usize = 32 * 1024;
 const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
 
-struct Redaction {
+struct LogPipeline {
     redactor: parking_lot::RwLock<Option<Arc<Redactor>>>,
     /// Every secret any configuration loaded in this process named (tests load several).
     secrets: parking_lot::Mutex<Vec<String>>,
@@ -37,7 +37,7 @@ struct Redaction {
     writer: parking_lot::Mutex<Option<NonBlocking>>,
 }
 
-static REDACTION: std::sync::LazyLock<Redaction> = std::sync::LazyLock::new(|| Redaction {
+static LOGS: std::sync::LazyLock<LogPipeline> = std::sync::LazyLock::new(|| LogPipeline {
     redactor: parking_lot::RwLock::new(None),
     secrets: parking_lot::Mutex::new(Vec::new()),
     guard: parking_lot::Mutex::new(None),
@@ -48,14 +48,14 @@ static REDACTION: std::sync::LazyLock<Redaction> = std::sync::LazyLock::new(|| R
 /// Hands what is pending to tracing-appender, redacted. The batch is taken while the writer is
 /// held, so batches reach stderr in the order their lines were written.
 fn flush_pending() {
-    let mut writer = REDACTION.writer.lock();
-    let batch = std::mem::replace(&mut *REDACTION.pending.lock(), Vec::with_capacity(BATCH_BYTES * 2));
+    let mut writer = LOGS.writer.lock();
+    let batch = std::mem::replace(&mut *LOGS.pending.lock(), Vec::with_capacity(BATCH_BYTES * 2));
     let Some(writer) = writer.as_mut() else { return };
     if batch.is_empty() {
         return;
     }
     let text = String::from_utf8_lossy(&batch);
-    let redactor = REDACTION.redactor.read().clone();
+    let redactor = LOGS.redactor.read().clone();
     let _ = match redactor {
         Some(redactor) => writer.write_all(redactor.log_line(&text).as_bytes()),
         None => writer.write_all(text.as_bytes()),
@@ -70,7 +70,7 @@ pub struct PendingLine;
 
 impl Write for PendingLine {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let mut pending = REDACTION.pending.lock();
+        let mut pending = LOGS.pending.lock();
         pending.extend_from_slice(buf);
         let full = pending.len() >= BATCH_BYTES;
         drop(pending);
@@ -96,8 +96,8 @@ impl<'a> MakeWriter<'a> for BatchingWriter {
 /// Writes out whatever is queued (called before the process exits).
 pub fn flush_logs() {
     flush_pending();
-    *REDACTION.writer.lock() = None;
-    drop(REDACTION.guard.lock().take());
+    *LOGS.writer.lock() = None;
+    drop(LOGS.guard.lock().take());
 }
 
 /// Every configured secret, for the redactor.
@@ -118,18 +118,18 @@ pub fn secrets_of(settings: &Settings) -> Vec<String> {
 /// request span (`"span":{"requestId":..}`) so every line logged inside a request names it.
 pub fn init_logging(settings: &Settings) {
     let redactor = {
-        let mut known = REDACTION.secrets.lock();
+        let mut known = LOGS.secrets.lock();
         known.extend(secrets_of(settings));
         Arc::new(Redactor::new(known.iter().map(String::as_str)))
     };
-    let first = REDACTION.redactor.read().is_none();
-    *REDACTION.redactor.write() = Some(redactor);
+    let first = LOGS.redactor.read().is_none();
+    *LOGS.redactor.write() = Some(redactor);
     if !first {
         return;
     }
     let (non_blocking, guard) =
         NonBlockingBuilder::default().buffered_lines_limit(BUFFERED_BATCHES).finish(std::io::stderr());
-    *REDACTION.writer.lock() = Some(non_blocking);
+    *LOGS.writer.lock() = Some(non_blocking);
     let flusher = std::thread::Builder::new().name("velochat-log-batch".into()).spawn(|| loop {
         std::thread::sleep(FLUSH_EVERY);
         flush_pending();
@@ -153,6 +153,6 @@ pub fn init_logging(settings: &Settings) {
         LogFormat::Pretty => builder.try_init().is_ok(),
     };
     if installed {
-        *REDACTION.guard.lock() = Some(guard);
+        *LOGS.guard.lock() = Some(guard);
     }
 }
