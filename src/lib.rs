@@ -1,7 +1,8 @@
 //! velochat: an OpenAI-backed support bot behind Wix Chat, inside Wix's 14 s backend limit.
 //!
 //! Layers: `api` (HTTP edge) → `orchestrator` (request flow) → `completion` (OpenAI, deadline,
-//! ladder) and `support` (human handoff), with `guard` refusing work early and `store` holding state.
+//! ladder), `knowledge` (the site's help content) and `support` (human handoff), with `guard`
+//! refusing work early and `store` holding state.
 
 pub mod api;
 pub mod budget;
@@ -11,6 +12,7 @@ pub mod config;
 pub mod domain;
 pub mod error_chain;
 pub mod guard;
+pub mod knowledge;
 pub mod orchestrator;
 pub mod rate;
 pub mod report;

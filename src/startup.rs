@@ -144,7 +144,10 @@ impl Application {
                 support: SupportOutbox::new(durable.clone(), wake.clone(), s.privacy.hash_salt.expose()),
                 signer,
             },
-        ));
+        )?);
+        // The index is built from the stored documents before the first request.
+        orchestrator.knowledge().sync().await.context("knowledge base")?;
+        metrics.kb_documents.set(orchestrator.knowledge().document_count() as i64);
         let listener = bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
         let address = listener.local_addr()?;
         let tls = if s.server.tls_cert.is_empty() {
@@ -174,6 +177,7 @@ impl Application {
         };
         let background = vec![
             tokio::spawn(worker.run(background_stop.clone())),
+            orchestrator.knowledge().spawn_sync(background_stop.clone()),
             tokio::spawn(housekeeping(orchestrator, ip_limiter, background_stop.clone())),
         ];
         let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();

@@ -73,6 +73,8 @@ pub struct SendChatMessageResponse {
     /// `bot` or `human`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session_mode: Option<&'static str>,
+    /// Knowledge-base documents the reply was grounded in (empty when none was used).
+    pub sources: Vec<crate::knowledge::SourceRef>,
 }
 
 const VISITOR_ID_HEADER: &str = "x-visitor-id";
@@ -206,6 +208,7 @@ pub async fn send_chat_message(
         confidence: reply.confidence,
         truncated: reply.truncated,
         session_mode: reply.session_mode.map(|m| m.as_str()),
+        sources: reply.sources.clone(),
     };
     let mut response = Json(body).into_response();
     if let Some((_, decision)) = &reply.limit {

@@ -245,6 +245,8 @@ pub struct VelochatFields<'a> {
     handoff_reason: Option<&'static str>,
     intent: Option<&'a str>,
     request_id: &'a str,
+    /// Knowledge-base documents the reply was grounded in.
+    sources: &'a [crate::knowledge::SourceRef],
 }
 
 pub fn velochat_fields<'a>(reply: &'a Reply, request_id: &'a str) -> VelochatFields<'a> {
@@ -255,6 +257,7 @@ pub fn velochat_fields<'a>(reply: &'a Reply, request_id: &'a str) -> VelochatFie
         handoff_reason: reply.handoff_reason.map(|r| r.as_str()),
         intent: reply.intent.as_deref(),
         request_id,
+        sources: &reply.sources,
     }
 }
 

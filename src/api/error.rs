@@ -32,6 +32,8 @@ pub enum ApiError {
     RateLimited(LimitKind, Decision),
     #[error("session not found")]
     SessionNotFound,
+    #[error("document not found")]
+    DocumentNotFound,
     /// The OpenAI-compatible route's `{"error": {"type": "invalid_request_error", ...}}` flavour.
     #[error("unsupported `{0}`: {1}")]
     Unsupported(String, String),
@@ -124,6 +126,12 @@ impl IntoResponse for ApiError {
             ApiError::SessionNotFound => {
                 (StatusCode::NOT_FOUND, "session_not_found", "no state is kept for that session".into(), Value::Null)
             }
+            ApiError::DocumentNotFound => (
+                StatusCode::NOT_FOUND,
+                "document_not_found",
+                "no knowledge-base document has that id".into(),
+                Value::Null,
+            ),
             ApiError::Unsupported(field, m) => (
                 StatusCode::BAD_REQUEST,
                 "unsupported",

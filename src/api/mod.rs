@@ -7,6 +7,7 @@ pub mod compat;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod knowledge;
 pub mod middleware;
 pub mod openapi;
 mod openapi_constraints;
@@ -60,6 +61,16 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/sessions/{sessionId}/release", post(admin::release_session))
         .route("/admin/sessions/{sessionId}/handoff", post(admin::take_over_session))
         .route("/admin/report", get(admin::report))
+        .route("/admin/kb/documents", get(knowledge::list_documents))
+        .route(
+            "/admin/kb/documents/{id}",
+            get(knowledge::get_document).put(knowledge::put_document).delete(knowledge::delete_document),
+        )
+        .route(
+            "/admin/kb/import",
+            post(knowledge::import).layer(axum::extract::DefaultBodyLimit::max(state.settings.kb.import_limit_bytes)),
+        )
+        .route("/admin/kb/search", get(knowledge::search))
         .route_layer(from_fn_with_state(state.clone(), middleware::require_admin));
     let backend = Router::new()
         .route("/sessions/{sessionId}/handoff", post(sessions::handoff))

@@ -39,10 +39,17 @@ impl Modify for BearerAuth {
         super::admin::take_over_session,
         super::admin::erase_session,
         super::admin::report,
+        super::knowledge::put_document,
+        super::knowledge::import,
+        super::knowledge::list_documents,
+        super::knowledge::get_document,
+        super::knowledge::delete_document,
+        super::knowledge::search,
         super::sessions::handoff,
         super::sessions::release,
     ),
-    components(schemas(super::chat::SendChatMessageRequest, super::chat::SendChatMessageResponse, super::chat::HistoryEntry, super::admin::KillSwitch)),
+    components(schemas(super::chat::SendChatMessageRequest, super::chat::SendChatMessageResponse, super::chat::HistoryEntry, super::admin::KillSwitch,
+        super::knowledge::Upserted, super::knowledge::ImportRequest, crate::knowledge::DocumentInput, crate::knowledge::SourceRef)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

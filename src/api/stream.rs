@@ -168,6 +168,7 @@ fn take_events(pending: &mut Vec<u8>) -> Vec<String> {
 
 async fn relay(orchestrator: Arc<Orchestrator>, live: LiveStream, chunks: Chunks, include_usage: bool, idle: Duration) {
     let LiveStream { mut response, meta } = live;
+    let request_id = meta.input.request_id.clone();
     let started = Instant::now();
     let mut filter = StreamFilter::new(orchestrator.output());
     let mut end = StreamEnd {
@@ -256,7 +257,9 @@ async fn relay(orchestrator: Arc<Orchestrator>, live: LiveStream, chunks: Chunks
             chunks.send(chunks.chunk(json!({}), Some("content_filter"))).await;
         }
         _ => {
-            chunks.send(chunks.chunk(json!({}), Some(&finish))).await;
+            let mut last = chunks.chunk(json!({}), Some(&finish));
+            last["velochat"] = json!(velochat_fields(&reply, &request_id));
+            chunks.send(last).await;
             if include_usage {
                 chunks.usage(&reply).await;
             }

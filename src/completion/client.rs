@@ -28,6 +28,7 @@ pub struct Completion {
 pub struct Endpoint {
     http: reqwest::Client,
     url: reqwest::Url,
+    embeddings_url: reqwest::Url,
     auth: Option<HeaderValue>,
     pub model: String,
     max_response_bytes: usize,
@@ -79,9 +80,18 @@ impl Endpoint {
                 value
             });
         // Parsed once here (validated at config load), not on every request.
-        let url = reqwest::Url::parse(&format!("{}/chat/completions", base_url.trim_end_matches('/')))
-            .unwrap_or_else(|e| panic!("openai base URL was validated at load: {e}"));
-        Self { http: http.clone(), url, auth, model: model.to_owned(), max_response_bytes }
+        let at = |path: &str| {
+            reqwest::Url::parse(&format!("{}/{path}", base_url.trim_end_matches('/')))
+                .unwrap_or_else(|e| panic!("openai base URL was validated at load: {e}"))
+        };
+        Self {
+            http: http.clone(),
+            url: at("chat/completions"),
+            embeddings_url: at("embeddings"),
+            auth,
+            model: model.to_owned(),
+            max_response_bytes,
+        }
     }
 
     pub fn has_key(&self) -> bool {
@@ -98,7 +108,7 @@ impl Endpoint {
         cut_by_deadline: bool,
     ) -> Result<Completion, AttemptError> {
         let attempt = async {
-            let response = self.send_checked(make_body).await?;
+            let response = self.send_checked(&self.url, make_body).await?;
             parse_completion(&read_capped(response, self.max_response_bytes).await?, &self.model)
         };
         bounded(timeout, cut_by_deadline, attempt).await
@@ -112,13 +122,17 @@ impl Endpoint {
         timeout: Duration,
         cut_by_deadline: bool,
     ) -> Result<UpstreamBody, AttemptError> {
-        let response = bounded(timeout, cut_by_deadline, self.send_checked(make_body)).await?;
+        let response = bounded(timeout, cut_by_deadline, self.send_checked(&self.url, make_body)).await?;
         Ok(UpstreamBody(response))
     }
 
     /// Sends and returns a 2xx response unread; any other status is read (capped) and classified.
-    async fn send_checked(&self, make_body: impl Fn() -> Bytes) -> Result<reqwest::Response, AttemptError> {
-        let mut request = self.http.post(self.url.clone()).header(CONTENT_TYPE, "application/json").body(make_body());
+    async fn send_checked(
+        &self,
+        url: &reqwest::Url,
+        make_body: impl Fn() -> Bytes,
+    ) -> Result<reqwest::Response, AttemptError> {
+        let mut request = self.http.post(url.clone()).header(CONTENT_TYPE, "application/json").body(make_body());
         if let Some(auth) = &self.auth {
             request = request.header(AUTHORIZATION, auth.clone());
         }
@@ -148,6 +162,45 @@ fn bounded<T>(
 ) -> impl std::future::Future<Output = Result<T, AttemptError>> {
     use futures_util::FutureExt;
     tokio::time::timeout(timeout, attempt).map(move |r| r.unwrap_or(Err(AttemptError::Timeout { cut_by_deadline })))
+}
+
+/// The embeddings endpoint's answer: `data[i].embedding` for input `i`.
+#[derive(serde::Deserialize)]
+struct EmbeddingsResponse {
+    data: Vec<EmbeddingItem>,
+}
+
+#[derive(serde::Deserialize)]
+struct EmbeddingItem {
+    index: usize,
+    embedding: Vec<f32>,
+}
+
+impl Endpoint {
+    /// One embeddings call (`POST {base}/embeddings`) for `inputs`, in input order, within `timeout`.
+    pub async fn embed(&self, model: &str, inputs: &[&str], timeout: Duration) -> Result<Vec<Vec<f32>>, AttemptError> {
+        let body =
+            Bytes::from(serde_json::to_vec(&serde_json::json!({"model": model, "input": inputs})).unwrap_or_default());
+        // A batch of embeddings is far bigger than a chat reply.
+        let cap = self.max_response_bytes.max(64 * 1024 * 1024);
+        let attempt = async {
+            let response = self.send_checked(&self.embeddings_url, || body.clone()).await?;
+            let bytes = read_capped(response, cap).await?;
+            let parsed: EmbeddingsResponse = serde_json::from_slice(&bytes)
+                .map_err(|e| AttemptError::Invalid(format!("embeddings response: {e}")))?;
+            let mut vectors = vec![Vec::new(); inputs.len()];
+            for item in parsed.data {
+                if let Some(slot) = vectors.get_mut(item.index) {
+                    *slot = item.embedding;
+                }
+            }
+            if vectors.iter().any(Vec::is_empty) {
+                return Err(AttemptError::Invalid("embeddings response is missing inputs".into()));
+            }
+            Ok(vectors)
+        };
+        bounded(timeout, false, attempt).await
+    }
 }
 
 /// A streaming response body, read chunk by chunk.

@@ -59,6 +59,12 @@ impl TokenCounter {
         count
     }
 
+    /// Tokens in `text`, not remembered: for one-off texts (knowledge chunks) that would only push
+    /// conversation turns out of the cache.
+    pub fn text_uncached(&self, text: &str) -> usize {
+        self.count_fresh(text)
+    }
+
     fn count_fresh(&self, text: &str) -> usize {
         self.bpe.encode_ordinary(text).len()
     }

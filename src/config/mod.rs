@@ -44,6 +44,8 @@ pub const NAMED_ENV: &[(&str, &str)] = &[
     ("VELOCHAT_BUDGET_DAILY_TOKENS", "budget.daily_tokens"),
     ("VELOCHAT_BUDGET_MONTHLY_USD", "budget.monthly_usd"),
     ("VELOCHAT_ALERT_WEBHOOK_URL", "budget.alert_webhook_url"),
+    ("VELOCHAT_KB_ENABLED", "kb.enabled"),
+    ("VELOCHAT_KB_EMBEDDINGS_MODEL", "kb.embeddings_model"),
     ("DATABASE_URL", "storage.database_url"),
     ("REDIS_URL", "storage.redis_url"),
     ("VELOCHAT_LOG_LEVEL", "telemetry.log_level"),

@@ -32,6 +32,7 @@ pub struct Settings {
     pub budget: BudgetSettings,
     pub events: EventSettings,
     pub telemetry: TelemetrySettings,
+    pub kb: KbSettings,
     #[serde(default)]
     pub intents: Vec<IntentRule>,
 }
@@ -312,4 +313,25 @@ impl OpenAiSettings {
         }
         models
     }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KbSettings {
+    #[serde(deserialize_with = "flexible_bool")]
+    pub enabled: bool,
+    #[serde(deserialize_with = "flexible_bool")]
+    pub compat: bool,
+    pub default_locale: String,
+    pub chunk_tokens: usize,
+    pub chunk_overlap_tokens: usize,
+    pub top_k: usize,
+    pub max_tokens: usize,
+    pub min_score: f32,
+    pub embeddings_model: String,
+    pub embeddings_min_similarity: f32,
+    pub embeddings_timeout_ms: u64,
+    pub sync_interval_ms: u64,
+    pub import_limit_bytes: usize,
+    pub not_covered: LocalizedText,
 }

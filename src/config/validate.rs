@@ -52,7 +52,35 @@ impl Settings {
         self.validate_guards()?;
         self.validate_outcomes()?;
         self.validate_storage()?;
+        self.validate_knowledge()?;
         self.validate_intents()
+    }
+
+    fn validate_knowledge(&self) -> Result<(), ConfigError> {
+        let k = &self.kb;
+        let languages = ["en", "fr", "es", "de"];
+        check(languages.contains(&k.default_locale.as_str()), "kb.default_locale", "must be en, fr, es or de")?;
+        check((32..=2000).contains(&k.chunk_tokens), "kb.chunk_tokens", "must be between 32 and 2000")?;
+        check(
+            k.chunk_overlap_tokens <= k.chunk_tokens / 2,
+            "kb.chunk_overlap_tokens",
+            "must be at most half of kb.chunk_tokens",
+        )?;
+        check((1..=20).contains(&k.top_k), "kb.top_k", "must be between 1 and 20")?;
+        check(k.max_tokens >= 50, "kb.max_tokens", "must be at least 50")?;
+        check((0.0..=1.0).contains(&k.min_score), "kb.min_score", "must be between 0 and 1")?;
+        check(
+            (0.0..=1.0).contains(&k.embeddings_min_similarity),
+            "kb.embeddings_min_similarity",
+            "must be between 0 and 1",
+        )?;
+        check(k.embeddings_timeout_ms >= 1, "kb.embeddings_timeout_ms", "must be at least 1")?;
+        check(k.sync_interval_ms >= 50, "kb.sync_interval_ms", "must be at least 50")?;
+        check(k.import_limit_bytes >= 65_536, "kb.import_limit_bytes", "must be at least 65536")?;
+        if !k.not_covered.is_empty() {
+            check_localized(&k.not_covered, &self.fallback.default_locale, "kb.not_covered")?;
+        }
+        Ok(())
     }
 
     fn validate_server(&self) -> Result<(), ConfigError> {

@@ -13,7 +13,7 @@ pub use context::TypedContext;
 pub use deadline::Deadline;
 pub use history::{compact_history, CompactedHistory, DroppedTurns, RawTurn, Role, Turn, Verifier};
 pub use reply::{FallbackReason, HandoffReason, Source};
-pub use session_id::SessionId;
+pub use session_id::{check_identifier, SessionId};
 pub use text::{clean_text, UserText};
 
 /// Why a visitor-supplied value was refused; always names the field (`history[3].content`).

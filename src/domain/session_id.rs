@@ -7,26 +7,32 @@ const MAX_LEN: usize = 128;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SessionId(String);
 
+/// The identifier rule shared by session and document ids: 1–128 of `[A-Za-z0-9._:-]`.
+pub fn check_identifier(raw: &str, field: &str) -> Result<(), InvalidField> {
+    if raw.is_empty() {
+        return Err(InvalidField::new(field, "invalid_field", format!("`{field}` must not be empty")));
+    }
+    if raw.len() > MAX_LEN {
+        return Err(InvalidField::new(
+            field,
+            "field_too_long",
+            format!("`{field}` must be at most {MAX_LEN} characters"),
+        ));
+    }
+    if !raw.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-')) {
+        return Err(InvalidField::new(
+            field,
+            "invalid_field",
+            format!("`{field}` may contain only letters, digits and . _ : -"),
+        ));
+    }
+    Ok(())
+}
+
 impl SessionId {
     pub fn parse(raw: Option<&str>, field: &str) -> Result<Self, InvalidField> {
         let raw = raw.ok_or_else(|| InvalidField::missing(field))?;
-        if raw.is_empty() {
-            return Err(InvalidField::new(field, "invalid_field", format!("`{field}` must not be empty")));
-        }
-        if raw.len() > MAX_LEN {
-            return Err(InvalidField::new(
-                field,
-                "field_too_long",
-                format!("`{field}` must be at most {MAX_LEN} characters"),
-            ));
-        }
-        if !raw.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-')) {
-            return Err(InvalidField::new(
-                field,
-                "invalid_field",
-                format!("`{field}` may contain only letters, digits and . _ : -"),
-            ));
-        }
+        check_identifier(raw, field)?;
         Ok(Self(raw.to_owned()))
     }
 

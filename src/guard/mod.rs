@@ -10,6 +10,6 @@ pub mod signature;
 pub mod stream_filter;
 
 pub use auth::{Authenticator, Credential};
-pub use output::{OutputFilter, OutputProblem};
+pub use output::{strip_html, OutputFilter, OutputProblem};
 pub use redact::Redactor;
 pub use signature::{hashed_id, Signer};

@@ -10,6 +10,8 @@ use crate::completion::tokens::SharedTokenizer;
 use crate::completion::{Ladder, LadderSettings, StaticReplies};
 use crate::config::Settings;
 use crate::guard::{OutputFilter, Redactor, Signer};
+use crate::knowledge::embed::Embedder;
+use crate::knowledge::{KbError, KnowledgeBase};
 use crate::rate::Quota;
 use crate::store::{DurableStore, StateStore};
 use crate::support::SupportOutbox;
@@ -36,7 +38,8 @@ fn ms(value: u64) -> Duration {
 }
 
 impl Orchestrator {
-    pub fn new(settings: Arc<Settings>, with: Collaborators) -> Self {
+    /// Fails only when the knowledge index cannot be created.
+    pub fn new(settings: Arc<Settings>, with: Collaborators) -> Result<Self, KbError> {
         let s = &settings;
         let secrets = secrets_of(s);
         let redactor = Arc::new(Redactor::new(secrets.iter().map(String::as_str)));
@@ -44,8 +47,18 @@ impl Orchestrator {
         tokenizer.warm();
         let l = &s.limits;
         let o = &s.openai;
-        Self {
-            ladder: ladder(s, &with.upstream, &with.metrics),
+        let ladder = ladder(s, &with.upstream, &with.metrics);
+        let embedder = (!s.kb.embeddings_model.trim().is_empty()).then(|| Embedder {
+            endpoint: ladder.primary.clone(),
+            breaker: ladder.breaker.clone(),
+            model: s.kb.embeddings_model.clone(),
+            timeout: ms(s.kb.embeddings_timeout_ms),
+        });
+        let knowledge = Arc::new(KnowledgeBase::new(&s.kb, with.durable.clone(), embedder)?);
+        Ok(Self {
+            ladder,
+            knowledge,
+            redactor: redactor.clone(),
             replies: StaticReplies::new(s.fallback.texts.clone(), &s.fallback.default_locale),
             intents: IntentRouter::new(&s.intents),
             output: OutputFilter::new(
@@ -74,7 +87,7 @@ impl Orchestrator {
             events: with.events,
             support: with.support,
             settings,
-        }
+        })
     }
 }
 

@@ -138,11 +138,18 @@ impl Orchestrator {
     pub(super) async fn model_reply(&self, input: &ChatInput, prepared: &Prepared) -> Reply {
         let context_json = (input.route == Route::SendChatMessage).then(|| input.context.to_json());
         let counter = self.tokenizer.get().await;
+        let grounding = self.ground(input, prepared, &counter).await;
+        if grounding.not_covered {
+            if let Some(reply) = self.not_covered_reply(input, prepared) {
+                return reply;
+            }
+        }
         let (messages, _) = self.prompt_messages(
             &counter,
             input,
             &prepared.turns,
             context_json.as_deref(),
+            grounding.message.as_deref(),
             prepared.addendum.as_deref(),
         );
         let call = self.ask_model(input, &messages).await;
@@ -150,11 +157,14 @@ impl Orchestrator {
             Ok((answer, completion)) => {
                 let mut reply = Reply::new(answer.reply, Source::Model);
                 reply.intent = prepared.intent.clone().or(answer.intent);
-                reply.confidence = Some(answer.confidence);
+                // Nothing in the help content backs a "not covered" answer: it counts as unsure.
+                reply.confidence = Some(if grounding.not_covered { 0.0 } else { answer.confidence });
                 reply.needs_human = answer.needs_human;
                 reply.truncated = completion.finish_reason.as_deref() == Some("length");
                 reply.completion_id = completion.id;
                 reply.model = Some(completion.model);
+                reply.sources = grounding.sources;
+                reply.not_covered = grounding.not_covered;
                 reply
             }
             Err(reason) => {
@@ -188,7 +198,7 @@ impl Orchestrator {
             let (id, rid) = (session.as_str(), input.request_id.as_str());
             reply.repeat_question = prepared.repeat_question;
             reply.session_mode = Some(if reply.source == Source::Handoff { Mode::Human } else { Mode::Bot });
-            if reply.source == Source::Model {
+            if reply.source == Source::Model || reply.not_covered {
                 let after = self.after_model(id, rid, reply.confidence.unwrap_or(1.0), reply.needs_human).await;
                 // The reply stands even if the shared session could not take the confidence update.
                 let after = after.inspect_err(|e| tracing::error!(error = %e, "confidence not recorded")).ok();
@@ -214,6 +224,9 @@ impl Orchestrator {
                     reply.session_mode = Some(after.mode);
                 }
             }
+        }
+        if reply.not_covered {
+            self.record_unanswered(input);
         }
         let cost = self.spend(&reply).await;
         if let Some(session) = &input.session {

@@ -4,6 +4,7 @@
 
 mod build;
 mod chat;
+mod grounding;
 mod limits;
 mod model;
 mod outcome;
@@ -25,6 +26,7 @@ use crate::completion::tokens::SharedTokenizer;
 use crate::completion::{Ladder, StaticReplies};
 use crate::config::Settings;
 use crate::guard::{OutputFilter, Signer};
+use crate::knowledge::KnowledgeBase;
 use crate::rate::Quota;
 use crate::store::{DurableStore, StateStore};
 use crate::support::SupportOutbox;
@@ -58,6 +60,8 @@ pub struct Orchestrator {
     budget: Budget,
     quotas: Quotas,
     prompt_cache_key: String,
+    knowledge: Arc<KnowledgeBase>,
+    redactor: Arc<crate::guard::Redactor>,
 }
 
 impl Orchestrator {
@@ -75,6 +79,10 @@ impl Orchestrator {
 
     pub fn output(&self) -> &OutputFilter {
         &self.output
+    }
+
+    pub fn knowledge(&self) -> &Arc<KnowledgeBase> {
+        &self.knowledge
     }
 
     pub fn quotas(&self) -> &Quotas {

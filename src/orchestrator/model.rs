@@ -49,6 +49,7 @@ impl Orchestrator {
         input: &'a ChatInput,
         history: &'a [Turn],
         context_json: Option<&'a str>,
+        reference: Option<&'a str>,
         addendum: Option<&'a str>,
     ) -> (Vec<WireMessage<'a>>, usize) {
         let (system, system_tokens) = match &input.overrides.system_prompt {
@@ -58,8 +59,8 @@ impl Orchestrator {
                 (system, Some(*self.system_tokens.get_or_init(|| counter.text(system))))
             }
         };
-        let parts =
-            PromptParts { system, system_tokens, context_json, addendum, history, user_text: input.user_text.as_str() };
+        let user_text = input.user_text.as_str();
+        let parts = PromptParts { system, system_tokens, context_json, reference, addendum, history, user_text };
         let prompt = assemble(counter, &parts, self.settings.history.max_prompt_tokens);
         if prompt.dropped_turns > 0 {
             self.metrics.history_dropped.with_label_values(&["tokens"]).inc_by(u64::from(prompt.dropped_turns));

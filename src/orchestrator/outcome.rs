@@ -82,6 +82,10 @@ pub struct Reply {
     /// The most constrained limit that admitted the request (for RateLimit-* headers).
     pub limit: Option<(LimitKind, Decision)>,
     pub completion_id: Option<String>,
+    /// Knowledge-base documents the reply was grounded in.
+    pub sources: Vec<crate::knowledge::SourceRef>,
+    /// A real question the site's help content does not cover (low confidence, `unanswered`).
+    pub not_covered: bool,
 }
 
 impl Reply {
@@ -104,6 +108,8 @@ impl Reply {
             repeat_question: false,
             limit: None,
             completion_id: None,
+            sources: Vec::new(),
+            not_covered: false,
         }
     }
 

@@ -1,6 +1,6 @@
 //! Prompt assembly, in the order that lets OpenAI's prompt cache hit: the static system prompt
-//! (byte-identical on every request), the typed context, an intent addendum, the history, and last
-//! the visitor's message. Oldest history turns are dropped until the prompt fits its token budget.
+//! (byte-identical on every request), the typed context, the knowledge base's reference passages,
+//! an intent addendum, the history, and last the visitor's message. Oldest history turns are dropped until the prompt fits its token budget.
 
 use crate::completion::tokens::{TokenCounter, REPLY_PRIMING, TOKENS_PER_MESSAGE};
 use crate::completion::wire::WireMessage;
@@ -12,6 +12,8 @@ pub struct PromptParts<'a> {
     /// Tokens of `system` alone, when already known (the configured prompt is counted once).
     pub system_tokens: Option<usize>,
     pub context_json: Option<&'a str>,
+    /// Retrieved passages, framed as reference data (or the note that none matched).
+    pub reference: Option<&'a str>,
     pub addendum: Option<&'a str>,
     pub history: &'a [Turn],
     pub user_text: &'a str,
@@ -29,6 +31,7 @@ pub fn assemble<'a>(counter: &TokenCounter, parts: &PromptParts<'a>, max_tokens:
     let system_tokens = parts.system_tokens.unwrap_or_else(|| counter.text(parts.system));
     let mut fixed = REPLY_PRIMING + TOKENS_PER_MESSAGE + counter.text("system") + system_tokens;
     fixed += parts.context_json.map_or(0, |c| counter.message("system", c));
+    fixed += parts.reference.map_or(0, |r| counter.message("system", r));
     fixed += parts.addendum.map_or(0, |a| counter.message("system", a));
     fixed += counter.message("user", parts.user_text);
     let turn_tokens: Vec<usize> = parts.history.iter().map(|t| counter.message(t.role.as_str(), &t.content)).collect();
@@ -40,10 +43,13 @@ pub fn assemble<'a>(counter: &TokenCounter, parts: &PromptParts<'a>, max_tokens:
         first_kept += 1;
     }
     let kept = &parts.history[first_kept..];
-    let mut messages = Vec::with_capacity(kept.len() + 4);
+    let mut messages = Vec::with_capacity(kept.len() + 5);
     messages.push(WireMessage { role: "system", content: Cow::Borrowed(parts.system) });
     if let Some(context) = parts.context_json {
         messages.push(WireMessage { role: "system", content: Cow::Borrowed(context) });
+    }
+    if let Some(reference) = parts.reference {
+        messages.push(WireMessage { role: "system", content: Cow::Borrowed(reference) });
     }
     if let Some(addendum) = parts.addendum {
         messages.push(WireMessage { role: "system", content: Cow::Borrowed(addendum) });
@@ -85,14 +91,16 @@ mod tests {
             system: "SYS",
             system_tokens: None,
             context_json: Some("{\"a\":1}"),
+            reference: Some("REF"),
             addendum: Some("ADD"),
             history: &history,
             user_text: "hello",
         };
         let prompt = assemble(&TokenCounter::o200k(), &parts, 3000);
         let roles: Vec<&str> = prompt.messages.iter().map(|m| m.role).collect();
-        assert_eq!(roles, ["system", "system", "system", "user", "assistant", "user"]);
+        assert_eq!(roles, ["system", "system", "system", "system", "user", "assistant", "user"]);
         assert_eq!(prompt.messages[0].content, "SYS");
+        assert_eq!(prompt.messages[2].content, "REF");
         assert_eq!(prompt.messages.last().unwrap().content, "hello");
         assert_eq!(prompt.tokens, openai_count(&prompt.messages));
     }
@@ -104,6 +112,7 @@ mod tests {
             system: "You are helpful.",
             system_tokens: None,
             context_json: Some("{}"),
+            reference: None,
             addendum: None,
             history: &history,
             user_text: "what now?",
@@ -132,6 +141,7 @@ mod tests {
             system: "S",
             system_tokens: None,
             context_json: None,
+            reference: None,
             addendum: None,
             history: &history,
             user_text: &long,

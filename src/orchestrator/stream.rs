@@ -28,6 +28,8 @@ pub struct StreamMeta {
     pub prompt_tokens: usize,
     pub attempts: u32,
     pub time_to_headers: Duration,
+    /// The knowledge base's passages in the prompt.
+    pub grounding: crate::knowledge::Grounding,
 }
 
 /// How a relayed stream ended.
@@ -51,8 +53,16 @@ impl Orchestrator {
             return Ok(StreamStart::Decided(Box::new(self.conclude(&input, &prepared, reply).await)));
         }
         let counter = self.tokenizer.get().await;
+        let grounding = self.ground(&input, &prepared, &counter).await;
+        if grounding.not_covered {
+            if let Some(reply) = self.not_covered_reply(&input, &prepared) {
+                return Ok(StreamStart::Decided(Box::new(self.conclude(&input, &prepared, reply).await)));
+            }
+        }
+        let reference = grounding.message.as_deref();
+        let addendum = prepared.addendum.as_deref();
         let (messages, prompt_tokens) =
-            self.prompt_messages(&counter, &input, &prepared.turns, None, prepared.addendum.as_deref());
+            self.prompt_messages(&counter, &input, &prepared.turns, None, reference, addendum);
         let safety = self.safety_identifier(&input);
         let primary_model = self.primary_model(&input);
         let run =
@@ -78,6 +88,7 @@ impl Orchestrator {
                     prompt_tokens,
                     attempts: run.attempts,
                     time_to_headers: run.upstream_time,
+                    grounding,
                 },
             }))),
             Err(reason) => {
@@ -92,7 +103,7 @@ impl Orchestrator {
     /// Settles a relayed stream: usage (estimated with the tokenizer when the upstream sent none),
     /// budget, metrics and the event log.
     pub async fn finish_stream(&self, meta: StreamMeta, end: StreamEnd) -> Reply {
-        let StreamMeta { input, prepared, model, prompt_tokens, attempts, time_to_headers } = meta;
+        let StreamMeta { input, prepared, model, prompt_tokens, attempts, time_to_headers, grounding } = meta;
         let counter = self.tokenizer.get().await;
         let usage = end.usage.unwrap_or_else(|| {
             let completion = counter.text(&end.text) as u64;
@@ -109,8 +120,10 @@ impl Orchestrator {
         let mut reply = match end.problem {
             None => {
                 let mut reply = Reply::new(end.text, Source::Model);
-                reply.confidence = Some(1.0);
+                reply.confidence = Some(if grounding.not_covered { 0.0 } else { 1.0 });
                 reply.truncated = end.finish_reason.as_deref() == Some("length");
+                reply.sources = grounding.sources;
+                reply.not_covered = grounding.not_covered;
                 reply
             }
             Some(reason) => self.fallback_reply(&input, prepared.intent.as_deref(), reason),

@@ -57,6 +57,8 @@ pub struct Metrics {
     pub redis_up: IntGauge,
     pub kill_switch: IntGauge,
     pub limiter_keys: IntGauge,
+    pub kb_unanswered: IntCounter,
+    pub kb_documents: IntGauge,
 }
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -179,6 +181,12 @@ impl Metrics {
             ),
             kill_switch: gauge(&r, "velochat_kill_switch", "1 while the kill switch holds the bot on static replies."),
             limiter_keys: gauge(&r, "velochat_rate_limiter_keys", "Keys tracked by in-process rate limiters."),
+            kb_unanswered: counter(
+                &r,
+                "velochat_kb_unanswered_total",
+                "Visitor questions the knowledge base had no passage for.",
+            ),
+            kb_documents: gauge(&r, "velochat_kb_documents", "Live documents in this replica's knowledge index."),
             registry: r,
         };
         metrics.zero_known_series();

@@ -2,12 +2,14 @@
 //! (a file created if missing), PostgreSQL when `DATABASE_URL` says so (many replicas).
 
 mod event_insert;
+mod knowledge;
 mod schema;
 mod sql;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+pub use knowledge::{KbRow, KnowledgeStore, UnansweredRecord};
 pub use sql::SqlStore;
 
 pub type StoreResult<T> = Result<T, super::StoreError>;
@@ -67,7 +69,7 @@ pub struct HumanSession {
 }
 
 #[async_trait]
-pub trait DurableStore: Send + Sync {
+pub trait DurableStore: KnowledgeStore + Send + Sync {
     fn backend(&self) -> &'static str;
 
     async fn append_events(&self, events: &[EventRecord]) -> StoreResult<()>;

@@ -15,7 +15,7 @@ enum Backend {
 }
 
 pub struct SqlStore {
-    pool: AnyPool,
+    pub(super) pool: AnyPool,
     /// PostgreSQL only: a native pool for the event batches (typed arrays, which `Any` cannot bind).
     events_pool: Option<sqlx::PgPool>,
     backend: Backend,
@@ -130,7 +130,7 @@ impl SqlStore {
         Ok(store)
     }
 
-    fn sql(&self, text: &'static str) -> Cow<'static, str> {
+    pub(super) fn sql(&self, text: &'static str) -> Cow<'static, str> {
         dialect(self.backend, text)
     }
 
@@ -319,7 +319,11 @@ impl DurableStore for SqlStore {
                 .bind(cutoff_ms)
                 .execute(&self.pool)
                 .await?;
-        Ok(events.rows_affected() + outbox.rows_affected())
+        let unanswered = sqlx::query(&self.sql("DELETE FROM velochat_unanswered WHERE ts_ms < $1"))
+            .bind(cutoff_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(events.rows_affected() + outbox.rows_affected() + unanswered.rows_affected())
     }
 
     async fn erase_session(&self, session_id: &str, session_hash: &str) -> StoreResult<u64> {
@@ -329,6 +333,7 @@ impl DurableStore for SqlStore {
             ("DELETE FROM velochat_events WHERE session_hash = $1", session_hash),
             ("DELETE FROM velochat_outbox WHERE session_id = $1", session_id),
             ("DELETE FROM velochat_human_sessions WHERE session_id = $1", session_id),
+            ("DELETE FROM velochat_unanswered WHERE session_hash = $1", session_hash),
         ] {
             removed += sqlx::query(&self.sql(sql)).bind(key.to_owned()).execute(&mut *tx).await?.rows_affected();
         }

@@ -1,0 +1,261 @@
+//! `/admin/kb/*` (admin key): the knowledge base's documents, bulk import, and search exactly as
+//! the chat path searches.
+
+use super::error::ApiError;
+use super::extract::{parse_json, read_body, JsonBody};
+use crate::domain::{check_identifier, InvalidField};
+use crate::knowledge::{Document, DocumentInput, KbError};
+use crate::state::AppState;
+use crate::store::durable::KbRow;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::time::Duration;
+use utoipa::ToSchema;
+
+pub const MAX_IMPORT_DOCUMENTS: usize = 5_000;
+const DEFAULT_PAGE: i64 = 50;
+const MAX_PAGE: i64 = 500;
+/// An import may be megabytes: it gets longer than other bodies to arrive.
+const IMPORT_BODY_DEADLINE: Duration = Duration::from_secs(120);
+
+fn unavailable(e: KbError) -> ApiError {
+    ApiError::Unavailable(format!("knowledge base: {}", crate::error_chain::describe(&e)))
+}
+
+fn document_id(raw: &str) -> Result<(), ApiError> {
+    Ok(check_identifier(raw, "id")?)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Upserted {
+    pub id: String,
+    pub version: i64,
+    pub chunks: usize,
+}
+
+/// Creates or replaces a document; searchable here at once, on other replicas within seconds.
+#[utoipa::path(put, path = "/admin/kb/documents/{id}", tag = "knowledge",
+    params(("id" = String, Path, description = "1–128 of [A-Za-z0-9._:-]")),
+    request_body = DocumentInput,
+    responses(
+        (status = 200, description = "Stored and indexed", body = Upserted),
+        (status = 400, description = "A field is invalid (named in `error.field`)"),
+        (status = 401, description = "Missing or invalid admin key"),
+        (status = 403, description = "Admin routes disabled"),
+        (status = 415, description = "Not application/json"),
+        (status = 503, description = "The durable store failed")
+    ), security(("bearer" = [])))]
+pub async fn put_document(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<DocumentInput>,
+) -> Result<Json<Upserted>, ApiError> {
+    document_id(&id)?;
+    let doc = body.validate(Some(&id), "")?;
+    let written = state.orchestrator.knowledge().write(vec![doc]).await.map_err(unavailable)?;
+    Ok(Json(Upserted { id, version: written.version, chunks: written.chunks }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ImportRequest {
+    /// Up to 5,000 documents, each with its `id`.
+    #[schema(value_type = Vec<DocumentInput>)]
+    pub documents: Option<Vec<DocumentInput>>,
+}
+
+/// Validates every document first: one invalid document refuses the whole import.
+pub fn validate_import(documents: Option<Vec<DocumentInput>>) -> Result<Vec<Document>, InvalidField> {
+    let documents = documents.ok_or_else(|| InvalidField::missing("documents"))?;
+    if documents.is_empty() || documents.len() > MAX_IMPORT_DOCUMENTS {
+        let message = format!("`documents` must have 1 to {MAX_IMPORT_DOCUMENTS} entries");
+        return Err(InvalidField::new("documents", "invalid_field", message));
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut valid = Vec::with_capacity(documents.len());
+    for (i, input) in documents.into_iter().enumerate() {
+        let doc = input.validate(None, &format!("documents[{i}]."))?;
+        if !seen.insert(doc.id.clone()) {
+            let field = format!("documents[{i}].id");
+            return Err(InvalidField::new(field.clone(), "duplicate_id", format!("`{field}` repeats an earlier id")));
+        }
+        valid.push(doc);
+    }
+    Ok(valid)
+}
+
+/// Stores many documents in one transaction under one version: all or nothing.
+#[utoipa::path(post, path = "/admin/kb/import", tag = "knowledge",
+    request_body = ImportRequest,
+    responses(
+        (status = 200, description = "Imported", body = Object),
+        (status = 400, description = "A document is invalid (its index and field in `error.field`); nothing stored"),
+        (status = 401, description = "Missing or invalid admin key"),
+        (status = 403, description = "Admin routes disabled"),
+        (status = 413, description = "Body over kb.import_limit_bytes (32 MiB)"),
+        (status = 415, description = "Not application/json"),
+        (status = 503, description = "The durable store failed")
+    ), security(("bearer" = [])))]
+pub async fn import(State(state): State<AppState>, request: Request) -> Result<Json<serde_json::Value>, ApiError> {
+    let is_json = request
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")));
+    if !is_json {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let limit = state.settings.kb.import_limit_bytes;
+    let bytes = read_body(request, &state, IMPORT_BODY_DEADLINE, limit).await?;
+    let body: ImportRequest = parse_json(&bytes)?;
+    let documents = validate_import(body.documents)?;
+    let imported = documents.len();
+    let written = state.orchestrator.knowledge().write(documents).await.map_err(unavailable)?;
+    Ok(Json(json!({"imported": imported, "version": written.version})))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    pub cursor: Option<String>,
+    pub limit: Option<String>,
+}
+
+fn summary(row: &KbRow, with_body: bool) -> serde_json::Value {
+    let tags: serde_json::Value = serde_json::from_str(&row.tags).unwrap_or_else(|_| json!([]));
+    let mut value = json!({
+        "id": row.id, "title": row.title, "url": row.url, "locale": row.locale, "tags": tags,
+        "version": row.version,
+        "updatedAt": chrono::DateTime::from_timestamp_millis(row.updated_ms).map(|t| t.to_rfc3339()),
+    });
+    if with_body {
+        value["body"] = json!(row.body);
+    }
+    value
+}
+
+/// Documents in id order, `limit` (1–500, default 50) at a time; pass `nextCursor` back as `cursor`.
+#[utoipa::path(get, path = "/admin/kb/documents", tag = "knowledge",
+    params(
+        ("cursor" = Option<String>, Query, description = "`nextCursor` of the previous page"),
+        ("limit" = Option<u32>, Query, description = "1–500, default 50"),
+    ),
+    responses(
+        (status = 200, description = "`{documents: [...], nextCursor}`", body = Object),
+        (status = 400, description = "`limit` or `cursor` invalid"),
+        (status = 401, description = "Missing or invalid admin key"),
+        (status = 403, description = "Admin routes disabled"),
+        (status = 503, description = "The durable store failed")
+    ), security(("bearer" = [])))]
+pub async fn list_documents(
+    State(state): State<AppState>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let limit = match query.limit.as_deref() {
+        None | Some("") => DEFAULT_PAGE,
+        Some(raw) => raw.parse::<i64>().ok().filter(|n| (1..=MAX_PAGE).contains(n)).ok_or_else(|| {
+            InvalidField::new("limit", "invalid_field", format!("`limit` must be a whole number from 1 to {MAX_PAGE}"))
+        })?,
+    };
+    let cursor = query.cursor.filter(|c| !c.is_empty());
+    if let Some(cursor) = &cursor {
+        check_identifier(cursor, "cursor")?;
+    }
+    let durable = state.orchestrator.knowledge().durable().clone();
+    let rows = durable
+        .kb_list(crate::knowledge::SITE, cursor.as_deref(), limit + 1)
+        .await
+        .map_err(|e| unavailable(e.into()))?;
+    let more = rows.len() as i64 > limit;
+    let page = &rows[..rows.len().min(limit as usize)];
+    let next = if more { page.last().map(|r| r.id.clone()) } else { None };
+    let documents: Vec<_> = page.iter().map(|r| summary(r, false)).collect();
+    Ok(Json(json!({"documents": documents, "nextCursor": next})))
+}
+
+/// One document, with its body.
+#[utoipa::path(get, path = "/admin/kb/documents/{id}", tag = "knowledge",
+    params(("id" = String, Path, description = "The document")),
+    responses(
+        (status = 200, description = "The document", body = Object),
+        (status = 400, description = "Invalid id"),
+        (status = 401, description = "Missing or invalid admin key"),
+        (status = 403, description = "Admin routes disabled"),
+        (status = 404, description = "`document_not_found`"),
+        (status = 503, description = "The durable store failed")
+    ), security(("bearer" = [])))]
+pub async fn get_document(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    document_id(&id)?;
+    let durable = state.orchestrator.knowledge().durable().clone();
+    let row = durable.kb_get(crate::knowledge::SITE, &id).await.map_err(|e| unavailable(e.into()))?;
+    let row = row.ok_or(ApiError::DocumentNotFound)?;
+    Ok(Json(summary(&row, true)).into_response())
+}
+
+/// Removes a document from the knowledge base (and from every replica's index).
+#[utoipa::path(delete, path = "/admin/kb/documents/{id}", tag = "knowledge",
+    params(("id" = String, Path, description = "The document")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "Invalid id"),
+        (status = 401, description = "Missing or invalid admin key"),
+        (status = 403, description = "Admin routes disabled"),
+        (status = 404, description = "`document_not_found`"),
+        (status = 503, description = "The durable store failed")
+    ), security(("bearer" = [])))]
+pub async fn delete_document(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    document_id(&id)?;
+    match state.orchestrator.knowledge().delete(&id).await.map_err(unavailable)? {
+        true => Ok(StatusCode::NO_CONTENT.into_response()),
+        false => Err(ApiError::DocumentNotFound),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SearchQuery {
+    pub q: Option<String>,
+    pub k: Option<String>,
+    pub locale: Option<String>,
+}
+
+/// The chat path's retrieval for `q`, best first, with relevance scores (0–1).
+#[utoipa::path(get, path = "/admin/kb/search", tag = "knowledge",
+    params(
+        ("q" = String, Query, description = "The question, 1–4,000 characters"),
+        ("k" = Option<u32>, Query, description = "Results, 1–50 (default 5)"),
+        ("locale" = Option<String>, Query, description = "The visitor's locale (en, fr, es, de)"),
+    ),
+    responses(
+        (status = 200, description = "`{results: [{id, title, url, score, passage}]}`", body = Object),
+        (status = 400, description = "`q` missing or `k` invalid"),
+        (status = 401, description = "Missing or invalid admin key"),
+        (status = 403, description = "Admin routes disabled")
+    ), security(("bearer" = [])))]
+pub async fn search(
+    State(state): State<AppState>,
+    Query(query): Query<SearchQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let q = crate::domain::UserText::parse(query.q.as_deref(), "q", 4000)?;
+    let k = match query.k.as_deref() {
+        None | Some("") => 5,
+        Some(raw) => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|k| (1..=50).contains(k))
+            .ok_or_else(|| InvalidField::new("k", "invalid_field", "`k` must be a whole number from 1 to 50"))?,
+    };
+    let kb = state.orchestrator.knowledge();
+    let locale = query.locale.as_deref().filter(|l| !l.is_empty());
+    let timeout = Duration::from_millis(kb.settings().embeddings_timeout_ms);
+    let passages = kb.search(q.as_str(), locale, k, timeout).await.map_err(unavailable)?;
+    let results: Vec<_> = passages
+        .into_iter()
+        .map(|p| {
+            let score = (f64::from(p.score) * 10_000.0).round() / 10_000.0;
+            json!({"id": p.id, "title": p.title, "url": p.url, "score": score, "passage": p.text})
+        })
+        .collect();
+    Ok(Json(json!({"results": results})))
+}

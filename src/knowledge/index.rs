@@ -1,0 +1,160 @@
+//! The lexical index: tantivy, in memory, BM25 over one text field per language (each with its
+//! own stemmer and stop words). A chunk is indexed in its document's language; a query is analysed
+//! for every language and the visitor's own is boosted.
+
+use super::language::Lang;
+use parking_lot::Mutex;
+use std::collections::HashSet;
+use tantivy::collector::TopDocs;
+use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
+use tantivy::schema::{Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, STORED, STRING};
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+
+/// BM25's k1 in tantivy: a term's score approaches idf × (k1 + 1) as its frequency grows.
+const BM25_K1: f32 = 1.2;
+/// The visitor's language counts this much more when ranking (not when thresholding).
+const OWN_LANGUAGE_BOOST: f32 = 1.5;
+const WRITER_MEMORY_BYTES: usize = 32 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+#[error("the knowledge index failed: {0}")]
+pub struct IndexError(#[from] tantivy::TantivyError);
+
+/// One chunk to index: `text` is what is searched (the title and the passage).
+pub struct ChunkToIndex {
+    pub doc_id: String,
+    pub chunk: usize,
+    pub lang: Lang,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LexicalHit {
+    pub doc_id: String,
+    pub chunk: usize,
+    /// BM25 with the language boost: for ranking.
+    pub score: f32,
+    /// The score over the most a perfect match of every query term could get (0–1): comparable
+    /// across queries, so one threshold serves all of them.
+    pub relevance: f32,
+}
+
+struct Fields {
+    id: Field,
+    chunk: Field,
+    lang: Field,
+    text: [Field; 4],
+}
+
+pub struct LexicalIndex {
+    index: Index,
+    reader: IndexReader,
+    writer: Mutex<IndexWriter>,
+    fields: Fields,
+}
+
+fn lang_slot(lang: Lang) -> usize {
+    Lang::ALL.iter().position(|l| *l == lang).unwrap_or(0)
+}
+
+impl LexicalIndex {
+    pub fn new() -> Result<Self, IndexError> {
+        let mut schema = Schema::builder();
+        let id = schema.add_text_field("doc_id", STRING | STORED);
+        let chunk = schema.add_u64_field("chunk", STORED);
+        let lang = schema.add_u64_field("lang", STORED);
+        let text = Lang::ALL.map(|lang| {
+            let indexing = TextFieldIndexing::default()
+                .set_tokenizer(&format!("velochat_{}", lang.code()))
+                .set_index_option(IndexRecordOption::WithFreqs);
+            schema
+                .add_text_field(&format!("text_{}", lang.code()), TextOptions::default().set_indexing_options(indexing))
+        });
+        let index = Index::create_in_ram(schema.build());
+        for lang in Lang::ALL {
+            index.tokenizers().register(&format!("velochat_{}", lang.code()), lang.analyzer());
+        }
+        let writer = index.writer_with_num_threads(1, WRITER_MEMORY_BYTES)?;
+        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
+        Ok(Self { index, reader, writer: Mutex::new(writer), fields: Fields { id, chunk, lang, text } })
+    }
+
+    /// Removes every chunk of `removed` documents, adds `added` chunks, and makes it searchable.
+    pub fn apply(&self, removed: &[String], added: Vec<ChunkToIndex>) -> Result<(), IndexError> {
+        let mut writer = self.writer.lock();
+        for id in removed {
+            writer.delete_term(Term::from_field_text(self.fields.id, id));
+        }
+        for chunk in added {
+            let mut doc = TantivyDocument::default();
+            doc.add_text(self.fields.id, &chunk.doc_id);
+            doc.add_u64(self.fields.chunk, chunk.chunk as u64);
+            doc.add_u64(self.fields.lang, lang_slot(chunk.lang) as u64);
+            doc.add_text(self.fields.text[lang_slot(chunk.lang)], &chunk.text);
+            writer.add_document(doc)?;
+        }
+        writer.commit()?;
+        self.reader.reload()?;
+        Ok(())
+    }
+
+    /// The best `limit` chunks for `query`, best first.
+    pub fn search(&self, query: &str, visitor: Option<Lang>, limit: usize) -> Result<Vec<LexicalHit>, IndexError> {
+        let searcher = self.reader.searcher();
+        let total = searcher.num_docs();
+        if total == 0 || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        let mut ceiling = [0f32; 4];
+        for lang in Lang::ALL {
+            let slot = lang_slot(lang);
+            let field = self.fields.text[slot];
+            let boost = if visitor == Some(lang) { OWN_LANGUAGE_BOOST } else { 1.0 };
+            let mut analyzer = self.index.tokenizer_for_field(field)?;
+            let mut stream = analyzer.token_stream(query);
+            let mut seen = HashSet::new();
+            while stream.advance() {
+                let text = stream.token().text.clone();
+                if !seen.insert(text.clone()) {
+                    continue;
+                }
+                let term = Term::from_field_text(field, &text);
+                let doc_freq = searcher.doc_freq(&term)?;
+                ceiling[slot] += idf(doc_freq, total) * (BM25_K1 + 1.0) * boost;
+                if doc_freq == 0 {
+                    continue;
+                }
+                let term_query: Box<dyn Query> = Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs));
+                let clause = if boost == 1.0 { term_query } else { Box::new(BoostQuery::new(term_query, boost)) };
+                clauses.push((Occur::Should, clause));
+            }
+        }
+        if clauses.is_empty() {
+            return Ok(Vec::new());
+        }
+        let top = searcher.search(&BooleanQuery::new(clauses), &TopDocs::with_limit(limit))?;
+        let mut hits = Vec::with_capacity(top.len());
+        for (score, address) in top {
+            let doc: TantivyDocument = searcher.doc(address)?;
+            let doc_id = doc.get_first(self.fields.id).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+            let chunk = doc.get_first(self.fields.chunk).and_then(|v| v.as_u64()).unwrap_or(0) as usize;
+            let slot = doc.get_first(self.fields.lang).and_then(|v| v.as_u64()).unwrap_or(0) as usize;
+            let own_ceiling = ceiling.get(slot).copied().unwrap_or(0.0);
+            let relevance = if own_ceiling > 0.0 { (score / own_ceiling).min(1.0) } else { 0.0 };
+            hits.push(LexicalHit { doc_id, chunk, score, relevance });
+        }
+        Ok(hits)
+    }
+
+    /// Chunks indexed (deleted ones excluded once committed).
+    pub fn len(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+}
+
+/// tantivy's BM25 idf.
+fn idf(doc_freq: u64, doc_count: u64) -> f32 {
+    let x = (doc_count.saturating_sub(doc_freq) as f32 + 0.5) / (doc_freq as f32 + 0.5);
+    (1.0 + x).ln()
+}

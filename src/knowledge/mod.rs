@@ -1,0 +1,319 @@
+//! The knowledge base: the site's help content, chunked and indexed, searched for every question
+//! so answers can be grounded in it and cite it. Documents live in the durable store (SQLite by
+//! default, PostgreSQL for replicas); each process keeps its own in-memory index and catches up
+//! with changes made elsewhere by polling the site's version.
+
+mod chunk;
+pub mod document;
+pub mod embed;
+mod index;
+pub mod language;
+mod retrieve;
+
+pub use chunk::ChunkLimits;
+pub use document::{Document, DocumentInput};
+pub use retrieve::{Grounding, Passage, SourceRef};
+
+use crate::completion::tokens::TokenCounter;
+use crate::config::KbSettings;
+use crate::store::durable::KbRow;
+use crate::store::{DurableStore, StoreError};
+use embed::Embedder;
+use index::{ChunkToIndex, IndexError, LexicalIndex};
+use language::Lang;
+use parking_lot::RwLock;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+/// Every document belongs to this site for now; the column is there so several sites need no
+/// migration later.
+pub const SITE: &str = "default";
+
+#[derive(Debug, thiserror::Error)]
+pub enum KbError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error("the indexing task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// A document as the index sees it (a tombstone when `!live`, so a late, older change is ignored).
+#[derive(Debug)]
+pub struct IndexedDoc {
+    pub id: String,
+    pub title: String,
+    pub url: Option<String>,
+    pub lang: Lang,
+    pub version: i64,
+    pub live: bool,
+    pub chunks: Vec<String>,
+    /// One unit vector per chunk, or empty (lexical only).
+    pub vectors: Vec<Vec<f32>>,
+}
+
+/// What a write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    pub version: i64,
+    /// Chunks of the (last) document written.
+    pub chunks: usize,
+}
+
+pub struct KnowledgeBase {
+    settings: KbSettings,
+    default_lang: Lang,
+    durable: Arc<dyn DurableStore>,
+    index: Arc<LexicalIndex>,
+    docs: RwLock<HashMap<String, Arc<IndexedDoc>>>,
+    /// The highest version read back from the store.
+    synced: AtomicI64,
+    /// One install at a time, so the version check and the index change are one step.
+    installing: tokio::sync::Mutex<()>,
+    embedder: Option<Embedder>,
+}
+
+impl KnowledgeBase {
+    pub fn new(
+        settings: &KbSettings,
+        durable: Arc<dyn DurableStore>,
+        embedder: Option<Embedder>,
+    ) -> Result<Self, KbError> {
+        Ok(Self {
+            default_lang: Lang::of_locale(Some(&settings.default_locale), Lang::En),
+            settings: settings.clone(),
+            durable,
+            index: Arc::new(LexicalIndex::new()?),
+            docs: RwLock::new(HashMap::new()),
+            synced: AtomicI64::new(0),
+            installing: tokio::sync::Mutex::new(()),
+            embedder,
+        })
+    }
+
+    pub fn settings(&self) -> &KbSettings {
+        &self.settings
+    }
+
+    pub fn durable(&self) -> &Arc<dyn DurableStore> {
+        &self.durable
+    }
+
+    /// Live documents in the index.
+    pub fn document_count(&self) -> usize {
+        self.docs.read().values().filter(|d| d.live).count()
+    }
+
+    pub fn chunk_count(&self) -> u64 {
+        self.index.len()
+    }
+
+    fn limits(&self) -> ChunkLimits {
+        ChunkLimits { max_tokens: self.settings.chunk_tokens, overlap_tokens: self.settings.chunk_overlap_tokens }
+    }
+
+    /// Stores `docs` under one version and indexes them here at once (other replicas follow).
+    pub async fn write(&self, docs: Vec<Document>) -> Result<Written, KbError> {
+        let limits = self.limits();
+        let chunked: Vec<(Document, Vec<String>)> = tokio::task::spawn_blocking(move || {
+            let counter = TokenCounter::o200k();
+            docs.into_iter()
+                .map(|doc| {
+                    let chunks = chunk::chunk(&doc.body, &counter, limits);
+                    (doc, chunks)
+                })
+                .collect()
+        })
+        .await?;
+        let vectors = self.embed_chunks(&chunked).await;
+        let now = chrono::Utc::now().timestamp_millis();
+        let rows: Vec<KbRow> = chunked
+            .iter()
+            .zip(&vectors)
+            .map(|((doc, _), vectors)| KbRow {
+                id: doc.id.clone(),
+                title: doc.title.clone(),
+                body: doc.body.clone(),
+                url: doc.url.clone(),
+                locale: doc.locale.clone(),
+                tags: serde_json::to_string(&doc.tags).unwrap_or_else(|_| "[]".into()),
+                version: 0,
+                deleted: false,
+                updated_ms: now,
+                embeddings: vectors.as_ref().and_then(|v| embed::encode(&self.settings.embeddings_model, v)),
+            })
+            .collect();
+        let version = self.durable.kb_upsert(SITE, &rows).await?;
+        let chunks = chunked.last().map_or(0, |(_, c)| c.len());
+        let indexed = chunked
+            .into_iter()
+            .zip(vectors)
+            .map(|((doc, chunks), vectors)| {
+                self.indexed(doc.id, doc.title, doc.url, doc.locale.as_deref(), version, chunks, vectors)
+            })
+            .collect();
+        self.install(indexed).await?;
+        Ok(Written { version, chunks })
+    }
+
+    /// Tombstones a document; false when there was none.
+    pub async fn delete(&self, id: &str) -> Result<bool, KbError> {
+        let now = chrono::Utc::now().timestamp_millis();
+        let Some(version) = self.durable.kb_delete(SITE, id, now).await? else {
+            return Ok(false);
+        };
+        self.install(vec![self.tombstone(id, version)]).await?;
+        Ok(true)
+    }
+
+    /// Applies every change stored since the last look (all of them the first time); returns how
+    /// many documents changed.
+    pub async fn sync(&self) -> Result<usize, KbError> {
+        let since = self.synced.load(Ordering::Acquire);
+        if self.durable.kb_version(SITE).await? <= since {
+            return Ok(0);
+        }
+        let rows = self.durable.kb_changes(SITE, since).await?;
+        let newest = rows.iter().map(|r| r.version).max().unwrap_or(since);
+        let limits = self.limits();
+        let model = self.settings.embeddings_model.clone();
+        let default_lang = self.default_lang;
+        let indexed: Vec<IndexedDoc> = tokio::task::spawn_blocking(move || {
+            let counter = TokenCounter::o200k();
+            rows.into_iter().map(|row| from_row(row, &counter, limits, &model, default_lang)).collect()
+        })
+        .await?;
+        let changed = self.install(indexed).await?;
+        self.synced.fetch_max(newest, Ordering::AcqRel);
+        Ok(changed)
+    }
+
+    /// Keeps this replica's index current until `stop` fires.
+    pub fn spawn_sync(self: &Arc<Self>, stop: tokio_util::sync::CancellationToken) -> tokio::task::JoinHandle<()> {
+        let kb = self.clone();
+        let every = std::time::Duration::from_millis(self.settings.sync_interval_ms.max(50));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                if let Err(e) = kb.sync().await {
+                    tracing::warn!(error = %crate::error_chain::describe(&e), "knowledge base sync failed; retrying");
+                }
+            }
+        })
+    }
+
+    /// Puts newer versions of documents into the map and the index; older ones are skipped.
+    async fn install(&self, docs: Vec<IndexedDoc>) -> Result<usize, KbError> {
+        let _one_at_a_time = self.installing.lock().await;
+        let mut newest: HashMap<String, IndexedDoc> = HashMap::new();
+        {
+            let map = self.docs.read();
+            for doc in docs {
+                let known = map.get(&doc.id).map_or(i64::MIN, |d| d.version);
+                let pending = newest.get(&doc.id).map_or(i64::MIN, |d| d.version);
+                if doc.version > known && doc.version > pending {
+                    newest.insert(doc.id.clone(), doc);
+                }
+            }
+        }
+        if newest.is_empty() {
+            return Ok(0);
+        }
+        let newest: Vec<Arc<IndexedDoc>> = newest.into_values().map(Arc::new).collect();
+        let removed: Vec<String> = newest.iter().map(|d| d.id.clone()).collect();
+        let added: Vec<ChunkToIndex> = newest
+            .iter()
+            .filter(|d| d.live)
+            .flat_map(|d| {
+                d.chunks.iter().enumerate().map(move |(i, text)| ChunkToIndex {
+                    doc_id: d.id.clone(),
+                    chunk: i,
+                    lang: d.lang,
+                    text: format!("{}\n{}", d.title, text),
+                })
+            })
+            .collect();
+        let index = self.index.clone();
+        tokio::task::spawn_blocking(move || index.apply(&removed, added)).await??;
+        let mut map = self.docs.write();
+        for doc in &newest {
+            map.insert(doc.id.clone(), doc.clone());
+        }
+        Ok(newest.len())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn indexed(
+        &self,
+        id: String,
+        title: String,
+        url: Option<String>,
+        locale: Option<&str>,
+        version: i64,
+        chunks: Vec<String>,
+        vectors: Option<Vec<Vec<f32>>>,
+    ) -> IndexedDoc {
+        let lang = Lang::of_locale(locale, self.default_lang);
+        IndexedDoc { id, title, url, lang, version, live: true, chunks, vectors: vectors.unwrap_or_default() }
+    }
+
+    fn tombstone(&self, id: &str, version: i64) -> IndexedDoc {
+        IndexedDoc {
+            id: id.to_owned(),
+            title: String::new(),
+            url: None,
+            lang: self.default_lang,
+            version,
+            live: false,
+            chunks: Vec::new(),
+            vectors: Vec::new(),
+        }
+    }
+
+    /// One vector list per document (None where embeddings are off or failed).
+    async fn embed_chunks(&self, chunked: &[(Document, Vec<String>)]) -> Vec<Option<Vec<Vec<f32>>>> {
+        let Some(embedder) = &self.embedder else {
+            return vec![None; chunked.len()];
+        };
+        let texts: Vec<String> =
+            chunked.iter().flat_map(|(d, chunks)| chunks.iter().map(move |c| format!("{}\n{c}", d.title))).collect();
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let Some(mut vectors) = embedder.embed(&refs, embedder.timeout * 4).await else {
+            return vec![None; chunked.len()];
+        };
+        let mut out = Vec::with_capacity(chunked.len());
+        for (_, chunks) in chunked.iter().rev() {
+            out.push(Some(vectors.split_off(vectors.len() - chunks.len())));
+        }
+        out.reverse();
+        out
+    }
+}
+
+/// A stored row as the index needs it (chunked again: chunking is deterministic).
+fn from_row(row: KbRow, counter: &TokenCounter, limits: ChunkLimits, model: &str, default_lang: Lang) -> IndexedDoc {
+    let lang = Lang::of_locale(row.locale.as_deref(), default_lang);
+    if row.deleted {
+        let KbRow { id, version, .. } = row;
+        return IndexedDoc {
+            id,
+            title: String::new(),
+            url: None,
+            lang,
+            version,
+            live: false,
+            chunks: Vec::new(),
+            vectors: Vec::new(),
+        };
+    }
+    let chunks = chunk::chunk(&row.body, counter, limits);
+    let vectors = row.embeddings.as_deref().and_then(|e| embed::decode(e, model, chunks.len())).unwrap_or_default();
+    IndexedDoc { id: row.id, title: row.title, url: row.url, lang, version: row.version, live: true, chunks, vectors }
+}

@@ -1,0 +1,70 @@
+//! The knowledge base's part in a reply: which passages the prompt gets, the honest "not covered"
+//! when none fits a real question, and the record of that question for the weekly review.
+
+use super::chat::Prepared;
+use super::{ChatInput, Orchestrator, Reply, Route};
+use crate::completion::pick_localized;
+use crate::completion::tokens::TokenCounter;
+use crate::domain::Source;
+use crate::knowledge::Grounding;
+use crate::store::durable::UnansweredRecord;
+use std::time::Duration;
+
+/// Tries to write an unanswered question before giving up on it (it is a review aid, not a reply).
+const UNANSWERED_ATTEMPTS: u32 = 5;
+
+impl Orchestrator {
+    /// Passages for this message, or nothing when the knowledge base is off for the route or empty.
+    pub(super) async fn ground(&self, input: &ChatInput, prepared: &Prepared, counter: &TokenCounter) -> Grounding {
+        let kb = self.knowledge.settings();
+        let on = kb.enabled && (input.route == Route::SendChatMessage || kb.compat);
+        if !on {
+            return Grounding::default();
+        }
+        // A matched intent has its own instructions: passages may help it, "not covered" does not apply.
+        let answerable = prepared.intent.is_none();
+        // The question's embedding may take a slice of the time left, never the model's share.
+        let time_left = input.deadline.remaining() / 4;
+        let locale = input.context.locale.as_deref();
+        self.knowledge.ground(input.user_text.as_str(), locale, answerable, time_left, counter).await
+    }
+
+    /// The configured "not covered" text, when there is one: the reply without a model call.
+    pub(super) fn not_covered_reply(&self, input: &ChatInput, prepared: &Prepared) -> Option<Reply> {
+        let texts = &self.knowledge.settings().not_covered;
+        if texts.is_empty() {
+            return None;
+        }
+        let locale = input.context.locale.as_deref();
+        let text = pick_localized(texts, locale, &self.settings.fallback.default_locale)?;
+        let mut reply = Reply::new(text.to_owned(), Source::Rule);
+        reply.intent = prepared.intent.clone();
+        reply.not_covered = true;
+        reply.confidence = Some(0.0);
+        Some(reply)
+    }
+
+    /// Keeps the question (redacted like log lines) for the review's "unanswered questions".
+    pub(super) fn record_unanswered(&self, input: &ChatInput) {
+        self.metrics.kb_unanswered.inc();
+        let session = input.session.as_ref().map(|s| s.as_str()).unwrap_or(input.request_id.as_str());
+        let record = UnansweredRecord {
+            ts_ms: chrono::Utc::now().timestamp_millis(),
+            session_hash: self.session_hash(session),
+            locale: input.context.locale.clone(),
+            question: self.redactor.log_line(input.user_text.as_str()).into_owned(),
+        };
+        let durable = self.durable.clone();
+        tokio::spawn(async move {
+            for attempt in 1..=UNANSWERED_ATTEMPTS {
+                match durable.record_unanswered(&record).await {
+                    Ok(()) => return,
+                    Err(e) if attempt == UNANSWERED_ATTEMPTS => {
+                        tracing::error!(error = %crate::error_chain::describe(&e), "unanswered question not recorded");
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(200 << attempt)).await,
+                }
+            }
+        });
+    }
+}

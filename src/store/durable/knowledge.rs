@@ -1,0 +1,211 @@
+//! Knowledge-base documents and unanswered questions. Every change bumps the site's version in the
+//! same transaction and stamps the rows it touched with it, so a replica catches up by asking for
+//! rows above the version it has; deletes leave a tombstone for the same reason.
+
+use super::sql::SqlStore;
+use super::StoreResult;
+use async_trait::async_trait;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+/// A stored document, with the version of its last change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KbRow {
+    pub id: String,
+    pub title: String,
+    pub body: String,
+    pub url: Option<String>,
+    pub locale: Option<String>,
+    /// JSON array of strings.
+    pub tags: String,
+    pub version: i64,
+    pub deleted: bool,
+    pub updated_ms: i64,
+    /// The chunks' embeddings, encoded by the knowledge module; None when lexical only.
+    pub embeddings: Option<String>,
+}
+
+/// A question the help content did not cover (redacted before it gets here).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnansweredRecord {
+    pub ts_ms: i64,
+    pub session_hash: String,
+    pub locale: Option<String>,
+    pub question: String,
+}
+
+#[async_trait]
+pub trait KnowledgeStore: Send + Sync {
+    /// Writes all `rows` (their `version` is ignored) in one transaction under one new version,
+    /// which it returns.
+    async fn kb_upsert(&self, site: &str, rows: &[KbRow]) -> StoreResult<i64>;
+    /// Tombstones a live document; the new version, or None when there was none.
+    async fn kb_delete(&self, site: &str, id: &str, now_ms: i64) -> StoreResult<Option<i64>>;
+    async fn kb_get(&self, site: &str, id: &str) -> StoreResult<Option<KbRow>>;
+    /// Live documents with an id after `after`, in id order.
+    async fn kb_list(&self, site: &str, after: Option<&str>, limit: i64) -> StoreResult<Vec<KbRow>>;
+    /// Every row (tombstones too) changed after `version`, oldest change first.
+    async fn kb_changes(&self, site: &str, after_version: i64) -> StoreResult<Vec<KbRow>>;
+    async fn kb_version(&self, site: &str) -> StoreResult<i64>;
+
+    async fn record_unanswered(&self, record: &UnansweredRecord) -> StoreResult<()>;
+    async fn unanswered_since(&self, since_ms: i64) -> StoreResult<Vec<UnansweredRecord>>;
+}
+
+/// `SELECT` of every document column, as a literal so queries stay `&'static str`.
+macro_rules! select_documents {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, title, body, url, locale, tags, version, deleted, updated_ms, embeddings ",
+            "FROM velochat_kb_documents ",
+            $rest
+        )
+    };
+}
+
+fn kb_from_row(row: &AnyRow) -> Result<KbRow, sqlx::Error> {
+    Ok(KbRow {
+        id: row.try_get("id")?,
+        title: row.try_get("title")?,
+        body: row.try_get("body")?,
+        url: row.try_get("url")?,
+        locale: row.try_get("locale")?,
+        tags: row.try_get("tags")?,
+        version: row.try_get("version")?,
+        deleted: row.try_get::<i64, _>("deleted")? != 0,
+        updated_ms: row.try_get("updated_ms")?,
+        embeddings: row.try_get("embeddings")?,
+    })
+}
+
+/// Bumps the site's version. In PostgreSQL the row lock is held to commit, so versions become
+/// visible in order: a replica that has seen version n has seen every change up to n.
+const BUMP: &str = "INSERT INTO velochat_kb_state (site, version) VALUES ($1, 1)
+    ON CONFLICT (site) DO UPDATE SET version = velochat_kb_state.version + 1 RETURNING version";
+
+#[async_trait]
+impl KnowledgeStore for SqlStore {
+    async fn kb_upsert(&self, site: &str, rows: &[KbRow]) -> StoreResult<i64> {
+        let mut tx = self.pool.begin().await?;
+        let version: i64 = sqlx::query(&self.sql(BUMP)).bind(site.to_owned()).fetch_one(&mut *tx).await?.try_get(0)?;
+        let upsert = self.sql(
+            "INSERT INTO velochat_kb_documents
+               (site, id, title, body, url, locale, tags, version, deleted, updated_ms, embeddings)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10)
+             ON CONFLICT (site, id) DO UPDATE SET title = excluded.title, body = excluded.body, url = excluded.url,
+               locale = excluded.locale, tags = excluded.tags, version = excluded.version, deleted = 0,
+               updated_ms = excluded.updated_ms, embeddings = excluded.embeddings",
+        );
+        for row in rows {
+            sqlx::query(&upsert)
+                .bind(site.to_owned())
+                .bind(row.id.clone())
+                .bind(row.title.clone())
+                .bind(row.body.clone())
+                .bind(row.url.clone())
+                .bind(row.locale.clone())
+                .bind(row.tags.clone())
+                .bind(version)
+                .bind(row.updated_ms)
+                .bind(row.embeddings.clone())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(version)
+    }
+
+    async fn kb_delete(&self, site: &str, id: &str, now_ms: i64) -> StoreResult<Option<i64>> {
+        let mut tx = self.pool.begin().await?;
+        let live =
+            sqlx::query(&self.sql("SELECT 1 FROM velochat_kb_documents WHERE site = $1 AND id = $2 AND deleted = 0"))
+                .bind(site.to_owned())
+                .bind(id.to_owned())
+                .fetch_optional(&mut *tx)
+                .await?;
+        if live.is_none() {
+            return Ok(None);
+        }
+        let version: i64 = sqlx::query(&self.sql(BUMP)).bind(site.to_owned()).fetch_one(&mut *tx).await?.try_get(0)?;
+        sqlx::query(&self.sql(
+            "UPDATE velochat_kb_documents SET deleted = 1, body = '', embeddings = NULL, version = $1, updated_ms = $2
+             WHERE site = $3 AND id = $4",
+        ))
+        .bind(version)
+        .bind(now_ms)
+        .bind(site.to_owned())
+        .bind(id.to_owned())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(version))
+    }
+
+    async fn kb_get(&self, site: &str, id: &str) -> StoreResult<Option<KbRow>> {
+        let row = sqlx::query(&self.sql(select_documents!("WHERE site = $1 AND id = $2 AND deleted = 0")))
+            .bind(site.to_owned())
+            .bind(id.to_owned())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| kb_from_row(&r)).transpose()?)
+    }
+
+    async fn kb_list(&self, site: &str, after: Option<&str>, limit: i64) -> StoreResult<Vec<KbRow>> {
+        let sql = select_documents!("WHERE site = $1 AND deleted = 0 AND id > $2 ORDER BY id LIMIT $3");
+        let rows = sqlx::query(&self.sql(sql))
+            .bind(site.to_owned())
+            .bind(after.unwrap_or("").to_owned())
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(kb_from_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn kb_changes(&self, site: &str, after_version: i64) -> StoreResult<Vec<KbRow>> {
+        let sql = select_documents!("WHERE site = $1 AND version > $2 ORDER BY version, id");
+        let rows = sqlx::query(&self.sql(sql)).bind(site.to_owned()).bind(after_version).fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(kb_from_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn kb_version(&self, site: &str) -> StoreResult<i64> {
+        let row = sqlx::query(&self.sql("SELECT version FROM velochat_kb_state WHERE site = $1"))
+            .bind(site.to_owned())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get::<i64, _>(0)).transpose()?.unwrap_or(0))
+    }
+
+    async fn record_unanswered(&self, record: &UnansweredRecord) -> StoreResult<()> {
+        sqlx::query(
+            &self
+                .sql("INSERT INTO velochat_unanswered (ts_ms, session_hash, locale, question) VALUES ($1, $2, $3, $4)"),
+        )
+        .bind(record.ts_ms)
+        .bind(record.session_hash.clone())
+        .bind(record.locale.clone())
+        .bind(record.question.clone())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn unanswered_since(&self, since_ms: i64) -> StoreResult<Vec<UnansweredRecord>> {
+        let rows = sqlx::query(&self.sql(
+            "SELECT ts_ms, session_hash, locale, question FROM velochat_unanswered WHERE ts_ms >= $1 ORDER BY ts_ms",
+        ))
+        .bind(since_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(UnansweredRecord {
+                    ts_ms: row.try_get("ts_ms")?,
+                    session_hash: row.try_get("session_hash")?,
+                    locale: row.try_get("locale")?,
+                    question: row.try_get("question")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+}
