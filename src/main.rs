@@ -25,6 +25,27 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The knowledge base in the store named by DATABASE_URL.
+    Kb {
+        #[command(subcommand)]
+        command: KbCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KbCommand {
+    /// Import documents: a JSON file (`{"documents": [...]}`), a JSON-lines file, or a folder of
+    /// Markdown files (first heading = title).
+    Import { path: std::path::PathBuf },
+    /// Search as the bot searches: the passages a question would get, with their scores.
+    Search {
+        question: String,
+        #[arg(short, long, default_value_t = 5)]
+        k: usize,
+        /// The visitor's locale (en, fr, es, de).
+        #[arg(long)]
+        locale: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -58,6 +79,10 @@ fn main() -> ExitCode {
             Command::Serve => Application::build(settings).await?.run_until_stopped().await,
             Command::Healthcheck => velochat::cli::healthcheck(&settings).await,
             Command::Report { since, json } => velochat::cli::report(&settings, &since, json).await,
+            Command::Kb { command: KbCommand::Import { path } } => velochat::cli::kb::import(&settings, &path).await,
+            Command::Kb { command: KbCommand::Search { question, k, locale } } => {
+                velochat::cli::kb::search(&settings, &question, k, locale.as_deref()).await
+            }
         }
     });
     let code = match result {

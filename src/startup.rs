@@ -147,7 +147,6 @@ impl Application {
         )?);
         // The index is built from the stored documents before the first request.
         orchestrator.knowledge().sync().await.context("knowledge base")?;
-        metrics.kb_documents.set(orchestrator.knowledge().document_count() as i64);
         let listener = bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
         let address = listener.local_addr()?;
         let tls = if s.server.tls_cert.is_empty() {

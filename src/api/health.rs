@@ -53,5 +53,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     state.metrics.kill_switch.set(i64::from(o.store().kill_switch().await));
     // The per-IP limiter lives in its edge layer, the others in the store.
     state.metrics.limiter_keys.set((o.store().tracked_limiter_keys() + state.ip_limiter.tracked_keys()) as i64);
+    state.metrics.kb_documents.set(o.knowledge().document_count() as i64);
+    state.metrics.kb_chunks.set(o.knowledge().chunk_count() as i64);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render()).into_response()
 }

@@ -4,7 +4,7 @@
 use super::error::ApiError;
 use super::extract::{parse_json, read_body, JsonBody};
 use crate::domain::{check_identifier, InvalidField};
-use crate::knowledge::{Document, DocumentInput, KbError};
+use crate::knowledge::{DocumentInput, KbError};
 use crate::state::AppState;
 use crate::store::durable::KbRow;
 use axum::extract::{Path, Query, Request, State};
@@ -16,7 +16,6 @@ use serde_json::json;
 use std::time::Duration;
 use utoipa::ToSchema;
 
-pub const MAX_IMPORT_DOCUMENTS: usize = 5_000;
 const DEFAULT_PAGE: i64 = 50;
 const MAX_PAGE: i64 = 500;
 /// An import may be megabytes: it gets longer than other bodies to arrive.
@@ -67,26 +66,6 @@ pub struct ImportRequest {
     pub documents: Option<Vec<DocumentInput>>,
 }
 
-/// Validates every document first: one invalid document refuses the whole import.
-pub fn validate_import(documents: Option<Vec<DocumentInput>>) -> Result<Vec<Document>, InvalidField> {
-    let documents = documents.ok_or_else(|| InvalidField::missing("documents"))?;
-    if documents.is_empty() || documents.len() > MAX_IMPORT_DOCUMENTS {
-        let message = format!("`documents` must have 1 to {MAX_IMPORT_DOCUMENTS} entries");
-        return Err(InvalidField::new("documents", "invalid_field", message));
-    }
-    let mut seen = std::collections::HashSet::new();
-    let mut valid = Vec::with_capacity(documents.len());
-    for (i, input) in documents.into_iter().enumerate() {
-        let doc = input.validate(None, &format!("documents[{i}]."))?;
-        if !seen.insert(doc.id.clone()) {
-            let field = format!("documents[{i}].id");
-            return Err(InvalidField::new(field.clone(), "duplicate_id", format!("`{field}` repeats an earlier id")));
-        }
-        valid.push(doc);
-    }
-    Ok(valid)
-}
-
 /// Stores many documents in one transaction under one version: all or nothing.
 #[utoipa::path(post, path = "/admin/kb/import", tag = "knowledge",
     request_body = ImportRequest,
@@ -111,7 +90,7 @@ pub async fn import(State(state): State<AppState>, request: Request) -> Result<J
     let limit = state.settings.kb.import_limit_bytes;
     let bytes = read_body(request, &state, IMPORT_BODY_DEADLINE, limit).await?;
     let body: ImportRequest = parse_json(&bytes)?;
-    let documents = validate_import(body.documents)?;
+    let documents = crate::knowledge::document::validate_batch(body.documents)?;
     let imported = documents.len();
     let written = state.orchestrator.knowledge().write(documents).await.map_err(unavailable)?;
     Ok(Json(json!({"imported": imported, "version": written.version})))

@@ -62,9 +62,14 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/sessions/{sessionId}/handoff", post(admin::take_over_session))
         .route("/admin/report", get(admin::report))
         .route("/admin/kb/documents", get(knowledge::list_documents))
+        // A document body may be 200,000 characters and an import 5,000 documents: these two take
+        // kb.import_limit_bytes instead of the 64 KiB cap.
         .route(
             "/admin/kb/documents/{id}",
-            get(knowledge::get_document).put(knowledge::put_document).delete(knowledge::delete_document),
+            get(knowledge::get_document)
+                .put(knowledge::put_document)
+                .delete(knowledge::delete_document)
+                .layer(axum::extract::DefaultBodyLimit::max(state.settings.kb.import_limit_bytes)),
         )
         .route(
             "/admin/kb/import",

@@ -62,6 +62,30 @@ impl DocumentInput {
     }
 }
 
+/// Most documents in one import.
+pub const MAX_IMPORT_DOCUMENTS: usize = 5_000;
+
+/// Checks every document of an import first: one invalid document (named by index and field)
+/// refuses them all, and so does an id given twice.
+pub fn validate_batch(documents: Option<Vec<DocumentInput>>) -> Result<Vec<Document>, InvalidField> {
+    let documents = documents.ok_or_else(|| InvalidField::missing("documents"))?;
+    if documents.is_empty() || documents.len() > MAX_IMPORT_DOCUMENTS {
+        let message = format!("`documents` must have 1 to {MAX_IMPORT_DOCUMENTS} entries");
+        return Err(InvalidField::new("documents", "invalid_field", message));
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut valid = Vec::with_capacity(documents.len());
+    for (i, input) in documents.into_iter().enumerate() {
+        let doc = input.validate(None, &format!("documents[{i}]."))?;
+        if !seen.insert(doc.id.clone()) {
+            let field = format!("documents[{i}].id");
+            return Err(InvalidField::new(field.clone(), "duplicate_id", format!("`{field}` repeats an earlier id")));
+        }
+        valid.push(doc);
+    }
+    Ok(valid)
+}
+
 fn check_url(url: &str, field: &str) -> Result<String, InvalidField> {
     let parsed = reqwest::Url::parse(url).ok().filter(|u| u.scheme() == "https" && u.host_str().is_some());
     if parsed.is_none() || url.len() > MAX_URL_CHARS {

@@ -10,8 +10,6 @@ use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
 use tantivy::schema::{Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, STORED, STRING};
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
-/// BM25's k1 in tantivy: a term's score approaches idf × (k1 + 1) as its frequency grows.
-const BM25_K1: f32 = 1.2;
 /// The visitor's language counts this much more when ranking (not when thresholding).
 const OWN_LANGUAGE_BOOST: f32 = 1.5;
 const WRITER_MEMORY_BYTES: usize = 32 * 1024 * 1024;
@@ -34,8 +32,9 @@ pub struct LexicalHit {
     pub chunk: usize,
     /// BM25 with the language boost: for ranking.
     pub score: f32,
-    /// The score over the most a perfect match of every query term could get (0–1): comparable
-    /// across queries, so one threshold serves all of them.
+    /// The score over what a chunk of average length holding every query term once would get,
+    /// capped at 1: the share of the question's weight (rare words weigh more) the chunk matches.
+    /// Comparable across queries, so one threshold serves all of them.
     pub relevance: f32,
 }
 
@@ -121,7 +120,7 @@ impl LexicalIndex {
                 }
                 let term = Term::from_field_text(field, &text);
                 let doc_freq = searcher.doc_freq(&term)?;
-                ceiling[slot] += idf(doc_freq, total) * (BM25_K1 + 1.0) * boost;
+                ceiling[slot] += idf(doc_freq, total) * boost;
                 if doc_freq == 0 {
                     continue;
                 }
@@ -157,4 +156,38 @@ impl LexicalIndex {
 fn idf(doc_freq: u64, doc_count: u64) -> f32 {
     let x = (doc_count.saturating_sub(doc_freq) as f32 + 0.5) / (doc_freq as f32 + 0.5);
     (1.0 + x).ln()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn index_of(docs: &[(&str, Lang, &str)]) -> LexicalIndex {
+        let index = LexicalIndex::new().unwrap();
+        let added = docs
+            .iter()
+            .map(|(id, lang, text)| ChunkToIndex {
+                doc_id: (*id).to_owned(),
+                chunk: 0,
+                lang: *lang,
+                text: (*text).to_owned(),
+            })
+            .collect();
+        index.apply(&[], added).unwrap();
+        index
+    }
+
+    #[test]
+    fn only_shared_meaningful_words_match() {
+        let index = index_of(&[
+            ("returns", Lang::En, "Returns policy\nYou can return any item within 30 days for a full refund."),
+            ("ship", Lang::En, "Shipping\nWe ship to Canada in 5 days."),
+        ]);
+        let hits = index.search("Do you sell gift cards?", None, 5).unwrap();
+        assert!(hits.is_empty(), "{hits:?}");
+        let hits = index.search("Do you ship to Canada?", None, 5).unwrap();
+        assert_eq!(hits.len(), 1, "{hits:?}");
+        assert_eq!(hits[0].doc_id, "ship");
+        assert!(hits[0].relevance > 0.5, "{hits:?}");
+    }
 }

@@ -59,6 +59,7 @@ pub struct Metrics {
     pub limiter_keys: IntGauge,
     pub kb_unanswered: IntCounter,
     pub kb_documents: IntGauge,
+    pub kb_chunks: IntGauge,
 }
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -187,6 +188,7 @@ impl Metrics {
                 "Visitor questions the knowledge base had no passage for.",
             ),
             kb_documents: gauge(&r, "velochat_kb_documents", "Live documents in this replica's knowledge index."),
+            kb_chunks: gauge(&r, "velochat_kb_chunks", "Chunks in this replica's knowledge index."),
             registry: r,
         };
         metrics.zero_known_series();

@@ -138,9 +138,10 @@ pub fn init_logging(settings: &Settings) {
         eprintln!("cannot start the log batch thread: {e}");
     }
     let writer = BatchingWriter;
+    // tantivy logs every index commit at info; only its warnings concern operators.
     let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&settings.telemetry.log_level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+        .or_else(|_| EnvFilter::try_new(format!("{},tantivy=warn", settings.telemetry.log_level)))
+        .unwrap_or_else(|_| EnvFilter::new("info,tantivy=warn"));
     // Colour codes only for a terminal; in a file or a collector they are noise.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

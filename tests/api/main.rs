@@ -15,6 +15,7 @@ mod guards;
 mod handoff;
 mod http2_upstream;
 mod http_wire;
+mod knowledge;
 mod ladder;
 mod lifecycle;
 mod limits_edge;

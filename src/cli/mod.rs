@@ -1,4 +1,6 @@
-//! The binary's other commands: the container health check and the weekly report.
+//! The binary's other commands: the container health check, the weekly report and the knowledge base.
+
+pub mod kb;
 
 use crate::config::Settings;
 use anyhow::{bail, Context};

@@ -1,6 +1,10 @@
 //! The weekly review: volume, the three seed metrics, where the bot struggles (by intent), fallback
 //! reasons, and tokens and cost by intent — computed from the event log.
 
+mod unanswered;
+
+pub use unanswered::UnansweredGroup;
+
 use crate::config::Settings;
 use crate::store::{DurableStore, EventRecord};
 use serde::Serialize;
@@ -78,6 +82,8 @@ pub struct Report {
     pub cost_usd: f64,
     /// Every intent (and `(none)`), busiest first: where the bot struggles and what it costs.
     pub intents: Vec<IntentFigures>,
+    /// Questions the help content did not cover, near-duplicates grouped, most asked first.
+    pub unanswered_questions: Vec<UnansweredGroup>,
 }
 
 /// Nearest-rank percentile of sorted values.
@@ -177,7 +183,9 @@ pub async fn build(
     let until = chrono::Utc::now().timestamp_millis();
     let since = until - window.as_millis() as i64;
     let events = durable.events_since(since).await?;
-    Ok(compute(&events, since, until, settings.handoff.low_confidence_threshold))
+    let mut report = compute(&events, since, until, settings.handoff.low_confidence_threshold);
+    report.unanswered_questions = unanswered::group(&durable.unanswered_since(since).await?);
+    Ok(report)
 }
 
 fn pct(rate: Option<f64>) -> String {
@@ -228,6 +236,13 @@ pub fn render_text(r: &Report) -> String {
             i.prompt_tokens + i.completion_tokens,
             i.cost_usd
         ));
+    }
+    out.push_str("\nunanswered questions (not in the help content)\n");
+    if r.unanswered_questions.is_empty() {
+        out.push_str("  none\n");
+    }
+    for group in &r.unanswered_questions {
+        out.push_str(&format!("  {:>5}  {}\n", group.count, group.question));
     }
     out
 }
