@@ -16,6 +16,7 @@ mod handoff;
 mod http2_upstream;
 mod http_wire;
 mod knowledge;
+mod knowledge_replicas;
 mod ladder;
 mod lifecycle;
 mod limits_edge;
