@@ -17,6 +17,7 @@ mod http2_upstream;
 mod http_wire;
 mod knowledge;
 mod knowledge_replicas;
+mod knowledge_safety;
 mod ladder;
 mod lifecycle;
 mod limits_edge;
