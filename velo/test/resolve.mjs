@@ -7,6 +7,7 @@ const SHIMS = new Set([
   'wix-members-backend',
   'wix-storage-frontend',
   'wix-window-frontend',
+  'wix-data',
 ]);
 
 export async function resolve(specifier, context, next) {
