@@ -53,6 +53,9 @@ fn schemas(settings: &Settings) -> Value {
             "activeOrder": {"type": ["object", "null"], "properties": {
                 "reference": {"type": ["string", "null"], "maxLength": 64, "pattern": "^[A-Za-z0-9_-]{0,64}$"},
                 "stage": slug(32)}}}},
+        "DocumentInput": document(false),
+        "ImportRequest": {"type": "object", "required": ["documents"], "properties": {
+            "documents": {"type": "array", "minItems": 1, "maxItems": 5000, "items": document(true)}}},
         "KillSwitch": {"type": "object", "required": ["enabled"], "properties": {
             "enabled": {"type": "boolean", "description": "true: every reply is a static one."}}},
         "ChatCompletionsRequest": {
@@ -91,6 +94,33 @@ fn schemas(settings: &Settings) -> Value {
     })
 }
 
+/// A knowledge-base document; `id` is required in an import (the path names it on `PUT`).
+fn document(with_id: bool) -> Value {
+    let mut required = vec!["title", "body"];
+    if with_id {
+        required.push("id");
+    }
+    json!({"type": "object", "required": required, "properties": {
+        "id": if with_id { session_id() } else { json!({"type": ["string", "null"]}) },
+        "title": user_text(300),
+        "body": user_text(200_000),
+        "url": {"type": ["string", "null"], "maxLength": 2048,
+                "pattern": "^https://[A-Za-z][A-Za-z0-9-]{0,30}(\\.[A-Za-z][A-Za-z0-9-]{0,30}){0,4}(/[A-Za-z0-9._~/-]*)?$"},
+        "locale": {"type": ["string", "null"], "maxLength": 16, "pattern": "^([A-Za-z0-9]{2,3}([-_][A-Za-z0-9]{2,8}){0,3})?$"},
+        "tags": {"type": ["array", "null"], "maxItems": 32, "items": user_text(64)}}})
+}
+
+fn query_schema(path: &str, name: &str) -> Option<Value> {
+    match (path, name) {
+        ("/admin/kb/search", "q") => Some(user_text(4000)),
+        ("/admin/kb/search", "k") => Some(json!({"type": "integer", "minimum": 1, "maximum": 50})),
+        ("/admin/kb/documents", "limit") => Some(json!({"type": "integer", "minimum": 1, "maximum": 500})),
+        ("/admin/kb/documents", "cursor") => Some(json!({"type": "string", "pattern": "^[A-Za-z0-9._:-]{0,128}$"})),
+        (_, "id") => Some(session_id()),
+        _ => None,
+    }
+}
+
 /// What `model` may be: an allowed model, or empty or absent for the configured one.
 fn model_values(settings: &Settings) -> Vec<Value> {
     let mut models: Vec<Value> = settings.openai.allowed_models().into_iter().map(Value::from).collect();
@@ -125,11 +155,18 @@ pub fn constrain(doc: &mut Value, settings: &Settings) {
         *query = json!({"type": "string", "pattern": "^[1-9][0-9]{0,5}[mhdw]$"});
     }
     let Some(Value::Object(paths)) = doc.get_mut("paths") else { return };
-    for operation in paths.values_mut().filter_map(Value::as_object_mut).flat_map(|p| p.values_mut()) {
+    let operations = paths
+        .iter_mut()
+        .filter_map(|(path, item)| Some((path.clone(), item.as_object_mut()?)))
+        .flat_map(|(path, item)| item.values_mut().map(move |operation| (path.clone(), operation)));
+    for (path, operation) in operations {
         if let Some(Value::Array(parameters)) = operation.get_mut("parameters") {
             for parameter in parameters.iter_mut() {
                 let name = parameter["name"].as_str().unwrap_or_default().to_owned();
-                let schema = if name == "sessionId" { Some(session_id()) } else { header_schema(&name) };
+                let schema = match name.as_str() {
+                    "sessionId" => Some(session_id()),
+                    _ => query_schema(&path, &name).or_else(|| header_schema(&name)),
+                };
                 if let Some(schema) = schema {
                     parameter["schema"] = schema;
                 }

@@ -66,22 +66,24 @@ impl DocumentInput {
 pub const MAX_IMPORT_DOCUMENTS: usize = 5_000;
 
 /// Checks every document of an import first: one invalid document (named by index and field)
-/// refuses them all, and so does an id given twice.
+/// refuses them all. An id given twice is stored once, as its last entry says (upsert order).
 pub fn validate_batch(documents: Option<Vec<DocumentInput>>) -> Result<Vec<Document>, InvalidField> {
     let documents = documents.ok_or_else(|| InvalidField::missing("documents"))?;
     if documents.is_empty() || documents.len() > MAX_IMPORT_DOCUMENTS {
         let message = format!("`documents` must have 1 to {MAX_IMPORT_DOCUMENTS} entries");
         return Err(InvalidField::new("documents", "invalid_field", message));
     }
-    let mut seen = std::collections::HashSet::new();
     let mut valid = Vec::with_capacity(documents.len());
+    let mut position = std::collections::HashMap::new();
     for (i, input) in documents.into_iter().enumerate() {
         let doc = input.validate(None, &format!("documents[{i}]."))?;
-        if !seen.insert(doc.id.clone()) {
-            let field = format!("documents[{i}].id");
-            return Err(InvalidField::new(field.clone(), "duplicate_id", format!("`{field}` repeats an earlier id")));
+        match position.get(&doc.id) {
+            Some(&at) => valid[at] = doc,
+            None => {
+                position.insert(doc.id.clone(), valid.len());
+                valid.push(doc);
+            }
         }
-        valid.push(doc);
     }
     Ok(valid)
 }
