@@ -162,7 +162,7 @@ def main():
         return
     # 10,000 documents from the FAQ's paragraphs, shuffled into new combinations (fixed seed).
     rng = random.Random(7)
-    paragraphs = [p for _, _, answer in pairs for p in answer.split("\n\n") if len(p) > 40]
+    paragraphs = [p for _, _, answer in pairs for p in answer.split("\n\n") if len(p.split()) >= 8]
     big = [{"id": f"d{i}", "title": " ".join(rng.choice(paragraphs).split()[:6]),
             "body": "\n\n".join(rng.sample(paragraphs, 3))} for i in range(10_000)]
     queries = [q for _, q, _ in pairs] + [" ".join(rng.sample(rng.choice(paragraphs).split(), 6)) for _ in range(800)]
