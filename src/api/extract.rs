@@ -13,7 +13,7 @@ use std::time::Duration;
 
 pub struct JsonBody<T>(pub T);
 
-fn is_json(request: &Request) -> bool {
+pub fn is_json(request: &Request) -> bool {
     request
         .headers()
         .get(CONTENT_TYPE)

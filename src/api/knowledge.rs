@@ -2,7 +2,7 @@
 //! the chat path searches.
 
 use super::error::ApiError;
-use super::extract::{parse_json, read_body, JsonBody};
+use super::extract::{is_json, parse_json, read_body, JsonBody};
 use crate::domain::{check_identifier, InvalidField};
 use crate::knowledge::{DocumentInput, KbError};
 use crate::state::AppState;
@@ -23,6 +23,25 @@ const IMPORT_BODY_DEADLINE: Duration = Duration::from_secs(120);
 
 fn unavailable(e: KbError) -> ApiError {
     ApiError::Unavailable(format!("knowledge base: {}", crate::error_chain::describe(&e)))
+}
+
+/// A whole-number query parameter in `range`; `default` when absent or empty.
+fn whole_number<T>(
+    raw: Option<&str>,
+    field: &str,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, InvalidField>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display,
+{
+    match raw {
+        None | Some("") => Ok(default),
+        Some(raw) => raw.parse::<T>().ok().filter(|n| range.contains(n)).ok_or_else(|| {
+            let message = format!("`{field}` must be a whole number from {} to {}", range.start(), range.end());
+            InvalidField::new(field, "invalid_field", message)
+        }),
+    }
 }
 
 fn document_id(raw: &str) -> Result<(), ApiError> {
@@ -79,12 +98,7 @@ pub struct ImportRequest {
         (status = 503, description = "The durable store failed")
     ), security(("bearer" = [])))]
 pub async fn import(State(state): State<AppState>, request: Request) -> Result<Json<serde_json::Value>, ApiError> {
-    let is_json = request
-        .headers()
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")));
-    if !is_json {
+    if !is_json(&request) {
         return Err(ApiError::UnsupportedMediaType);
     }
     let limit = state.settings.kb.import_limit_bytes;
@@ -132,12 +146,7 @@ pub async fn list_documents(
     State(state): State<AppState>,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let limit = match query.limit.as_deref() {
-        None | Some("") => DEFAULT_PAGE,
-        Some(raw) => raw.parse::<i64>().ok().filter(|n| (1..=MAX_PAGE).contains(n)).ok_or_else(|| {
-            InvalidField::new("limit", "invalid_field", format!("`limit` must be a whole number from 1 to {MAX_PAGE}"))
-        })?,
-    };
+    let limit = whole_number(query.limit.as_deref(), "limit", DEFAULT_PAGE, 1..=MAX_PAGE)?;
     let cursor = query.cursor.filter(|c| !c.is_empty());
     if let Some(cursor) = &cursor {
         check_identifier(cursor, "cursor")?;
@@ -217,14 +226,7 @@ pub async fn search(
     Query(query): Query<SearchQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let q = crate::domain::UserText::parse(query.q.as_deref(), "q", 4000)?;
-    let k = match query.k.as_deref() {
-        None | Some("") => 5,
-        Some(raw) => raw
-            .parse::<usize>()
-            .ok()
-            .filter(|k| (1..=50).contains(k))
-            .ok_or_else(|| InvalidField::new("k", "invalid_field", "`k` must be a whole number from 1 to 50"))?,
-    };
+    let k = whole_number(query.k.as_deref(), "k", 5, 1..=50)?;
     let kb = state.orchestrator.knowledge();
     let locale = query.locale.as_deref().filter(|l| !l.is_empty());
     let timeout = Duration::from_millis(kb.settings().embeddings_timeout_ms);

@@ -54,6 +54,21 @@ pub struct IndexedDoc {
     pub vectors: Vec<Vec<f32>>,
 }
 
+impl IndexedDoc {
+    fn tombstone(id: String, version: i64, lang: Lang) -> Self {
+        Self {
+            id,
+            title: String::new(),
+            url: None,
+            lang,
+            version,
+            live: false,
+            chunks: Vec::new(),
+            vectors: Vec::new(),
+        }
+    }
+}
+
 /// What a write did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Written {
@@ -164,7 +179,7 @@ impl KnowledgeBase {
         let Some(version) = self.durable.kb_delete(SITE, id, now).await? else {
             return Ok(false);
         };
-        self.install(vec![self.tombstone(id, version)]).await?;
+        self.install(vec![IndexedDoc::tombstone(id.to_owned(), version, self.default_lang)]).await?;
         Ok(true)
     }
 
@@ -264,19 +279,6 @@ impl KnowledgeBase {
         IndexedDoc { id, title, url, lang, version, live: true, chunks, vectors: vectors.unwrap_or_default() }
     }
 
-    fn tombstone(&self, id: &str, version: i64) -> IndexedDoc {
-        IndexedDoc {
-            id: id.to_owned(),
-            title: String::new(),
-            url: None,
-            lang: self.default_lang,
-            version,
-            live: false,
-            chunks: Vec::new(),
-            vectors: Vec::new(),
-        }
-    }
-
     /// One vector list per document (None where embeddings are off or failed).
     async fn embed_chunks(&self, chunked: &[(Document, Vec<String>)]) -> Vec<Option<Vec<Vec<f32>>>> {
         let Some(embedder) = &self.embedder else {
@@ -301,17 +303,7 @@ impl KnowledgeBase {
 fn from_row(row: KbRow, counter: &TokenCounter, limits: ChunkLimits, model: &str, default_lang: Lang) -> IndexedDoc {
     let lang = Lang::of_locale(row.locale.as_deref(), default_lang);
     if row.deleted {
-        let KbRow { id, version, .. } = row;
-        return IndexedDoc {
-            id,
-            title: String::new(),
-            url: None,
-            lang,
-            version,
-            live: false,
-            chunks: Vec::new(),
-            vectors: Vec::new(),
-        };
+        return IndexedDoc::tombstone(row.id, row.version, lang);
     }
     let chunks = chunk::chunk(&row.body, counter, limits);
     let vectors = row.embeddings.as_deref().and_then(|e| embed::decode(e, model, chunks.len())).unwrap_or_default();

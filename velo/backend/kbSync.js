@@ -10,9 +10,9 @@
  * Needs the secret `velochat_admin_key` (velochat's VELOCHAT_ADMIN_KEY) beside `velochat_url`.
  */
 import wixData from 'wix-data';
-import { fetch } from 'wix-fetch';
 import { secrets } from 'wix-secrets-backend.v2';
 import { elevate } from 'wix-auth';
+import { callVelochat } from 'backend/velochat';
 
 /** Which collection, and which of its fields hold what. Field names are your collection's keys. */
 export const kbSyncSettings = {
@@ -30,20 +30,10 @@ export const kbSyncSettings = {
 const UPDATED_TAG = 'wix-updated:';
 const getSecret = elevate(secrets.getSecretValue);
 
+/** An admin route, with the admin key; an import may take longer than a chat reply. */
 async function adminCall(method, path, body) {
-  const [{ value: url }, { value: key }] = await Promise.all([getSecret('velochat_url'), getSecret('velochat_admin_key')]);
-  const response = await fetch(`${url.replace(/\/+$/, '')}${path}`, {
-    method,
-    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${key}` },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  let json = null;
-  try {
-    json = await response.json();
-  } catch (error) {
-    json = null;
-  }
-  return { ok: response.ok, status: response.status, json };
+  const { value: key } = await getSecret('velochat_admin_key');
+  return callVelochat(path, body, {}, { method, key, timeoutMs: 60000 });
 }
 
 /** Every document velochat holds for this collection: id → the item's `_updatedDate` it was built from. */

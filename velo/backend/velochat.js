@@ -56,16 +56,17 @@ export async function visitorHeaders() {
 }
 
 /**
- * POSTs `body` to velochat's `path`. Resolves with `{ ok, status, json }`; rejects only on network
+ * Sends `body` to velochat's `path` (POST with the caller key unless `method` and `key` say otherwise). Resolves with `{ ok, status, json }`; rejects only on network
  * failure or the timeout. wix-fetch resolves on 4xx/5xx too, so callers must look at `ok`.
  */
-export async function callVelochat(path, body, headers = {}) {
-  const { url, key } = await connection();
+export async function callVelochat(path, body, headers = {}, { method = 'post', key: ownKey, timeoutMs } = {}) {
+  const { url, key: callerKey } = await connection();
+  const key = ownKey ?? callerKey;
   const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), settings.timeoutMs);
+  const timer = setTimeout(() => controller.abort(), timeoutMs ?? settings.timeoutMs);
   try {
     const response = await fetch(`${url}${path}`, {
-      method: 'post',
+      method,
       headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${key}`, ...headers },
       body: body === undefined ? undefined : JSON.stringify(body),
       signal: controller.signal,
