@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(os.environ.get("VELOCHAT_BENCH_BIN", ROOT / "target" / "release" / "velochat"))
 WORK = Path(tempfile.mkdtemp(prefix="velochat-bench-"))
 QUICK = "--quick" in sys.argv
-SCENARIOS = ("fast", "slow", "parked", "breaker", "start", "redis")
+SCENARIOS = ("fast", "slow", "parked", "breaker", "start", "redis", "kb")
 # --only fast,parked runs a subset (to check one change quickly); a partial run never rewrites BENCHMARKS.md.
 ONLY = next((tuple(a.split("=", 1)[1].split(",")) for a in sys.argv if a.startswith("--only=")), SCENARIOS)
 if set(ONLY) - set(SCENARIOS):
@@ -276,6 +276,31 @@ def measure_redis(scripts_by, notes):
         rs.wait()
 
 
+def measure_kb(scripts_by, notes):
+    """/sendChatMessage with the knowledge base off, then on with 10,000 documents, same traffic."""
+    import urllib.request
+    from kb_corpus import documents
+    admin = "bench-admin-key"
+    for label, extra in (("off", {"VELOCHAT_KB_ENABLED": "off"}), ("on", {"VELOCHAT_ADMIN_KEY": admin})):
+        vc = Velochat(PORTS["fast"], extra, name=f"velochat-kb-{label}")
+        try:
+            if label == "on":
+                docs = documents()
+                for i in range(0, len(docs), 5000):
+                    body = json.dumps({"documents": docs[i:i + 5000]}).encode()
+                    request = urllib.request.Request(f"http://127.0.0.1:{PORTS['velochat']}/admin/kb/import", data=body, method="POST",
+                                                     headers={"Authorization": f"Bearer {admin}", "Content-Type": "application/json"})
+                    urllib.request.urlopen(request, timeout=120).read()
+            # One of the traffic's questions, to show what the knowledge base adds to each request.
+            probe = urllib.request.Request(f"http://127.0.0.1:{PORTS['velochat']}/sendChatMessage", data=send_body(0).encode(), method="POST",
+                                           headers={"Authorization": f"Bearer {CALLER_KEY}", "Content-Type": "application/json"})
+            notes[("kb_sources", label)] = len(json.loads(urllib.request.urlopen(probe, timeout=10).read()).get("sources", []))
+            for conns in (8, 64):
+                notes[("kb", label, conns)] = wrk(PORTS["velochat"], scripts_by[("realistic", "send")], conns, pid=vc.proc.pid)
+        finally:
+            vc.stop()
+
+
 ROUTES = (("compat", "/v1/chat/completions"), ("send", "/sendChatMessage"))
 
 
@@ -320,7 +345,7 @@ def main():
                 peak = measure_fake(fake, hop, scripts_by, rows)
                 if fake == "fast":
                     notes.update({("rss_after_load", label): rss for label, rss in peak.items()})
-        for scenario in ("parked", "breaker", "start", "redis"):
+        for scenario in ("parked", "breaker", "start", "redis", "kb"):
             if scenario in ONLY:
                 globals()["measure_" + scenario](scripts_by, notes)
     finally:

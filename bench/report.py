@@ -62,6 +62,21 @@ def target_lines(rows, notes, labels):
     return out
 
 
+def kb_lines(notes):
+    if ("kb", "on", 64) not in notes:
+        return []
+    out = ["", "Knowledge base off against on (10,000 help documents, `bench/kb_corpus.py`), /sendChatMessage, realistic "
+           f"traffic, fast fake; the probe question got {notes[('kb_sources', 'on')]} sources with it on, "
+           f"{notes[('kb_sources', 'off')]} off:", "",
+           "| conns | off req/s | on req/s | ratio (target ≥ 0.8) | off p99 ms | on p99 ms | off CPU µs/req | on CPU µs/req |",
+           "|---|---|---|---|---|---|---|---|"]
+    for conns in (8, 64):
+        off, on = notes[("kb", "off", conns)], notes[("kb", "on", conns)]
+        out.append(f"| {conns} | {off['rps']:,.0f} | {on['rps']:,.0f} | {on['rps'] / off['rps']:.2f} | {ms(off['p99'])} | "
+                   f"{ms(on['p99'])} | {cpu_cell(off)} | {cpu_cell(on)} |")
+    return out
+
+
 def render(rows, notes, binaries, machine):
     labels = [label for label, _ in binaries]
     out = [f"Measured {time.strftime('%Y-%m-%d')} on {machine}.", "",
@@ -106,5 +121,6 @@ def render(rows, notes, binaries, machine):
             r = notes[label]
             out.append(f"| /sendChatMessage, 64 conns, fast fake, realistic traffic, {label} | {r['rps']:,.0f} req/s, "
                        f"p50 {ms(r['p50'])} ms, p99 {ms(r['p99'])} ms, {r['errors']} errors |")
+    out += kb_lines(notes)
     out += target_lines(rows, notes, labels)
     return "\n".join(out)

@@ -274,6 +274,9 @@ async fn housekeeping(orchestrator: Arc<Orchestrator>, ip_limiter: Arc<IpLimiter
     let release_every = ms((s.handoff.release_after_ms / 10).clamp(1_000, 60_000));
     let mut release = tokio::time::interval(release_every);
     let mut purge = tokio::time::interval(Duration::from_secs(3600));
+    // A breach is noticed within a fifth of the SLA (at least every 100 ms, at most every 10 s).
+    let sla_every = ms((s.handoff.sla_ms / 5).clamp(100, 10_000));
+    let mut sla = tokio::time::interval(sla_every);
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
@@ -286,6 +289,9 @@ async fn housekeeping(orchestrator: Arc<Orchestrator>, ip_limiter: Arc<IpLimiter
                 if released > 0 {
                     tracing::info!(released, "sessions returned to the bot after the human timeout");
                 }
+            }
+            _ = sla.tick() => {
+                orchestrator.sla_sweep().await;
             }
             _ = purge.tick() => {
                 let cutoff = chrono::Utc::now().timestamp_millis() - i64::from(s.events.retention_days) * 86_400_000;

@@ -34,6 +34,11 @@ pub enum ApiError {
     SessionNotFound,
     #[error("document not found")]
     DocumentNotFound,
+    #[error("suggestion not found")]
+    SuggestionNotFound,
+    /// Approved or rejected already (here or on another replica).
+    #[error("suggestion already {0}")]
+    SuggestionDecided(String),
     /// The OpenAI-compatible route's `{"error": {"type": "invalid_request_error", ...}}` flavour.
     #[error("unsupported `{0}`: {1}")]
     Unsupported(String, String),
@@ -131,6 +136,15 @@ impl IntoResponse for ApiError {
                 "document_not_found",
                 "no knowledge-base document has that id".into(),
                 Value::Null,
+            ),
+            ApiError::SuggestionNotFound => {
+                (StatusCode::NOT_FOUND, "suggestion_not_found", "no suggestion has that id".into(), Value::Null)
+            }
+            ApiError::SuggestionDecided(status) => (
+                StatusCode::CONFLICT,
+                "suggestion_decided",
+                format!("the suggestion is already {status}"),
+                json!({"status": status}),
             ),
             ApiError::Unsupported(field, m) => (
                 StatusCode::BAD_REQUEST,

@@ -13,6 +13,7 @@ pub mod openapi;
 mod openapi_constraints;
 pub mod sessions;
 pub mod stream;
+pub mod suggestions;
 
 pub use crate::state::AppState;
 
@@ -76,10 +77,17 @@ pub fn router(state: AppState) -> Router {
             post(knowledge::import).layer(axum::extract::DefaultBodyLimit::max(state.settings.kb.import_limit_bytes)),
         )
         .route("/admin/kb/search", get(knowledge::search))
+        .route("/admin/kb/suggestions", get(suggestions::list))
+        .route(
+            "/admin/kb/suggestions/{id}/approve",
+            post(suggestions::approve).layer(axum::extract::DefaultBodyLimit::max(state.settings.kb.import_limit_bytes)),
+        )
+        .route("/admin/kb/suggestions/{id}/reject", post(suggestions::reject))
         .route_layer(from_fn_with_state(state.clone(), middleware::require_admin));
     let backend = Router::new()
         .route("/sessions/{sessionId}/handoff", post(sessions::handoff))
         .route("/sessions/{sessionId}/release", post(sessions::release))
+        .route("/sessions/{sessionId}/messages", post(sessions::agent_message))
         .route_layer(from_fn_with_state(state.clone(), middleware::require_backend));
     let health = Router::new().route("/healthz", get(health::healthz)).route("/readyz", get(health::readyz));
     Router::new()

@@ -45,11 +45,16 @@ impl Modify for BearerAuth {
         super::knowledge::get_document,
         super::knowledge::delete_document,
         super::knowledge::search,
+        super::suggestions::list,
+        super::suggestions::approve,
+        super::suggestions::reject,
         super::sessions::handoff,
         super::sessions::release,
+        super::sessions::agent_message,
     ),
     components(schemas(super::chat::SendChatMessageRequest, super::chat::SendChatMessageResponse, super::chat::HistoryEntry, super::admin::KillSwitch,
-        super::knowledge::Upserted, super::knowledge::ImportRequest, crate::knowledge::DocumentInput, crate::knowledge::SourceRef)),
+        super::knowledge::Upserted, super::knowledge::ImportRequest, crate::knowledge::DocumentInput, crate::knowledge::SourceRef,
+        super::suggestions::SuggestionView, super::suggestions::ApproveRequest)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

@@ -73,6 +73,11 @@ impl TokenCounter {
         TOKENS_PER_MESSAGE + self.role(role) + self.text(content)
     }
 
+    /// A message whose content's tokens are already known.
+    pub fn message_of(&self, role: &str, content_tokens: usize) -> usize {
+        TOKENS_PER_MESSAGE + self.role(role) + content_tokens
+    }
+
     /// Every role OpenAI accepts is one token in o200k_base (a test checks it); skip the encoder.
     fn role(&self, role: &str) -> usize {
         match role {

@@ -39,6 +39,7 @@ pub const NAMED_ENV: &[(&str, &str)] = &[
     ("VELOCHAT_SIGNING_KEY", "signing.key"),
     ("VELOCHAT_KILL_SWITCH", "kill_switch.enabled"),
     ("VELOCHAT_HANDOFF_WEBHOOK_URL", "webhook.url"),
+    ("VELOCHAT_HANDOFF_SLA_MS", "handoff.sla_ms"),
     ("VELOCHAT_WEBHOOK_SECRET", "webhook.secret"),
     ("VELOCHAT_BUDGET_MONTHLY_TOKENS", "budget.monthly_tokens"),
     ("VELOCHAT_BUDGET_DAILY_TOKENS", "budget.daily_tokens"),

@@ -208,8 +208,12 @@ pub struct HandoffSettings {
     pub on_needs_human: bool,
     pub release_after_ms: u64,
     pub transcript_turns: usize,
+    /// How long a visitor may wait for the first agent message; 0 = no SLA.
+    pub sla_ms: u64,
     pub notice: LocalizedText,
     pub holding: LocalizedText,
+    /// Sent instead of `holding` once the SLA is breached and the visitor is still waiting.
+    pub sla_notice: LocalizedText,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -244,6 +248,11 @@ pub struct BudgetSettings {
     #[serde(deserialize_with = "flexible_bool")]
     pub hard_stop: bool,
     pub alert_webhook_url: String,
+    /// Alert when the last hour's tokens exceed this × the median hour of the previous 7 days
+    /// (0 = off)…
+    pub anomaly_factor: f64,
+    /// …and at least this many tokens.
+    pub anomaly_min_tokens: u64,
     /// model → USD per million tokens
     pub prices: BTreeMap<String, ModelPrice>,
 }

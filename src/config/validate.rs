@@ -156,7 +156,8 @@ impl Settings {
         })?;
         check_localized(default, locale, "fallback.texts.default")?;
         check_localized(&self.handoff.notice, locale, "handoff.notice")?;
-        check_localized(&self.handoff.holding, locale, "handoff.holding")
+        check_localized(&self.handoff.holding, locale, "handoff.holding")?;
+        check_localized(&self.handoff.sla_notice, locale, "handoff.sla_notice")
     }
 
     fn validate_guards(&self) -> Result<(), ConfigError> {
@@ -215,6 +216,7 @@ impl Settings {
         check(w.lease_ms >= 100, "webhook.lease_ms", "must be at least 100")?;
         let b = &self.budget;
         check(b.monthly_usd >= 0.0, "budget.monthly_usd", "must not be negative")?;
+        check(b.anomaly_factor.is_finite() && b.anomaly_factor >= 0.0, "budget.anomaly_factor", "must be 0 (off) or above")?;
         if !b.alert_webhook_url.is_empty() {
             check_url(&b.alert_webhook_url, "budget.alert_webhook_url")?;
         }

@@ -1,5 +1,6 @@
 //! Visitor-supplied data, parsed into types that can only hold valid values. Pure and unit-tested.
 
+mod agent_message;
 mod cidr;
 mod context;
 mod deadline;
@@ -8,6 +9,7 @@ mod reply;
 mod session_id;
 mod text;
 
+pub use agent_message::AgentMessage;
 pub use cidr::parse_cidr;
 pub use context::TypedContext;
 pub use deadline::Deadline;

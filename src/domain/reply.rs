@@ -90,16 +90,19 @@ pub enum HandoffReason {
     AgentTakeover,
     /// The session is already owned by a human: a holding notice.
     HumanMode,
+    /// Owned by a human who has not answered within the SLA: the apology instead of the holding notice.
+    SlaBreached,
 }
 
 impl HandoffReason {
-    pub const ALL: [HandoffReason; 6] = [
+    pub const ALL: [HandoffReason; 7] = [
         HandoffReason::Intent,
         HandoffReason::NeedsHuman,
         HandoffReason::LowConfidence,
         HandoffReason::RepeatedQuestion,
         HandoffReason::AgentTakeover,
         HandoffReason::HumanMode,
+        HandoffReason::SlaBreached,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -110,6 +113,7 @@ impl HandoffReason {
             HandoffReason::RepeatedQuestion => "repeated_question",
             HandoffReason::AgentTakeover => "agent_takeover",
             HandoffReason::HumanMode => "human_mode",
+            HandoffReason::SlaBreached => "sla_breached",
         }
     }
 

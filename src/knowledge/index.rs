@@ -5,6 +5,7 @@
 use super::language::Lang;
 use parking_lot::Mutex;
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tantivy::collector::TopDocs;
 use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
 use tantivy::schema::{Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, STORED, STRING};
@@ -50,6 +51,8 @@ pub struct LexicalIndex {
     reader: IndexReader,
     writer: Mutex<IndexWriter>,
     fields: Fields,
+    /// Languages with at least one chunk: a query skips the others' analysis and lookups.
+    present: [AtomicBool; 4],
 }
 
 fn lang_slot(lang: Lang) -> usize {
@@ -75,7 +78,8 @@ impl LexicalIndex {
         }
         let writer = index.writer_with_num_threads(1, WRITER_MEMORY_BYTES)?;
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
-        Ok(Self { index, reader, writer: Mutex::new(writer), fields: Fields { id, chunk, lang, text } })
+        let present = Lang::ALL.map(|_| AtomicBool::new(false));
+        Ok(Self { index, reader, writer: Mutex::new(writer), fields: Fields { id, chunk, lang, text }, present })
     }
 
     /// Removes every chunk of `removed` documents, adds `added` chunks, and makes it searchable.
@@ -94,6 +98,14 @@ impl LexicalIndex {
         }
         writer.commit()?;
         self.reader.reload()?;
+        let searcher = self.reader.searcher();
+        for (slot, field) in self.fields.text.iter().enumerate() {
+            let mut tokens = 0;
+            for segment in searcher.segment_readers() {
+                tokens += segment.inverted_index(*field)?.total_num_tokens();
+            }
+            self.present[slot].store(tokens > 0, Ordering::Relaxed);
+        }
         Ok(())
     }
 
@@ -104,12 +116,14 @@ impl LexicalIndex {
         if total == 0 || limit == 0 {
             return Ok(Vec::new());
         }
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        let mut matching: [Vec<TermQuery>; 4] = Default::default();
         let mut ceiling = [0f32; 4];
         for lang in Lang::ALL {
             let slot = lang_slot(lang);
+            if !self.present[slot].load(Ordering::Relaxed) {
+                continue;
+            }
             let field = self.fields.text[slot];
-            let boost = if visitor == Some(lang) { OWN_LANGUAGE_BOOST } else { 1.0 };
             let mut analyzer = self.index.tokenizer_for_field(field)?;
             let mut stream = analyzer.token_stream(query);
             let mut seen = HashSet::new();
@@ -120,12 +134,24 @@ impl LexicalIndex {
                 }
                 let term = Term::from_field_text(field, &text);
                 let doc_freq = searcher.doc_freq(&term)?;
-                ceiling[slot] += idf(doc_freq, total) * boost;
-                if doc_freq == 0 {
-                    continue;
+                ceiling[slot] += idf(doc_freq, total);
+                if doc_freq > 0 {
+                    matching[slot].push(TermQuery::new(term, IndexRecordOption::WithFreqs));
                 }
-                let term_query: Box<dyn Query> = Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs));
-                let clause = if boost == 1.0 { term_query } else { Box::new(BoostQuery::new(term_query, boost)) };
+            }
+        }
+        // The visitor's language is boosted only when another language matches too: a boost
+        // changes nothing within one language, and plain term clauses let tantivy skip
+        // non-competitive blocks (block-max WAND) instead of scoring every posting.
+        let mixed = matching.iter().filter(|m| !m.is_empty()).count() > 1;
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        for lang in Lang::ALL {
+            let slot = lang_slot(lang);
+            let boost = if mixed && visitor == Some(lang) { OWN_LANGUAGE_BOOST } else { 1.0 };
+            ceiling[slot] *= boost;
+            for term_query in std::mem::take(&mut matching[slot]) {
+                let clause: Box<dyn Query> =
+                    if boost == 1.0 { Box::new(term_query) } else { Box::new(BoostQuery::new(Box::new(term_query), boost)) };
                 clauses.push((Occur::Should, clause));
             }
         }

@@ -52,6 +52,12 @@ pub struct IndexedDoc {
     pub chunks: Vec<String>,
     /// One unit vector per chunk, or empty (lexical only).
     pub vectors: Vec<Vec<f32>>,
+    /// Tokens of each chunk's passage block in the reference message, counted on first use.
+    pub block_tokens: Vec<std::sync::OnceLock<usize>>,
+}
+
+fn token_slots(chunks: usize) -> Vec<std::sync::OnceLock<usize>> {
+    (0..chunks).map(|_| std::sync::OnceLock::new()).collect()
 }
 
 impl IndexedDoc {
@@ -65,6 +71,7 @@ impl IndexedDoc {
             live: false,
             chunks: Vec::new(),
             vectors: Vec::new(),
+            block_tokens: Vec::new(),
         }
     }
 }
@@ -83,6 +90,8 @@ pub struct KnowledgeBase {
     durable: Arc<dyn DurableStore>,
     index: Arc<LexicalIndex>,
     docs: RwLock<HashMap<String, Arc<IndexedDoc>>>,
+    /// Live documents in `docs` (asked on every chat message: not counted each time).
+    live: std::sync::atomic::AtomicUsize,
     /// The highest version read back from the store.
     synced: AtomicI64,
     /// One install at a time, so the version check and the index change are one step.
@@ -102,6 +111,7 @@ impl KnowledgeBase {
             durable,
             index: Arc::new(LexicalIndex::new()?),
             docs: RwLock::new(HashMap::new()),
+            live: std::sync::atomic::AtomicUsize::new(0),
             synced: AtomicI64::new(0),
             installing: tokio::sync::Mutex::new(()),
             embedder,
@@ -118,7 +128,7 @@ impl KnowledgeBase {
 
     /// Live documents in the index.
     pub fn document_count(&self) -> usize {
-        self.docs.read().values().filter(|d| d.live).count()
+        self.live.load(Ordering::Relaxed)
     }
 
     pub fn chunk_count(&self) -> u64 {
@@ -259,7 +269,12 @@ impl KnowledgeBase {
         tokio::task::spawn_blocking(move || index.apply(&removed, added)).await??;
         let mut map = self.docs.write();
         for doc in &newest {
-            map.insert(doc.id.clone(), doc.clone());
+            let was_live = map.insert(doc.id.clone(), doc.clone()).is_some_and(|old| old.live);
+            match (was_live, doc.live) {
+                (false, true) => self.live.fetch_add(1, Ordering::Relaxed),
+                (true, false) => self.live.fetch_sub(1, Ordering::Relaxed),
+                _ => 0,
+            };
         }
         Ok(newest.len())
     }
@@ -276,7 +291,8 @@ impl KnowledgeBase {
         vectors: Option<Vec<Vec<f32>>>,
     ) -> IndexedDoc {
         let lang = Lang::of_locale(locale, self.default_lang);
-        IndexedDoc { id, title, url, lang, version, live: true, chunks, vectors: vectors.unwrap_or_default() }
+        let block_tokens = token_slots(chunks.len());
+        IndexedDoc { id, title, url, lang, version, live: true, chunks, vectors: vectors.unwrap_or_default(), block_tokens }
     }
 
     /// One vector list per document (None where embeddings are off or failed).
@@ -307,5 +323,6 @@ fn from_row(row: KbRow, counter: &TokenCounter, limits: ChunkLimits, model: &str
     }
     let chunks = chunk::chunk(&row.body, counter, limits);
     let vectors = row.embeddings.as_deref().and_then(|e| embed::decode(e, model, chunks.len())).unwrap_or_default();
-    IndexedDoc { id: row.id, title: row.title, url: row.url, lang, version: row.version, live: true, chunks, vectors }
+    let block_tokens = token_slots(chunks.len());
+    IndexedDoc { id: row.id, title: row.title, url: row.url, lang, version: row.version, live: true, chunks, vectors, block_tokens }
 }

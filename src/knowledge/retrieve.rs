@@ -27,6 +27,9 @@ pub struct Passage {
     /// Relevance, 0–1: the lexical score over a perfect match's, or the cosine similarity.
     pub score: f32,
     pub text: String,
+    /// Which chunk of which version of the document (to reuse its token count).
+    pub chunk: usize,
+    pub version: i64,
 }
 
 /// What the knowledge base adds to one prompt.
@@ -37,6 +40,8 @@ pub struct Grounding {
     pub sources: Vec<SourceRef>,
     /// A real question that no passage covers.
     pub not_covered: bool,
+    /// Tokens of `message`, as the history trim counts them.
+    pub tokens: Option<usize>,
 }
 
 const REFERENCE_PREAMBLE: &str = "Reference passages from this website's help content, retrieved for the \
@@ -103,6 +108,8 @@ impl KnowledgeBase {
                 url: doc.url.clone(),
                 score: c.lexical.max(c.semantic),
                 text: text.clone(),
+                chunk,
+                version: doc.version,
             });
         }
         Ok(passages)
@@ -157,7 +164,7 @@ impl KnowledgeBase {
                 neutralise(&passage.title).replace('"', "'"),
                 neutralise(&passage.text)
             );
-            let block_tokens = counter.text_uncached(&block);
+            let block_tokens = self.block_tokens(&passage, &block, counter);
             if tokens + block_tokens > self.settings.max_tokens {
                 break;
             }
@@ -166,12 +173,23 @@ impl KnowledgeBase {
             sources.push(SourceRef { id: passage.id, title: passage.title, url: passage.url });
         }
         if !sources.is_empty() {
-            return Grounding { message: Some(message), sources, not_covered: false };
+            return Grounding { message: Some(message), sources, not_covered: false, tokens: Some(tokens) };
         }
         if answerable && super::language::is_question(question) {
-            return Grounding { message: Some(NOT_COVERED_INSTRUCTION.to_owned()), sources, not_covered: true };
+            let message = Some(NOT_COVERED_INSTRUCTION.to_owned());
+            return Grounding { message, sources, not_covered: true, tokens: None };
         }
         Grounding::default()
+    }
+
+    /// A passage block's tokens: counted once per chunk of a document version (the block is
+    /// the same text every time), then remembered with the document.
+    fn block_tokens(&self, passage: &Passage, block: &str, counter: &TokenCounter) -> usize {
+        let doc = self.docs.read().get(&passage.id).filter(|d| d.version == passage.version).cloned();
+        match doc.as_ref().and_then(|d| d.block_tokens.get(passage.chunk)) {
+            Some(slot) => *slot.get_or_init(|| counter.text_uncached(block)),
+            None => counter.text_uncached(block),
+        }
     }
 }
 

@@ -116,6 +116,7 @@ impl Orchestrator {
                 context: Some(&input.context),
                 transcript: &prepared.transcript,
                 message: None,
+                awaited: true,
             };
             self.publish_transition(id, &state, rid, ctx).await;
         }
@@ -125,8 +126,14 @@ impl Orchestrator {
         let mut reply = match ours {
             Some(t) => self.handoff_reply(input, &self.settings.handoff.notice, HandoffReason::parse(&t.reason)),
             None => {
-                self.forward_to_agent(id, &input.context, input.user_text.as_str()).await;
-                self.handoff_reply(input, &self.settings.handoff.holding, Some(HandoffReason::HumanMode))
+                self.forward_to_agent(id, &state, &input.context, input.user_text.as_str()).await;
+                if self.sla_overdue(&state) {
+                    let started = state.human_since_ms.unwrap_or_default();
+                    self.breach(id, i64::from(state.handoffs), started, state.handoff_reason.as_deref()).await;
+                    self.handoff_reply(input, &self.settings.handoff.sla_notice, Some(HandoffReason::SlaBreached))
+                } else {
+                    self.handoff_reply(input, &self.settings.handoff.holding, Some(HandoffReason::HumanMode))
+                }
             }
         };
         reply.intent = prepared.intent.clone();
@@ -149,7 +156,7 @@ impl Orchestrator {
             input,
             &prepared.turns,
             context_json.as_deref(),
-            grounding.message.as_deref(),
+            &grounding,
             prepared.addendum.as_deref(),
         );
         let call = self.ask_model(input, &messages).await;
@@ -209,6 +216,7 @@ impl Orchestrator {
                         context: Some(&input.context),
                         transcript: &prepared.transcript,
                         message: None,
+                        awaited: true,
                     };
                     self.publish_transition(id, after, rid, ctx).await;
                     let notice =
@@ -261,7 +269,10 @@ impl Orchestrator {
         }
         let model = reply.model.as_deref().unwrap_or(&self.ladder.primary.model);
         let cost = self.budget.cost(model, usage);
-        self.budget.record(self.store.as_ref(), &self.metrics, usage, cost).await;
+        let booked = self.budget.record(self.store.as_ref(), &self.metrics, usage, cost).await;
+        if let Some(anomaly) = booked.anomaly {
+            self.keep_anomaly(anomaly);
+        }
         cost
     }
 }

@@ -5,12 +5,14 @@
 mod build;
 mod chat;
 mod grounding;
+mod human_loop;
 mod limits;
 mod model;
 mod outcome;
 mod record;
 mod session;
 mod stream;
+mod suggestions;
 
 pub mod intents;
 pub mod prompt;
@@ -19,6 +21,7 @@ pub mod repeat;
 pub use build::Collaborators;
 pub use outcome::{Caller, ChatError, ChatInput, ModelOverrides, Reply, Route};
 pub use session::SessionView;
+pub use suggestions::{document_id as suggestion_document_id, SuggestionEdit, SuggestionError};
 pub use stream::{LiveStream, StreamEnd, StreamMeta, StreamStart};
 
 use crate::budget::Budget;

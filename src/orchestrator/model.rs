@@ -49,7 +49,7 @@ impl Orchestrator {
         input: &'a ChatInput,
         history: &'a [Turn],
         context_json: Option<&'a str>,
-        reference: Option<&'a str>,
+        grounding: &'a crate::knowledge::Grounding,
         addendum: Option<&'a str>,
     ) -> (Vec<WireMessage<'a>>, usize) {
         let (system, system_tokens) = match &input.overrides.system_prompt {
@@ -60,7 +60,9 @@ impl Orchestrator {
             }
         };
         let user_text = input.user_text.as_str();
-        let parts = PromptParts { system, system_tokens, context_json, reference, addendum, history, user_text };
+        let (reference, reference_tokens) = (grounding.message.as_deref(), grounding.tokens);
+        let parts =
+            PromptParts { system, system_tokens, context_json, reference, reference_tokens, addendum, history, user_text };
         let prompt = assemble(counter, &parts, self.settings.history.max_prompt_tokens);
         if prompt.dropped_turns > 0 {
             self.metrics.history_dropped.with_label_values(&["tokens"]).inc_by(u64::from(prompt.dropped_turns));

@@ -14,6 +14,8 @@ pub struct PromptParts<'a> {
     pub context_json: Option<&'a str>,
     /// Retrieved passages, framed as reference data (or the note that none matched).
     pub reference: Option<&'a str>,
+    /// Tokens of `reference`'s text when the knowledge base counted them already.
+    pub reference_tokens: Option<usize>,
     pub addendum: Option<&'a str>,
     pub history: &'a [Turn],
     pub user_text: &'a str,
@@ -31,7 +33,11 @@ pub fn assemble<'a>(counter: &TokenCounter, parts: &PromptParts<'a>, max_tokens:
     let system_tokens = parts.system_tokens.unwrap_or_else(|| counter.text(parts.system));
     let mut fixed = REPLY_PRIMING + TOKENS_PER_MESSAGE + counter.text("system") + system_tokens;
     fixed += parts.context_json.map_or(0, |c| counter.message("system", c));
-    fixed += parts.reference.map_or(0, |r| counter.message("system", r));
+    fixed += match (parts.reference, parts.reference_tokens) {
+        (Some(_), Some(tokens)) => counter.message_of("system", tokens),
+        (Some(r), None) => counter.message("system", r),
+        (None, _) => 0,
+    };
     fixed += parts.addendum.map_or(0, |a| counter.message("system", a));
     fixed += counter.message("user", parts.user_text);
     let turn_tokens: Vec<usize> = parts.history.iter().map(|t| counter.message(t.role.as_str(), &t.content)).collect();
@@ -92,6 +98,7 @@ mod tests {
             system_tokens: None,
             context_json: Some("{\"a\":1}"),
             reference: Some("REF"),
+            reference_tokens: None,
             addendum: Some("ADD"),
             history: &history,
             user_text: "hello",
@@ -113,6 +120,7 @@ mod tests {
             system_tokens: None,
             context_json: Some("{}"),
             reference: None,
+            reference_tokens: None,
             addendum: None,
             history: &history,
             user_text: "what now?",
@@ -142,6 +150,7 @@ mod tests {
             system_tokens: None,
             context_json: None,
             reference: None,
+            reference_tokens: None,
             addendum: None,
             history: &history,
             user_text: &long,

@@ -25,7 +25,7 @@ pub struct SessionView {
 }
 
 impl SessionView {
-    fn of(session_id: &str, s: &SessionState) -> Self {
+    pub(super) fn of(session_id: &str, s: &SessionState) -> Self {
         Self {
             session_id: session_id.to_owned(),
             mode: s.mode,
@@ -52,12 +52,14 @@ pub(super) struct TransitionContext<'a> {
     pub context: Option<&'a TypedContext>,
     pub transcript: &'a [Turn],
     pub message: Option<&'a str>,
+    /// A handoff someone waits on (false when an agent's own message made it).
+    pub awaited: bool,
 }
 
 impl TransitionContext<'_> {
     /// For transitions made outside a visitor's message (admin release, agent takeover, timeout).
     pub const NONE: TransitionContext<'static> =
-        TransitionContext { intent: None, context: None, transcript: &[], message: None };
+        TransitionContext { intent: None, context: None, transcript: &[], message: None, awaited: true };
 }
 
 fn now_ms() -> i64 {
@@ -67,7 +69,7 @@ fn now_ms() -> i64 {
 impl Orchestrator {
     /// Loads the session; after a restart or an eviction, a human owner is recovered from the
     /// durable store so the bot never talks over an agent.
-    async fn load_or_recover(&self, id: &str) -> Option<SessionState> {
+    pub(super) async fn load_or_recover(&self, id: &str) -> Option<SessionState> {
         if let Some(state) = self.store.load_session(id).await {
             return Some(state);
         }
@@ -109,6 +111,7 @@ impl Orchestrator {
         let existed = self.load_or_recover(id).await.is_some();
         let h = &self.settings.handoff;
         let words = repeat::words(text);
+        let kept = self.keepable(text);
         let now = now_ms();
         let release_after = h.release_after_ms as i64;
         let state = self
@@ -120,6 +123,7 @@ impl Orchestrator {
                 s.last_seen_ms = now;
                 s.turns += 1;
                 s.last_repeat_count = 0;
+                s.remember_visitor(&kept, super::human_loop::RECENT_VISITOR);
                 if s.mode == Mode::Human {
                     if s.human_since_ms.is_some_and(|since| now - since >= release_after) {
                         s.hand_back("timeout", now, request_id);
@@ -184,12 +188,14 @@ impl Orchestrator {
                     tracing::error!(error = %e, "could not record human ownership durably");
                 }
                 self.metrics.sessions_handed_off.inc();
+                self.handoff_recorded(id, state, transition, &ctx).await;
                 EventKind::Handoff
             }
             Mode::Bot => {
                 if let Err(e) = self.durable.clear_human(id).await {
                     tracing::error!(error = %e, "could not clear human ownership durably");
                 }
+                self.handoff_ended(id, state, transition.at_ms).await;
                 EventKind::Released
             }
         };
@@ -204,12 +210,14 @@ impl Orchestrator {
                 context: ctx.context,
                 transcript: ctx.transcript,
                 message: ctx.message,
+                waited_ms: None,
             })
             .await;
     }
 
-    /// Forwards a visitor message to the agent who owns the session.
-    pub(super) async fn forward_to_agent(&self, id: &str, context: &TypedContext, text: &str) {
+    /// Forwards a visitor message to the agent who owns the session, and keeps it in the transcript.
+    pub(super) async fn forward_to_agent(&self, id: &str, state: &SessionState, context: &TypedContext, text: &str) {
+        self.keep_visitor_message(id, state, text).await;
         let _ = self
             .support
             .publish(SupportEvent {
@@ -220,6 +228,7 @@ impl Orchestrator {
                 context: Some(context),
                 transcript: &[],
                 message: Some(text),
+                waited_ms: None,
             })
             .await;
     }

@@ -59,10 +59,9 @@ impl Orchestrator {
                 return Ok(StreamStart::Decided(Box::new(self.conclude(&input, &prepared, reply).await)));
             }
         }
-        let reference = grounding.message.as_deref();
         let addendum = prepared.addendum.as_deref();
         let (messages, prompt_tokens) =
-            self.prompt_messages(&counter, &input, &prepared.turns, None, reference, addendum);
+            self.prompt_messages(&counter, &input, &prepared.turns, None, &grounding, addendum);
         let safety = self.safety_identifier(&input);
         let primary_model = self.primary_model(&input);
         let run =

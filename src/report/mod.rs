@@ -3,6 +3,8 @@
 
 mod unanswered;
 
+pub use unanswered::same_question;
+
 pub use unanswered::UnansweredGroup;
 
 use crate::config::Settings;

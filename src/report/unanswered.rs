@@ -39,6 +39,11 @@ fn jaccard(a: &BTreeSet<String>, b: &BTreeSet<String>) -> f64 {
     a.intersection(b).count() as f64 / union as f64
 }
 
+/// Two wordings of one question (stemmed words, stop words aside), in `locale`'s language.
+pub fn same_question(a: &str, b: &str, locale: Option<&str>) -> bool {
+    a.eq_ignore_ascii_case(b) || jaccard(&terms(a, locale), &terms(b, locale)) >= SAME_QUESTION
+}
+
 pub fn group(records: &[UnansweredRecord]) -> Vec<UnansweredGroup> {
     let mut groups: Vec<(BTreeSet<String>, UnansweredGroup)> = Vec::new();
     for record in records {

@@ -54,6 +54,12 @@ pub struct SessionState {
     /// How often the latest question has now been asked (set by the request that recorded it).
     #[serde(default)]
     pub last_repeat_count: u32,
+    /// The visitor's latest messages (redacted, newest last): what led to a handoff.
+    #[serde(default)]
+    pub recent_visitor: Vec<String>,
+    /// When the first agent message of the current handoff arrived.
+    #[serde(default)]
+    pub first_agent_ms: Option<i64>,
     /// Bumped on every write; the Redis store compares it to detect concurrent writers.
     #[serde(default)]
     pub version: u64,
@@ -78,6 +84,7 @@ impl SessionState {
         self.human_since_ms = Some(now_ms);
         self.handoff_reason = Some(reason.to_owned());
         self.low_confidence_streak = 0;
+        self.first_agent_ms = None;
         self.handoffs += 1;
         self.last_transition = Some(Transition {
             to: Mode::Human,
@@ -97,12 +104,21 @@ impl SessionState {
         self.handoff_reason = None;
         self.low_confidence_streak = 0;
         self.recent_questions.clear();
+        self.recent_visitor.clear();
+        self.first_agent_ms = None;
         self.last_transition = Some(Transition {
             to: Mode::Bot,
             reason: reason.to_owned(),
             request_id: request_id.to_owned(),
             at_ms: now_ms,
         });
+    }
+
+    /// Keeps `text` among the latest `keep` visitor messages.
+    pub fn remember_visitor(&mut self, text: &str, keep: usize) {
+        self.recent_visitor.push(text.to_owned());
+        let excess = self.recent_visitor.len().saturating_sub(keep);
+        self.recent_visitor.drain(..excess);
     }
 
     /// The transition `request_id` made, if it made one.

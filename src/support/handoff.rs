@@ -1,5 +1,6 @@
 //! Handoff events for the support team: `handoff` (bot → human), `message` (the visitor wrote while
-//! a human owns the session) and `released` (human → bot). Each is written to the durable outbox
+//! a human owns the session), `sla_breached` (nobody answered within `handoff.sla_ms`) and
+//! `released` (human → bot). Each is written to the durable outbox
 //! before anyone is told, so none is lost.
 
 use crate::domain::{Turn, TypedContext};
@@ -14,6 +15,7 @@ use tokio::sync::Notify;
 pub enum EventKind {
     Handoff,
     Message,
+    SlaBreached,
     Released,
 }
 
@@ -22,6 +24,7 @@ impl EventKind {
         match self {
             EventKind::Handoff => "handoff",
             EventKind::Message => "message",
+            EventKind::SlaBreached => "sla_breached",
             EventKind::Released => "released",
         }
     }
@@ -33,6 +36,9 @@ impl EventKind {
 pub struct WebhookPayload<'a> {
     pub id: &'a str,
     pub event: &'a str,
+    /// The same as `event`, under the name some receivers switch on.
+    #[serde(rename = "type")]
+    pub kind: &'a str,
     pub session_id: &'a str,
     pub occurred_at: String,
     pub reason: Option<&'a str>,
@@ -43,6 +49,9 @@ pub struct WebhookPayload<'a> {
     /// The visitor's new message (`message` events).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<&'a str>,
+    /// How long the visitor had waited for a person (`sla_breached` events).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waited_ms: Option<i64>,
 }
 
 pub struct SupportEvent<'a> {
@@ -53,12 +62,17 @@ pub struct SupportEvent<'a> {
     pub context: Option<&'a TypedContext>,
     pub transcript: &'a [Turn],
     pub message: Option<&'a str>,
+    pub waited_ms: Option<i64>,
 }
 
 /// One line for a ticket title: what happened, what the visitor said, the order at stake.
 pub fn summary(event: &SupportEvent<'_>) -> String {
     let mut line = match (event.kind, event.reason) {
         (EventKind::Handoff, Some(reason)) => format!("Handoff ({reason})"),
+        (EventKind::SlaBreached, _) => match event.waited_ms {
+            Some(ms) => format!("SLA breached: no agent reply after {} s", ms / 1000),
+            None => "SLA breached".to_owned(),
+        },
         (kind, _) => kind.as_str().to_owned(),
     };
     let said = event.message.or_else(|| event.transcript.last().map(|t| t.content.as_str()));
@@ -96,6 +110,7 @@ impl SupportOutbox {
         let payload = WebhookPayload {
             id: &id,
             event: event.kind.as_str(),
+            kind: event.kind.as_str(),
             session_id: event.session_id,
             occurred_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             reason: event.reason,
@@ -104,6 +119,7 @@ impl SupportOutbox {
             transcript: event.transcript,
             summary: summary(&event),
             message: event.message,
+            waited_ms: event.waited_ms,
         };
         let row = OutboxEvent {
             id: id.clone(),
@@ -156,6 +172,7 @@ mod tests {
             context: Some(&ctx),
             transcript: &transcript,
             message: None,
+            waited_ms: None,
         };
         assert_eq!(
             summary(&event),

@@ -29,6 +29,8 @@ const WEBHOOK_RESULTS: [&str; 2] = ["delivered", "failed"];
 
 const LATENCY_BUCKETS: &[f64] =
     &[0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 14.0];
+/// Waiting for a person: seconds to an hour.
+const AGENT_WAIT_BUCKETS: &[f64] = &[1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0];
 const OVERHEAD_BUCKETS: &[f64] = &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];
 
 pub struct Metrics {
@@ -60,6 +62,10 @@ pub struct Metrics {
     pub kb_unanswered: IntCounter,
     pub kb_documents: IntGauge,
     pub kb_chunks: IntGauge,
+    pub handoff_first_response: Histogram,
+    pub handoff_sla_breaches: IntCounter,
+    pub kb_suggestions: IntCounterVec,
+    pub spend_anomalies: IntCounter,
 }
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -189,6 +195,24 @@ impl Metrics {
             ),
             kb_documents: gauge(&r, "velochat_kb_documents", "Live documents in this replica's knowledge index."),
             kb_chunks: gauge(&r, "velochat_kb_chunks", "Chunks in this replica's knowledge index."),
+            handoff_first_response: histogram(
+                &r,
+                "velochat_handoff_first_response_seconds",
+                "From a handoff to the first agent message (handoffs the agent's own message made are not counted).",
+                AGENT_WAIT_BUCKETS,
+            ),
+            handoff_sla_breaches: counter(
+                &r,
+                "velochat_handoff_sla_breaches_total",
+                "Handoffs with no agent message within handoff.sla_ms.",
+            ),
+            kb_suggestions: counter_vec(
+                &r,
+                "velochat_kb_suggestions_total",
+                "Knowledge-base suggestions drafted from agents' answers, and their decisions.",
+                &["status"],
+            ),
+            spend_anomalies: counter(&r, "velochat_spend_anomalies_total", "Spend anomaly alerts sent by this replica."),
             registry: r,
         };
         metrics.zero_known_series();
@@ -219,6 +243,9 @@ impl Metrics {
         }
         for kind in TOKEN_KINDS {
             self.tokens.with_label_values(&[kind]);
+        }
+        for status in ["created", "approved", "rejected"] {
+            self.kb_suggestions.with_label_values(&[status]);
         }
         for period in BUDGET_PERIODS {
             self.budget_used_ratio.with_label_values(&[period]);

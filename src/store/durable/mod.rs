@@ -2,6 +2,7 @@
 //! (a file created if missing), PostgreSQL when `DATABASE_URL` says so (many replicas).
 
 mod event_insert;
+mod human_loop;
 mod knowledge;
 mod schema;
 mod sql;
@@ -9,6 +10,7 @@ mod sql;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+pub use human_loop::{AnomalyRecord, HandoffRecord, HumanLoopStore, SessionMessage, SuggestionRecord};
 pub use knowledge::{KbRow, KnowledgeStore, UnansweredRecord};
 pub use sql::SqlStore;
 
@@ -69,7 +71,7 @@ pub struct HumanSession {
 }
 
 #[async_trait]
-pub trait DurableStore: KnowledgeStore + Send + Sync {
+pub trait DurableStore: KnowledgeStore + HumanLoopStore + Send + Sync {
     fn backend(&self) -> &'static str;
 
     async fn append_events(&self, events: &[EventRecord]) -> StoreResult<()>;
@@ -90,7 +92,8 @@ pub trait DurableStore: KnowledgeStore + Send + Sync {
     /// Human-owned sessions taken over before `before_ms` (for the release timeout).
     async fn human_sessions_before(&self, before_ms: i64) -> StoreResult<Vec<HumanSession>>;
 
-    /// Deletes events and delivered outbox rows older than `cutoff_ms`; returns rows removed.
+    /// Deletes records past retention (events, delivered outbox rows, transcripts, released
+    /// handoffs, decided suggestions, anomalies) older than `cutoff_ms`; returns rows removed.
     async fn purge_before(&self, cutoff_ms: i64) -> StoreResult<u64>;
     /// Erases everything kept about one session (privacy requests); returns rows removed.
     async fn erase_session(&self, session_id: &str, session_hash: &str) -> StoreResult<u64>;

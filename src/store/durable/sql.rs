@@ -310,20 +310,19 @@ impl DurableStore for SqlStore {
     }
 
     async fn purge_before(&self, cutoff_ms: i64) -> StoreResult<u64> {
-        let events = sqlx::query(&self.sql("DELETE FROM velochat_events WHERE ts_ms < $1"))
-            .bind(cutoff_ms)
-            .execute(&self.pool)
-            .await?;
-        let outbox =
-            sqlx::query(&self.sql("DELETE FROM velochat_outbox WHERE delivered_ms IS NOT NULL AND delivered_ms < $1"))
-                .bind(cutoff_ms)
-                .execute(&self.pool)
-                .await?;
-        let unanswered = sqlx::query(&self.sql("DELETE FROM velochat_unanswered WHERE ts_ms < $1"))
-            .bind(cutoff_ms)
-            .execute(&self.pool)
-            .await?;
-        Ok(events.rows_affected() + outbox.rows_affected() + unanswered.rows_affected())
+        let mut removed = 0;
+        for sql in [
+            "DELETE FROM velochat_events WHERE ts_ms < $1",
+            "DELETE FROM velochat_outbox WHERE delivered_ms IS NOT NULL AND delivered_ms < $1",
+            "DELETE FROM velochat_unanswered WHERE ts_ms < $1",
+            "DELETE FROM velochat_session_messages WHERE at_ms < $1",
+            "DELETE FROM velochat_handoffs WHERE released_ms IS NOT NULL AND released_ms < $1",
+            "DELETE FROM velochat_suggestions WHERE status <> 'pending' AND decided_ms < $1",
+            "DELETE FROM velochat_anomalies WHERE at_ms < $1",
+        ] {
+            removed += sqlx::query(&self.sql(sql)).bind(cutoff_ms).execute(&self.pool).await?.rows_affected();
+        }
+        Ok(removed)
     }
 
     async fn erase_session(&self, session_id: &str, session_hash: &str) -> StoreResult<u64> {
@@ -334,6 +333,9 @@ impl DurableStore for SqlStore {
             ("DELETE FROM velochat_outbox WHERE session_id = $1", session_id),
             ("DELETE FROM velochat_human_sessions WHERE session_id = $1", session_id),
             ("DELETE FROM velochat_unanswered WHERE session_hash = $1", session_hash),
+            ("DELETE FROM velochat_session_messages WHERE session_id = $1", session_id),
+            ("DELETE FROM velochat_handoffs WHERE session_id = $1", session_id),
+            ("DELETE FROM velochat_suggestions WHERE session_id = $1 AND status = 'pending'", session_id),
         ] {
             removed += sqlx::query(&self.sql(sql)).bind(key.to_owned()).execute(&mut *tx).await?.rows_affected();
         }

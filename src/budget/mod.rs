@@ -1,6 +1,8 @@
-//! Token and money budgets: usage as OpenAI reports it, counted per day and per month in the
+//! Token and money budgets: usage as OpenAI reports it, counted per hour, day and month in the
 //! shared store; alerts at 50/80/95/100 % (each once per period, across replicas); static replies
-//! once a budget is used up (unless configured alert-only).
+//! once a budget is used up (unless configured alert-only); spend anomalies (`anomaly`).
+
+pub mod anomaly;
 
 use crate::completion::wire::Usage;
 use crate::config::{BudgetSettings, ModelPrice};
@@ -11,6 +13,8 @@ use parking_lot::Mutex;
 use serde::Serialize;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
+
+pub use anomaly::{AnomalyWatch, SpendAnomaly};
 
 pub const THRESHOLDS: [u32; 4] = [50, 80, 95, 100];
 /// Other replicas' spending is re-read at least this often.
@@ -59,6 +63,14 @@ pub struct Budget {
     http: reqwest::Client,
     snapshot: Mutex<Option<Snapshot>>,
     alerted: Mutex<HashSet<String>>,
+    anomaly: AnomalyWatch,
+}
+
+/// What booking one request's usage set off.
+#[derive(Debug, Default)]
+pub struct Booked {
+    pub alerts: Vec<BudgetAlert>,
+    pub anomaly: Option<SpendAnomaly>,
 }
 
 pub fn periods(now: DateTime<Utc>) -> (String, String) {
@@ -95,7 +107,8 @@ pub fn cost_micros(price: Option<&ModelPrice>, usage: &Usage) -> u64 {
 
 impl Budget {
     pub fn new(settings: BudgetSettings, http: reqwest::Client) -> Self {
-        Self { settings, http, snapshot: Mutex::new(None), alerted: Mutex::new(HashSet::new()) }
+        let anomaly = AnomalyWatch::new(settings.anomaly_factor, settings.anomaly_min_tokens);
+        Self { settings, http, snapshot: Mutex::new(None), alerted: Mutex::new(HashSet::new()), anomaly }
     }
 
     pub fn enabled(&self) -> bool {
@@ -161,24 +174,41 @@ impl Budget {
         snap
     }
 
-    /// Adds one request's usage and sends every alert whose threshold is now crossed.
-    pub async fn record(
-        &self,
-        store: &dyn StateStore,
-        metrics: &Metrics,
-        usage: &Usage,
-        cost_micros: u64,
-    ) -> Vec<BudgetAlert> {
-        if !self.enabled() {
-            return Vec::new();
+    /// Adds one request's usage and sends every alert whose threshold is now crossed, and the
+    /// spend-anomaly alert when this request tipped the hour over.
+    pub async fn record(&self, store: &dyn StateStore, metrics: &Metrics, usage: &Usage, cost_micros: u64) -> Booked {
+        if !self.enabled() && !self.anomaly.enabled() {
+            return Booked::default();
         }
-        let (month, day) = periods(Utc::now());
+        let now = Utc::now();
+        let (month, day) = periods(now);
         let add = UsageTotals {
             tokens: usage.total_tokens.max(usage.prompt_tokens + usage.completion_tokens),
             usd_micros: cost_micros,
         };
-        let totals = store.add_usage(&keys(&month, &day), add).await;
-        let snap = self.remember(month, day, &totals, metrics);
+        let [month_key, day_key] = keys(&month, &day);
+        let totals = store.add_usage(&[month_key, day_key, anomaly::hour_key(now)], add).await;
+        let this_hour = totals.get(2).map_or(0, |t| t.tokens);
+        let alerts = if self.enabled() { self.threshold_alerts(store, metrics, month, day, &totals).await } else { Vec::new() };
+        let anomaly = self.anomaly.check(store, now, this_hour).await;
+        if let Some(anomaly) = &anomaly {
+            metrics.spend_anomalies.inc();
+            tracing::warn!(last_hour_tokens = anomaly.last_hour_tokens, baseline_hourly_tokens = anomaly.baseline_hourly_tokens,
+                           hour = %anomaly.hour, "spend anomaly");
+            self.send(anomaly.clone());
+        }
+        Booked { alerts, anomaly }
+    }
+
+    async fn threshold_alerts(
+        &self,
+        store: &dyn StateStore,
+        metrics: &Metrics,
+        month: String,
+        day: String,
+        totals: &[UsageTotals],
+    ) -> Vec<BudgetAlert> {
+        let snap = self.remember(month, day, totals, metrics);
         let mut alerts = Vec::new();
         for (kind, limit) in self.limits() {
             if limit <= 0.0 {
@@ -214,7 +244,7 @@ impl Budget {
         alerts
     }
 
-    fn send(&self, alert: BudgetAlert) {
+    fn send<T: Serialize + Send + 'static>(&self, alert: T) {
         if self.settings.alert_webhook_url.is_empty() {
             return;
         }

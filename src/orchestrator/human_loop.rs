@@ -1,0 +1,246 @@
+//! The human loop: what a handed-off session said (redacted, per handoff "episode"), agents'
+//! messages, the first-response time and the SLA, and the knowledge-base suggestion drafted from
+//! an agent's answer when the session goes back to the bot.
+
+use super::session::{SessionView, TransitionContext};
+use super::Orchestrator;
+use crate::domain::{AgentMessage, HandoffReason, Role, Turn};
+use crate::store::durable::{HandoffRecord, SessionMessage, SuggestionRecord};
+use crate::store::{Mode, SessionState, StoreError, Transition};
+use crate::support::{EventKind, SupportEvent};
+
+/// The visitor messages kept in the session state: the ones that lead to a handoff.
+pub(super) const RECENT_VISITOR: usize = 3;
+/// Longer messages are cut before they are stored.
+const MAX_STORED_CHARS: usize = 2000;
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn stored(session_id: &str, episode: i64, role: &str, text: String, at_ms: i64) -> SessionMessage {
+    SessionMessage { session_id: session_id.to_owned(), episode, role: role.to_owned(), text, author: None, at_ms }
+}
+
+impl Orchestrator {
+    /// `text` as it may be kept: redacted like log lines, bounded.
+    pub(super) fn keepable(&self, text: &str) -> String {
+        let short: String = text.chars().take(MAX_STORED_CHARS).collect();
+        self.redactor.log_line(&short).into_owned()
+    }
+
+    /// A handoff happened: its record (for the first-response time and the SLA) and what led to it.
+    pub(super) async fn handoff_recorded(
+        &self,
+        id: &str,
+        state: &SessionState,
+        transition: &Transition,
+        ctx: &TransitionContext<'_>,
+    ) {
+        let episode = i64::from(state.handoffs);
+        let record = HandoffRecord {
+            session_id: id.to_owned(),
+            episode,
+            started_ms: transition.at_ms,
+            reason: transition.reason.clone(),
+            awaited: ctx.awaited,
+            first_agent_ms: None,
+            sla_breached: false,
+            released_ms: None,
+        };
+        if let Err(e) = self.durable.handoff_started(&record).await {
+            tracing::error!(error = %e, "handoff not recorded: no SLA or first-response time for it");
+        }
+        let at = transition.at_ms;
+        // The request's own transcript when it made the handoff (visitor and bot turns), else the
+        // visitor's latest messages from the session state (a takeover from the support side).
+        let led_to_it: Vec<SessionMessage> = if ctx.transcript.is_empty() {
+            state.recent_visitor.iter().map(|t| stored(id, episode, "visitor", t.clone(), at)).collect()
+        } else {
+            let visitor_turns = ctx.transcript.iter().filter(|t| t.role == Role::User).count();
+            let skip = visitor_turns.saturating_sub(RECENT_VISITOR);
+            let from = ctx.transcript.iter().enumerate().filter(|(_, t)| t.role == Role::User).nth(skip).map_or(0, |(i, _)| i);
+            ctx.transcript[from..]
+                .iter()
+                .map(|t| {
+                    let role = if t.role == Role::User { "visitor" } else { "bot" };
+                    stored(id, episode, role, self.keepable(&t.content), at)
+                })
+                .collect()
+        };
+        if !led_to_it.is_empty() {
+            if let Err(e) = self.durable.append_messages(&led_to_it).await {
+                tracing::error!(error = %e, "the messages before a handoff were not kept");
+            }
+        }
+    }
+
+    /// A visitor wrote while a person owns the session.
+    pub(super) async fn keep_visitor_message(&self, id: &str, state: &SessionState, text: &str) {
+        let row = stored(id, i64::from(state.handoffs), "visitor", self.keepable(text), now_ms());
+        if let Err(e) = self.durable.append_messages(&[row]).await {
+            tracing::error!(error = %e, "a visitor message to an agent was not kept in the transcript");
+        }
+    }
+
+    /// A person from the team wrote in the chat: the session becomes theirs (if it was not), the
+    /// message is kept, and the first one after a handoff times the wait. Err only when the
+    /// message could not be kept (the caller answers 503 and may retry).
+    pub async fn agent_message(&self, id: &str, message: &AgentMessage) -> Result<SessionView, StoreError> {
+        let request_id = format!("agent:{}", uuid::Uuid::now_v7());
+        let now = now_ms();
+        self.load_or_recover(id).await;
+        let state = self
+            .store
+            .update_session(id, &|s| {
+                if s.first_seen_ms == 0 {
+                    s.first_seen_ms = now;
+                    s.last_seen_ms = now;
+                }
+                s.hand_over(HandoffReason::AgentTakeover.as_str(), now, &request_id);
+                s.first_agent_ms.get_or_insert(now);
+            })
+            .await?;
+        if state.transition_by(&request_id).is_some() {
+            self.metrics.handoffs.with_label_values(&[HandoffReason::AgentTakeover.as_str()]).inc();
+            let ctx = TransitionContext { awaited: false, ..TransitionContext::NONE };
+            self.publish_transition(id, &state, &request_id, ctx).await;
+        }
+        let episode = i64::from(state.handoffs);
+        let row = SessionMessage { author: message.author.clone(), ..stored(id, episode, "agent", self.keepable(&message.text), now) };
+        self.durable.append_messages(&[row]).await?;
+        match self.durable.handoff_answered(id, episode, now).await {
+            Ok(Some((started_ms, true))) => {
+                self.metrics.handoff_first_response.observe((now - started_ms).max(0) as f64 / 1000.0);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "first agent response not recorded"),
+        }
+        Ok(SessionView::of(id, &state))
+    }
+
+    /// The session is the bot's again: close the handoff and draft a suggestion from the answer.
+    pub(super) async fn handoff_ended(&self, id: &str, state: &SessionState, at_ms: i64) {
+        let episode = i64::from(state.handoffs);
+        if let Err(e) = self.durable.handoff_released(id, episode, at_ms).await {
+            tracing::warn!(error = %e, "handoff release not recorded");
+        }
+        if let Err(e) = self.draft_suggestion(id, episode).await {
+            tracing::error!(error = %e, "suggestion not drafted");
+        }
+    }
+
+    /// question = what the visitor said before the first agent message; answer = what agents said.
+    async fn draft_suggestion(&self, id: &str, episode: i64) -> Result<(), StoreError> {
+        let messages = self.durable.session_messages(id, episode).await?;
+        let Some(first_agent) = messages.iter().position(|m| m.role == "agent") else { return Ok(()) };
+        let joined = |items: &[SessionMessage], role: &str, separator: &str| {
+            items.iter().filter(|m| m.role == role).map(|m| m.text.as_str()).collect::<Vec<_>>().join(separator)
+        };
+        let question = joined(&messages[..first_agent], "visitor", "\n");
+        let answer = joined(&messages, "agent", "\n\n");
+        if question.trim().is_empty() || answer.trim().is_empty() {
+            return Ok(());
+        }
+        let pending = self.durable.suggestions(Some("pending"), 0).await?;
+        if pending.iter().any(|p| crate::report::same_question(&p.question, &question, None)) {
+            tracing::info!("suggestion not drafted: a pending one asks the same question");
+            return Ok(());
+        }
+        let record = SuggestionRecord {
+            id: uuid::Uuid::now_v7().simple().to_string(),
+            session_id: id.to_owned(),
+            question,
+            answer,
+            status: "pending".to_owned(),
+            created_ms: now_ms(),
+            decided_ms: None,
+        };
+        self.durable.insert_suggestion(&record).await?;
+        self.metrics.kb_suggestions.with_label_values(&["created"]).inc();
+        tracing::info!(suggestion = %record.id, "knowledge-base suggestion drafted from an agent's answer");
+        Ok(())
+    }
+
+    /// A visitor still waits for the first agent message past `handoff.sla_ms`.
+    pub(super) fn sla_overdue(&self, state: &SessionState) -> bool {
+        let sla = self.settings.handoff.sla_ms as i64;
+        sla > 0
+            && state.mode == Mode::Human
+            && state.first_agent_ms.is_none()
+            && state.human_since_ms.is_some_and(|since| now_ms() - since >= sla)
+    }
+
+    /// Records a breach once (whichever replica or request gets there first): the counter and one
+    /// `sla_breached` event through the outbox.
+    pub(super) async fn breach(&self, id: &str, episode: i64, started_ms: i64, reason: Option<&str>) {
+        match self.durable.handoff_breached(id, episode).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "SLA breach not recorded; retried on the next sweep");
+                return;
+            }
+        }
+        self.metrics.handoff_sla_breaches.inc();
+        let waited = now_ms() - started_ms;
+        tracing::warn!(waited_ms = waited, "handoff SLA breached: no agent message yet");
+        let transcript: Vec<Turn> = match self.durable.session_messages(id, episode).await {
+            Ok(messages) => messages
+                .into_iter()
+                .map(|m| Turn { role: if m.role == "visitor" { Role::User } else { Role::Assistant }, content: m.text })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        let _ = self
+            .support
+            .publish(SupportEvent {
+                kind: EventKind::SlaBreached,
+                session_id: id,
+                reason,
+                intent: None,
+                context: None,
+                transcript: &transcript,
+                message: None,
+                waited_ms: Some(waited),
+            })
+            .await;
+    }
+
+    /// Keeps an alerted spend anomaly for the weekly review (in the background: the reply waits
+    /// on nothing).
+    pub(super) fn keep_anomaly(&self, anomaly: crate::budget::SpendAnomaly) {
+        let record = crate::store::durable::AnomalyRecord {
+            hour: anomaly.hour,
+            at_ms: now_ms(),
+            last_hour_tokens: anomaly.last_hour_tokens as i64,
+            baseline_tokens: anomaly.baseline_hourly_tokens as i64,
+            factor: anomaly.factor,
+        };
+        let durable = self.durable.clone();
+        tokio::spawn(async move {
+            if let Err(e) = durable.record_anomaly(&record).await {
+                tracing::warn!(error = %e, "spend anomaly not kept for the review");
+            }
+        });
+    }
+
+    /// Every open handoff past the SLA with no agent message yet: breached (housekeeping).
+    pub async fn sla_sweep(&self) -> usize {
+        let sla = self.settings.handoff.sla_ms as i64;
+        if sla == 0 {
+            return 0;
+        }
+        let overdue = match self.durable.handoffs_awaiting(now_ms() - sla).await {
+            Ok(list) => list,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not list handoffs awaiting an agent");
+                return 0;
+            }
+        };
+        for handoff in &overdue {
+            self.breach(&handoff.session_id, handoff.episode, handoff.started_ms, Some(&handoff.reason)).await;
+        }
+        overdue.len()
+    }
+}

@@ -1,0 +1,349 @@
+//! The human loop's records: the messages of handed-off sessions, each handoff's timing, the
+//! suggestions drafted from what people answered, and the spend anomalies alerted. Every "once"
+//! (first agent response, SLA breach, a suggestion's decision) is a conditional UPDATE, so it
+//! happens once however many replicas race for it.
+
+use super::sql::SqlStore;
+use super::StoreResult;
+use async_trait::async_trait;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+/// One message of a handed-off session (redacted before it gets here).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionMessage {
+    pub session_id: String,
+    /// The session's handoff count when it was said: one episode per handoff.
+    pub episode: i64,
+    /// `visitor`, `bot` or `agent`.
+    pub role: String,
+    pub text: String,
+    pub author: Option<String>,
+    pub at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandoffRecord {
+    pub session_id: String,
+    pub episode: i64,
+    pub started_ms: i64,
+    pub reason: String,
+    /// False when an agent's own message made the handoff: nobody waited for a person.
+    pub awaited: bool,
+    pub first_agent_ms: Option<i64>,
+    pub sla_breached: bool,
+    pub released_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuggestionRecord {
+    pub id: String,
+    pub session_id: String,
+    pub question: String,
+    pub answer: String,
+    /// `pending`, `approved` or `rejected`.
+    pub status: String,
+    pub created_ms: i64,
+    pub decided_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnomalyRecord {
+    /// The clock hour alerted, `YYYY-MM-DDTHH` (UTC).
+    pub hour: String,
+    pub at_ms: i64,
+    pub last_hour_tokens: i64,
+    pub baseline_tokens: i64,
+    pub factor: Option<f64>,
+}
+
+#[async_trait]
+pub trait HumanLoopStore: Send + Sync {
+    async fn append_messages(&self, messages: &[SessionMessage]) -> StoreResult<()>;
+    async fn session_messages(&self, session_id: &str, episode: i64) -> StoreResult<Vec<SessionMessage>>;
+
+    /// Records a handoff; a second call for the same episode changes nothing.
+    async fn handoff_started(&self, record: &HandoffRecord) -> StoreResult<()>;
+    /// The first agent message of the episode: its start and whether anyone waited, or None when
+    /// an earlier message (on any replica) was the first.
+    async fn handoff_answered(&self, session_id: &str, episode: i64, at_ms: i64) -> StoreResult<Option<(i64, bool)>>;
+    /// Marks the SLA breached; true only for the one call that did.
+    async fn handoff_breached(&self, session_id: &str, episode: i64) -> StoreResult<bool>;
+    /// Open handoffs started before `before_ms` that no agent has answered and no breach recorded.
+    async fn handoffs_awaiting(&self, before_ms: i64) -> StoreResult<Vec<HandoffRecord>>;
+    async fn handoff_released(&self, session_id: &str, episode: i64, at_ms: i64) -> StoreResult<()>;
+    async fn handoffs_since(&self, since_ms: i64) -> StoreResult<Vec<HandoffRecord>>;
+    async fn open_handoffs(&self) -> StoreResult<Vec<HandoffRecord>>;
+
+    async fn insert_suggestion(&self, record: &SuggestionRecord) -> StoreResult<()>;
+    /// Newest first; every status when `status` is None.
+    async fn suggestions(&self, status: Option<&str>, since_ms: i64) -> StoreResult<Vec<SuggestionRecord>>;
+    async fn suggestion(&self, id: &str) -> StoreResult<Option<SuggestionRecord>>;
+    /// `from` → `to`; false when the suggestion was not in `from` (decided elsewhere, or absent).
+    async fn move_suggestion(&self, id: &str, from: &str, to: &str, at_ms: Option<i64>) -> StoreResult<bool>;
+
+    /// Records an alerted anomaly; one per hour.
+    async fn record_anomaly(&self, record: &AnomalyRecord) -> StoreResult<()>;
+    async fn anomalies_since(&self, since_ms: i64) -> StoreResult<Vec<AnomalyRecord>>;
+}
+
+macro_rules! select_handoffs {
+    ($rest:literal) => {
+        concat!(
+            "SELECT session_id, episode, started_ms, reason, awaited, first_agent_ms, sla_breached, released_ms ",
+            "FROM velochat_handoffs ",
+            $rest
+        )
+    };
+}
+
+macro_rules! select_suggestions {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, session_id, question, answer, status, created_ms, decided_ms FROM velochat_suggestions ",
+            $rest
+        )
+    };
+}
+
+fn handoff_from_row(row: &AnyRow) -> Result<HandoffRecord, sqlx::Error> {
+    Ok(HandoffRecord {
+        session_id: row.try_get("session_id")?,
+        episode: row.try_get("episode")?,
+        started_ms: row.try_get("started_ms")?,
+        reason: row.try_get("reason")?,
+        awaited: row.try_get::<i64, _>("awaited")? != 0,
+        first_agent_ms: row.try_get("first_agent_ms")?,
+        sla_breached: row.try_get::<i64, _>("sla_breached")? != 0,
+        released_ms: row.try_get("released_ms")?,
+    })
+}
+
+fn suggestion_from_row(row: &AnyRow) -> Result<SuggestionRecord, sqlx::Error> {
+    Ok(SuggestionRecord {
+        id: row.try_get("id")?,
+        session_id: row.try_get("session_id")?,
+        question: row.try_get("question")?,
+        answer: row.try_get("answer")?,
+        status: row.try_get("status")?,
+        created_ms: row.try_get("created_ms")?,
+        decided_ms: row.try_get("decided_ms")?,
+    })
+}
+
+fn all<T>(rows: &[AnyRow], convert: fn(&AnyRow) -> Result<T, sqlx::Error>) -> StoreResult<Vec<T>> {
+    Ok(rows.iter().map(convert).collect::<Result<_, _>>()?)
+}
+
+#[async_trait]
+impl HumanLoopStore for SqlStore {
+    async fn append_messages(&self, messages: &[SessionMessage]) -> StoreResult<()> {
+        let insert = self.sql(
+            "INSERT INTO velochat_session_messages (session_id, episode, role, text, author, at_ms)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        );
+        let mut tx = self.pool.begin().await?;
+        for m in messages {
+            sqlx::query(&insert)
+                .bind(m.session_id.clone())
+                .bind(m.episode)
+                .bind(m.role.clone())
+                .bind(m.text.clone())
+                .bind(m.author.clone())
+                .bind(m.at_ms)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn session_messages(&self, session_id: &str, episode: i64) -> StoreResult<Vec<SessionMessage>> {
+        let rows = sqlx::query(&self.sql(
+            "SELECT session_id, episode, role, text, author, at_ms FROM velochat_session_messages
+             WHERE session_id = $1 AND episode = $2 ORDER BY id",
+        ))
+        .bind(session_id.to_owned())
+        .bind(episode)
+        .fetch_all(&self.pool)
+        .await?;
+        all(&rows, |row| {
+            Ok(SessionMessage {
+                session_id: row.try_get("session_id")?,
+                episode: row.try_get("episode")?,
+                role: row.try_get("role")?,
+                text: row.try_get("text")?,
+                author: row.try_get("author")?,
+                at_ms: row.try_get("at_ms")?,
+            })
+        })
+    }
+
+    async fn handoff_started(&self, r: &HandoffRecord) -> StoreResult<()> {
+        sqlx::query(&self.sql(
+            "INSERT INTO velochat_handoffs
+               (session_id, episode, started_ms, reason, awaited, first_agent_ms, sla_breached, released_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (session_id, episode) DO NOTHING",
+        ))
+            .bind(r.session_id.clone())
+            .bind(r.episode)
+            .bind(r.started_ms)
+            .bind(r.reason.clone())
+            .bind(i64::from(r.awaited))
+            .bind(r.first_agent_ms)
+            .bind(i64::from(r.sla_breached))
+            .bind(r.released_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn handoff_answered(&self, session_id: &str, episode: i64, at_ms: i64) -> StoreResult<Option<(i64, bool)>> {
+        let row = sqlx::query(&self.sql(
+            "UPDATE velochat_handoffs SET first_agent_ms = $1
+             WHERE session_id = $2 AND episode = $3 AND first_agent_ms IS NULL RETURNING started_ms, awaited",
+        ))
+        .bind(at_ms)
+        .bind(session_id.to_owned())
+        .bind(episode)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| Ok::<_, sqlx::Error>((r.try_get(0)?, r.try_get::<i64, _>(1)? != 0))).transpose()?)
+    }
+
+    async fn handoff_breached(&self, session_id: &str, episode: i64) -> StoreResult<bool> {
+        let done = sqlx::query(&self.sql(
+            "UPDATE velochat_handoffs SET sla_breached = 1 WHERE session_id = $1 AND episode = $2
+             AND sla_breached = 0 AND first_agent_ms IS NULL AND released_ms IS NULL",
+        ))
+        .bind(session_id.to_owned())
+        .bind(episode)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn handoffs_awaiting(&self, before_ms: i64) -> StoreResult<Vec<HandoffRecord>> {
+        let rows = sqlx::query(&self.sql(select_handoffs!(
+            "WHERE started_ms < $1 AND first_agent_ms IS NULL AND sla_breached = 0 AND released_ms IS NULL
+             ORDER BY started_ms LIMIT 500"
+        )))
+        .bind(before_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        all(&rows, handoff_from_row)
+    }
+
+    async fn handoff_released(&self, session_id: &str, episode: i64, at_ms: i64) -> StoreResult<()> {
+        sqlx::query(&self.sql(
+            "UPDATE velochat_handoffs SET released_ms = $1
+             WHERE session_id = $2 AND episode = $3 AND released_ms IS NULL",
+        ))
+        .bind(at_ms)
+        .bind(session_id.to_owned())
+        .bind(episode)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn handoffs_since(&self, since_ms: i64) -> StoreResult<Vec<HandoffRecord>> {
+        let rows = sqlx::query(&self.sql(select_handoffs!("WHERE started_ms >= $1 ORDER BY started_ms")))
+            .bind(since_ms)
+            .fetch_all(&self.pool)
+            .await?;
+        all(&rows, handoff_from_row)
+    }
+
+    async fn open_handoffs(&self) -> StoreResult<Vec<HandoffRecord>> {
+        let rows = sqlx::query(&self.sql(select_handoffs!(
+            "WHERE released_ms IS NULL ORDER BY started_ms DESC LIMIT 500"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        all(&rows, handoff_from_row)
+    }
+
+    async fn insert_suggestion(&self, r: &SuggestionRecord) -> StoreResult<()> {
+        sqlx::query(&self.sql(
+            "INSERT INTO velochat_suggestions (id, session_id, question, answer, status, created_ms, decided_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        ))
+        .bind(r.id.clone())
+        .bind(r.session_id.clone())
+        .bind(r.question.clone())
+        .bind(r.answer.clone())
+        .bind(r.status.clone())
+        .bind(r.created_ms)
+        .bind(r.decided_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn suggestions(&self, status: Option<&str>, since_ms: i64) -> StoreResult<Vec<SuggestionRecord>> {
+        let rows = sqlx::query(&self.sql(select_suggestions!(
+            "WHERE ($1 = '' OR status = $1) AND created_ms >= $2 ORDER BY created_ms DESC, id DESC LIMIT 1000"
+        )))
+        .bind(status.unwrap_or("").to_owned())
+        .bind(since_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        all(&rows, suggestion_from_row)
+    }
+
+    async fn suggestion(&self, id: &str) -> StoreResult<Option<SuggestionRecord>> {
+        let row = sqlx::query(&self.sql(select_suggestions!("WHERE id = $1")))
+            .bind(id.to_owned())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| suggestion_from_row(&r)).transpose()?)
+    }
+
+    async fn move_suggestion(&self, id: &str, from: &str, to: &str, at_ms: Option<i64>) -> StoreResult<bool> {
+        let done = sqlx::query(&self.sql(
+            "UPDATE velochat_suggestions SET status = $1, decided_ms = $2 WHERE id = $3 AND status = $4",
+        ))
+        .bind(to.to_owned())
+        .bind(at_ms)
+        .bind(id.to_owned())
+        .bind(from.to_owned())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn record_anomaly(&self, r: &AnomalyRecord) -> StoreResult<()> {
+        sqlx::query(&self.sql(
+            "INSERT INTO velochat_anomalies (hour, at_ms, last_hour_tokens, baseline_tokens, factor)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (hour) DO NOTHING",
+        ))
+        .bind(r.hour.clone())
+        .bind(r.at_ms)
+        .bind(r.last_hour_tokens)
+        .bind(r.baseline_tokens)
+        .bind(r.factor)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn anomalies_since(&self, since_ms: i64) -> StoreResult<Vec<AnomalyRecord>> {
+        let rows = sqlx::query(&self.sql(
+            "SELECT hour, at_ms, last_hour_tokens, baseline_tokens, factor FROM velochat_anomalies
+             WHERE at_ms >= $1 ORDER BY at_ms",
+        ))
+        .bind(since_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        all(&rows, |row| {
+            Ok(AnomalyRecord {
+                hour: row.try_get("hour")?,
+                at_ms: row.try_get("at_ms")?,
+                last_hour_tokens: row.try_get("last_hour_tokens")?,
+                baseline_tokens: row.try_get("baseline_tokens")?,
+                factor: row.try_get("factor")?,
+            })
+        })
+    }
+}
