@@ -51,23 +51,11 @@ impl Orchestrator {
         if let Err(e) = self.durable.handoff_started(&record).await {
             tracing::error!(error = %e, "handoff not recorded: no SLA or first-response time for it");
         }
+        // The visitor's latest messages as this service saw them (callers such as the Velo kit send
+        // no history, so the request's transcript may hold only the last message).
         let at = transition.at_ms;
-        // The request's own transcript when it made the handoff (visitor and bot turns), else the
-        // visitor's latest messages from the session state (a takeover from the support side).
-        let led_to_it: Vec<SessionMessage> = if ctx.transcript.is_empty() {
-            state.recent_visitor.iter().map(|t| stored(id, episode, "visitor", t.clone(), at)).collect()
-        } else {
-            let visitor_turns = ctx.transcript.iter().filter(|t| t.role == Role::User).count();
-            let skip = visitor_turns.saturating_sub(RECENT_VISITOR);
-            let from = ctx.transcript.iter().enumerate().filter(|(_, t)| t.role == Role::User).nth(skip).map_or(0, |(i, _)| i);
-            ctx.transcript[from..]
-                .iter()
-                .map(|t| {
-                    let role = if t.role == Role::User { "visitor" } else { "bot" };
-                    stored(id, episode, role, self.keepable(&t.content), at)
-                })
-                .collect()
-        };
+        let led_to_it: Vec<SessionMessage> =
+            state.recent_visitor.iter().map(|t| stored(id, episode, "visitor", t.clone(), at)).collect();
         if !led_to_it.is_empty() {
             if let Err(e) = self.durable.append_messages(&led_to_it).await {
                 tracing::error!(error = %e, "the messages before a handoff were not kept");

@@ -15,6 +15,7 @@ mod guards;
 mod handoff;
 mod http2_upstream;
 mod http_wire;
+mod human_loop;
 mod knowledge;
 mod knowledge_replicas;
 mod knowledge_safety;
