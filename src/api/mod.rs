@@ -80,7 +80,8 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/kb/suggestions", get(suggestions::list))
         .route(
             "/admin/kb/suggestions/{id}/approve",
-            post(suggestions::approve).layer(axum::extract::DefaultBodyLimit::max(state.settings.kb.import_limit_bytes)),
+            post(suggestions::approve)
+                .layer(axum::extract::DefaultBodyLimit::max(state.settings.kb.import_limit_bytes)),
         )
         .route("/admin/kb/suggestions/{id}/reject", post(suggestions::reject))
         .route_layer(from_fn_with_state(state.clone(), middleware::require_admin));

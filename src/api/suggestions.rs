@@ -62,7 +62,9 @@ fn refused(e: SuggestionError) -> ApiError {
         SuggestionError::Decided(status) => ApiError::SuggestionDecided(status),
         SuggestionError::Invalid(field) => ApiError::Invalid(field),
         SuggestionError::Store(e) => ApiError::Unavailable(crate::error_chain::describe(&e)),
-        SuggestionError::Knowledge(e) => ApiError::Unavailable(format!("knowledge base: {}", crate::error_chain::describe(&e))),
+        SuggestionError::Knowledge(e) => {
+            ApiError::Unavailable(format!("knowledge base: {}", crate::error_chain::describe(&e)))
+        }
     }
 }
 

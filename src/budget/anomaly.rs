@@ -154,7 +154,8 @@ mod tests {
         assert_eq!((alert.last_hour_tokens, alert.baseline_hourly_tokens), (28_333, 5_000));
         assert_eq!(alert.factor, Some(5.67));
         assert_eq!(spend(&store, &watch, now + Span::minutes(40), 50_000).await, None, "one alert per hour");
-        let next_hour = spend(&store, &watch, now + Span::minutes(65), 90_000).await.expect("the next hour alerts again");
+        let next_hour =
+            spend(&store, &watch, now + Span::minutes(65), 90_000).await.expect("the next hour alerts again");
         assert_eq!(next_hour.hour, "2026-11-30T11");
     }
 

@@ -189,7 +189,8 @@ impl Budget {
         let [month_key, day_key] = keys(&month, &day);
         let totals = store.add_usage(&[month_key, day_key, anomaly::hour_key(now)], add).await;
         let this_hour = totals.get(2).map_or(0, |t| t.tokens);
-        let alerts = if self.enabled() { self.threshold_alerts(store, metrics, month, day, &totals).await } else { Vec::new() };
+        let alerts =
+            if self.enabled() { self.threshold_alerts(store, metrics, month, day, &totals).await } else { Vec::new() };
         let anomaly = self.anomaly.check(store, now, this_hour).await;
         if let Some(anomaly) = &anomaly {
             metrics.spend_anomalies.inc();

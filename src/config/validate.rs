@@ -216,7 +216,11 @@ impl Settings {
         check(w.lease_ms >= 100, "webhook.lease_ms", "must be at least 100")?;
         let b = &self.budget;
         check(b.monthly_usd >= 0.0, "budget.monthly_usd", "must not be negative")?;
-        check(b.anomaly_factor.is_finite() && b.anomaly_factor >= 0.0, "budget.anomaly_factor", "must be 0 (off) or above")?;
+        check(
+            b.anomaly_factor.is_finite() && b.anomaly_factor >= 0.0,
+            "budget.anomaly_factor",
+            "must be 0 (off) or above",
+        )?;
         if !b.alert_webhook_url.is_empty() {
             check_url(&b.alert_webhook_url, "budget.alert_webhook_url")?;
         }

@@ -16,7 +16,9 @@ pub struct AgentMessage {
 impl AgentMessage {
     /// `{"role": "agent", "text", "author"?}`; anything else named in the error.
     pub fn parse(body: &Value) -> Result<Self, InvalidField> {
-        let object = body.as_object().ok_or_else(|| InvalidField::new("body", "invalid_field", "the body must be a JSON object"))?;
+        let object = body
+            .as_object()
+            .ok_or_else(|| InvalidField::new("body", "invalid_field", "the body must be a JSON object"))?;
         match object.get("role") {
             None | Some(Value::Null) => return Err(InvalidField::missing("role")),
             Some(Value::String(role)) if role == "agent" => {}

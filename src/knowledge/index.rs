@@ -150,8 +150,11 @@ impl LexicalIndex {
             let boost = if mixed && visitor == Some(lang) { OWN_LANGUAGE_BOOST } else { 1.0 };
             ceiling[slot] *= boost;
             for term_query in std::mem::take(&mut matching[slot]) {
-                let clause: Box<dyn Query> =
-                    if boost == 1.0 { Box::new(term_query) } else { Box::new(BoostQuery::new(Box::new(term_query), boost)) };
+                let clause: Box<dyn Query> = if boost == 1.0 {
+                    Box::new(term_query)
+                } else {
+                    Box::new(BoostQuery::new(Box::new(term_query), boost))
+                };
                 clauses.push((Occur::Should, clause));
             }
         }

@@ -292,7 +292,17 @@ impl KnowledgeBase {
     ) -> IndexedDoc {
         let lang = Lang::of_locale(locale, self.default_lang);
         let block_tokens = token_slots(chunks.len());
-        IndexedDoc { id, title, url, lang, version, live: true, chunks, vectors: vectors.unwrap_or_default(), block_tokens }
+        IndexedDoc {
+            id,
+            title,
+            url,
+            lang,
+            version,
+            live: true,
+            chunks,
+            vectors: vectors.unwrap_or_default(),
+            block_tokens,
+        }
     }
 
     /// One vector list per document (None where embeddings are off or failed).
@@ -324,5 +334,15 @@ fn from_row(row: KbRow, counter: &TokenCounter, limits: ChunkLimits, model: &str
     let chunks = chunk::chunk(&row.body, counter, limits);
     let vectors = row.embeddings.as_deref().and_then(|e| embed::decode(e, model, chunks.len())).unwrap_or_default();
     let block_tokens = token_slots(chunks.len());
-    IndexedDoc { id: row.id, title: row.title, url: row.url, lang, version: row.version, live: true, chunks, vectors, block_tokens }
+    IndexedDoc {
+        id: row.id,
+        title: row.title,
+        url: row.url,
+        lang,
+        version: row.version,
+        live: true,
+        chunks,
+        vectors,
+        block_tokens,
+    }
 }

@@ -95,7 +95,10 @@ impl Orchestrator {
             self.publish_transition(id, &state, &request_id, ctx).await;
         }
         let episode = i64::from(state.handoffs);
-        let row = SessionMessage { author: message.author.clone(), ..stored(id, episode, "agent", self.keepable(&message.text), now) };
+        let row = SessionMessage {
+            author: message.author.clone(),
+            ..stored(id, episode, "agent", self.keepable(&message.text), now)
+        };
         self.durable.append_messages(&[row]).await?;
         match self.durable.handoff_answered(id, episode, now).await {
             Ok(Some((started_ms, true))) => {

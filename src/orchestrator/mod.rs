@@ -21,8 +21,8 @@ pub mod repeat;
 pub use build::Collaborators;
 pub use outcome::{Caller, ChatError, ChatInput, ModelOverrides, Reply, Route};
 pub use session::SessionView;
-pub use suggestions::{document_id as suggestion_document_id, SuggestionEdit, SuggestionError};
 pub use stream::{LiveStream, StreamEnd, StreamMeta, StreamStart};
+pub use suggestions::{document_id as suggestion_document_id, SuggestionEdit, SuggestionError};
 
 use crate::budget::Budget;
 use crate::completion::tokens::SharedTokenizer;

@@ -61,8 +61,16 @@ impl Orchestrator {
         };
         let user_text = input.user_text.as_str();
         let (reference, reference_tokens) = (grounding.message.as_deref(), grounding.tokens);
-        let parts =
-            PromptParts { system, system_tokens, context_json, reference, reference_tokens, addendum, history, user_text };
+        let parts = PromptParts {
+            system,
+            system_tokens,
+            context_json,
+            reference,
+            reference_tokens,
+            addendum,
+            history,
+            user_text,
+        };
         let prompt = assemble(counter, &parts, self.settings.history.max_prompt_tokens);
         if prompt.dropped_turns > 0 {
             self.metrics.history_dropped.with_label_values(&["tokens"]).inc_by(u64::from(prompt.dropped_turns));

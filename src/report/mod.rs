@@ -1,6 +1,8 @@
 //! The weekly review: volume, the three seed metrics, where the bot struggles (by intent), fallback
-//! reasons, and tokens and cost by intent — computed from the event log.
+//! reasons, and tokens and cost by intent — computed from the event log — then the human loop
+//! (waits for a person, SLA breaches, suggestions), unanswered questions and spend anomalies.
 
+mod human_loop;
 mod unanswered;
 
 pub use unanswered::same_question;
@@ -86,6 +88,11 @@ pub struct Report {
     pub intents: Vec<IntentFigures>,
     /// Questions the help content did not cover, near-duplicates grouped, most asked first.
     pub unanswered_questions: Vec<UnansweredGroup>,
+    /// Handoffs started in the window: time to the first agent message, SLA breaches.
+    pub handoffs: human_loop::HandoffFigures,
+    /// Suggestions drafted from agents' answers, and decided, in the window.
+    pub suggestions: human_loop::SuggestionFigures,
+    pub spend_anomalies: Vec<human_loop::AnomalyEntry>,
 }
 
 /// Nearest-rank percentile of sorted values.
@@ -187,6 +194,9 @@ pub async fn build(
     let events = durable.events_since(since).await?;
     let mut report = compute(&events, since, until, settings.handoff.low_confidence_threshold);
     report.unanswered_questions = unanswered::group(&durable.unanswered_since(since).await?);
+    report.handoffs = human_loop::handoffs(&durable.handoffs_since(since).await?);
+    report.suggestions = human_loop::suggestions(&durable.suggestions(None, 0).await?, since);
+    report.spend_anomalies = human_loop::anomalies(durable.anomalies_since(since).await?);
     Ok(report)
 }
 
@@ -245,6 +255,32 @@ pub fn render_text(r: &Report) -> String {
     }
     for group in &r.unanswered_questions {
         out.push_str(&format!("  {:>5}  {}\n", group.count, group.question));
+    }
+    let h = &r.handoffs;
+    let seconds = |v: Option<f64>| v.map(|s| format!("{s} s")).unwrap_or_else(|| "—".into());
+    out.push_str(&format!(
+        "\nhandoffs {}   answered {}   first agent response p50 {}  p90 {}   SLA breaches {}   waiting {}\n",
+        h.handoffs,
+        h.answered,
+        seconds(h.first_agent_response_seconds_p50),
+        seconds(h.first_agent_response_seconds_p90),
+        h.sla_breaches,
+        h.waiting
+    ));
+    let s = &r.suggestions;
+    out.push_str(&format!(
+        "suggestions  created {}  approved {}  rejected {}  pending now {}\n",
+        s.created, s.approved, s.rejected, s.pending
+    ));
+    out.push_str("\nspend anomalies\n");
+    if r.spend_anomalies.is_empty() {
+        out.push_str("  none\n");
+    }
+    for a in &r.spend_anomalies {
+        out.push_str(&format!(
+            "  {}  {} tokens in the hour, baseline {} per hour\n",
+            a.hour, a.last_hour_tokens, a.baseline_hourly_tokens
+        ));
     }
     out
 }

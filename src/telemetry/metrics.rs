@@ -212,7 +212,11 @@ impl Metrics {
                 "Knowledge-base suggestions drafted from agents' answers, and their decisions.",
                 &["status"],
             ),
-            spend_anomalies: counter(&r, "velochat_spend_anomalies_total", "Spend anomaly alerts sent by this replica."),
+            spend_anomalies: counter(
+                &r,
+                "velochat_spend_anomalies_total",
+                "Spend anomaly alerts sent by this replica.",
+            ),
             registry: r,
         };
         metrics.zero_known_series();

@@ -11,7 +11,8 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 pub const ADMIN: &str = "loop-admin";
 const SECRET: &str = "whsec-loop";
-const AGENT_ANSWER: &str = "Yes: waterproof tents ship to Iceland in 5 to 7 working days, and customs duties are paid on delivery.";
+const AGENT_ANSWER: &str =
+    "Yes: waterproof tents ship to Iceland in 5 to 7 working days, and customs duties are paid on delivery.";
 
 fn settings(hook: &str, extra: &str) -> String {
     format!(
@@ -44,7 +45,10 @@ async fn delivered(hook: &MockServer, kind: &str) -> Vec<Value> {
 
 async fn model_says(app: &TestApp, reply: Value) {
     app.upstream.reset().await;
-    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200).set_body_json(reply)).mount(&app.upstream).await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(reply))
+        .mount(&app.upstream)
+        .await;
 }
 
 pub async fn say(app: &TestApp, session: &str, text: &str) -> Value {
@@ -92,9 +96,17 @@ async fn an_agents_answer_becomes_a_suggestion_then_knowledge_the_next_visitor_i
     let (status, view) = agent_says(&app, "loop-1", AGENT_ANSWER).await;
     assert_eq!((status, view["mode"].as_str()), (202, Some("human")), "{view}");
     let scraped = admin_metrics(&app).await;
-    assert_eq!(metric_value(&scraped, "velochat_handoff_first_response_seconds_count"), 1.0, "the wait is observed once");
+    assert_eq!(
+        metric_value(&scraped, "velochat_handoff_first_response_seconds_count"),
+        1.0,
+        "the wait is observed once"
+    );
     agent_says(&app, "loop-1", "Anything else I can help with?").await;
-    assert_eq!(metric_value(&admin_metrics(&app).await, "velochat_handoff_first_response_seconds_count"), 1.0, "only the first");
+    assert_eq!(
+        metric_value(&admin_metrics(&app).await, "velochat_handoff_first_response_seconds_count"),
+        1.0,
+        "only the first"
+    );
 
     let released = app.client.post(app.url("/sessions/loop-1/release")).bearer_auth(ADMIN).send().await.unwrap();
     assert_eq!(released.status(), 200);
@@ -106,16 +118,23 @@ async fn an_agents_answer_becomes_a_suggestion_then_knowledge_the_next_visitor_i
     assert_eq!(suggestion["sessionId"], "loop-1");
     assert_eq!(suggestion["status"], "pending");
     assert!(suggestion["createdAt"].as_str().is_some_and(|t| t.ends_with('Z')), "{suggestion}");
-    assert!(suggestion["question"].as_str().unwrap().contains("Do you ship waterproof tents to Iceland?"), "{suggestion}");
+    assert!(
+        suggestion["question"].as_str().unwrap().contains("Do you ship waterproof tents to Iceland?"),
+        "{suggestion}"
+    );
     assert_eq!(suggestion["answer"], format!("{AGENT_ANSWER}\n\nAnything else I can help with?"));
     let id = suggestion["id"].as_str().unwrap().to_owned();
 
     // Approved with an edit: the title is the question, the body the part of the answer worth keeping.
     let edit = json!({"title": "Do you ship tents to Iceland?", "body": AGENT_ANSWER});
-    let (status, approved) = admin(&app, reqwest::Method::POST, &format!("/admin/kb/suggestions/{id}/approve"), Some(edit)).await;
+    let (status, approved) =
+        admin(&app, reqwest::Method::POST, &format!("/admin/kb/suggestions/{id}/approve"), Some(edit)).await;
     assert_eq!(status, 200, "{approved}");
     let document = format!("suggestion-{id}");
-    assert_eq!((approved["status"].as_str(), approved["document"]["id"].as_str()), (Some("approved"), Some(document.as_str())));
+    assert_eq!(
+        (approved["status"].as_str(), approved["document"]["id"].as_str()),
+        (Some("approved"), Some(document.as_str()))
+    );
     let (_, pending) = admin(&app, reqwest::Method::GET, "/admin/kb/suggestions?status=pending", None).await;
     assert_eq!(pending["suggestions"].as_array().unwrap().len(), 0);
     let (_, searched) = admin(&app, reqwest::Method::GET, "/admin/kb/search?q=tent%20delivery%20Iceland", None).await;
@@ -134,7 +153,11 @@ async fn an_agents_answer_becomes_a_suggestion_then_knowledge_the_next_visitor_i
         .find(|c| c.contains("<passage"))
         .expect("a reference message")
         .to_owned();
-    assert!(reference.contains(&format!("<passage id=\"{document}\"")) && reference.contains("customs duties are paid on delivery"), "{reference}");
+    assert!(
+        reference.contains(&format!("<passage id=\"{document}\""))
+            && reference.contains("customs duties are paid on delivery"),
+        "{reference}"
+    );
 
     let (again, body) = admin(&app, reqwest::Method::POST, &format!("/admin/kb/suggestions/{id}/approve"), None).await;
     assert_eq!((again, body["error"]["code"].as_str()), (409, Some("suggestion_decided")));
@@ -145,6 +168,20 @@ async fn an_agents_answer_becomes_a_suggestion_then_knowledge_the_next_visitor_i
     let scraped = admin_metrics(&app).await;
     assert_eq!(metric_value(&scraped, "velochat_kb_suggestions_total{status=\"created\"}"), 1.0);
     assert_eq!(metric_value(&scraped, "velochat_kb_suggestions_total{status=\"approved\"}"), 1.0);
+
+    let (status, report) = admin(&app, reqwest::Method::GET, "/admin/report?since=1d", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (report["handoffs"]["handoffs"].as_u64(), report["handoffs"]["answered"].as_u64()),
+        (Some(1), Some(1)),
+        "{report}"
+    );
+    assert!(report["handoffs"]["firstAgentResponseSecondsP50"].as_f64().is_some(), "{report}");
+    assert_eq!(report["handoffs"]["slaBreaches"], 0);
+    assert_eq!(
+        (report["suggestions"]["created"].as_u64(), report["suggestions"]["approved"].as_u64()),
+        (Some(1), Some(1))
+    );
 }
 
 #[tokio::test]
@@ -197,6 +234,12 @@ async fn no_agent_message_within_the_sla_sends_one_signed_breach_and_the_visitor
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(delivered(&hook, "sla_breached").await.len(), 1, "exactly one, however many sweeps and messages");
     assert_eq!(metric_value(&admin_metrics(&app).await, "velochat_handoff_sla_breaches_total"), 1.0);
+    let (_, report) = admin(&app, reqwest::Method::GET, "/admin/report?since=1d", None).await;
+    assert_eq!(
+        (report["handoffs"]["slaBreaches"].as_u64(), report["handoffs"]["waiting"].as_u64()),
+        (Some(1), Some(1)),
+        "{report}"
+    );
 
     // Once a person answers, the visitor is no longer waiting: the ordinary holding text again.
     agent_says(&app, "sla-1", "Sorry for the wait, I'm here now.").await;
@@ -223,10 +266,17 @@ async fn an_agent_message_takes_over_a_bot_session_without_timing_a_wait() {
     model_says(&app, structured("bot", 0.9, "other", false)).await;
     say(&app, "take-1", "Is the parka warm enough for Finland?").await;
     let (status, view) = agent_says(&app, "take-1", "Hi! I'm Ana from the shop, it is rated to minus 25.").await;
-    assert_eq!((status, view["mode"].as_str(), view["handoffReason"].as_str()), (202, Some("human"), Some("agent_takeover")));
+    assert_eq!(
+        (status, view["mode"].as_str(), view["handoffReason"].as_str()),
+        (202, Some("human"), Some("agent_takeover"))
+    );
     let silent = say(&app, "take-1", "Thanks Ana").await;
     assert_eq!(silent["handoffReason"], "human_mode");
-    assert_eq!(metric_value(&admin_metrics(&app).await, "velochat_handoff_first_response_seconds_count"), 0.0, "nobody waited");
+    assert_eq!(
+        metric_value(&admin_metrics(&app).await, "velochat_handoff_first_response_seconds_count"),
+        0.0,
+        "nobody waited"
+    );
     let started = Instant::now();
     while delivered(&hook, "handoff").await.is_empty() && started.elapsed() < Duration::from_secs(3) {
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -253,7 +303,14 @@ async fn a_bad_agent_message_is_a_400_naming_the_field() {
     }
     let not_json = app.client.post(&url).bearer_auth(ADMIN).body("role=agent").send().await.unwrap();
     assert_eq!(not_json.status(), 415);
-    let bad_id = app.client.post(app.url("/sessions/%20/messages")).bearer_auth(ADMIN).json(&json!({"role": "agent", "text": "hi"})).send().await.unwrap();
+    let bad_id = app
+        .client
+        .post(app.url("/sessions/%20/messages"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"role": "agent", "text": "hi"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bad_id.status(), 400);
     assert_eq!(app.upstream_calls().await, 0);
     assert!(app.orchestrator.session_view("bad-1").await.is_none(), "nothing recorded for a refused message");

@@ -5,6 +5,7 @@ mod helpers;
 mod raw_upstream;
 mod services;
 
+mod anomaly;
 mod compat;
 mod core;
 mod durability;
@@ -16,6 +17,7 @@ mod handoff;
 mod http2_upstream;
 mod http_wire;
 mod human_loop;
+mod human_loop_replicas;
 mod knowledge;
 mod knowledge_replicas;
 mod knowledge_safety;

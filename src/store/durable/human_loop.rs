@@ -185,16 +185,16 @@ impl HumanLoopStore for SqlStore {
                (session_id, episode, started_ms, reason, awaited, first_agent_ms, sla_breached, released_ms)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (session_id, episode) DO NOTHING",
         ))
-            .bind(r.session_id.clone())
-            .bind(r.episode)
-            .bind(r.started_ms)
-            .bind(r.reason.clone())
-            .bind(i64::from(r.awaited))
-            .bind(r.first_agent_ms)
-            .bind(i64::from(r.sla_breached))
-            .bind(r.released_ms)
-            .execute(&self.pool)
-            .await?;
+        .bind(r.session_id.clone())
+        .bind(r.episode)
+        .bind(r.started_ms)
+        .bind(r.reason.clone())
+        .bind(i64::from(r.awaited))
+        .bind(r.first_agent_ms)
+        .bind(i64::from(r.sla_breached))
+        .bind(r.released_ms)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -256,11 +256,10 @@ impl HumanLoopStore for SqlStore {
     }
 
     async fn open_handoffs(&self) -> StoreResult<Vec<HandoffRecord>> {
-        let rows = sqlx::query(&self.sql(select_handoffs!(
-            "WHERE released_ms IS NULL ORDER BY started_ms DESC LIMIT 500"
-        )))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows =
+            sqlx::query(&self.sql(select_handoffs!("WHERE released_ms IS NULL ORDER BY started_ms DESC LIMIT 500")))
+                .fetch_all(&self.pool)
+                .await?;
         all(&rows, handoff_from_row)
     }
 
@@ -301,9 +300,9 @@ impl HumanLoopStore for SqlStore {
     }
 
     async fn move_suggestion(&self, id: &str, from: &str, to: &str, at_ms: Option<i64>) -> StoreResult<bool> {
-        let done = sqlx::query(&self.sql(
-            "UPDATE velochat_suggestions SET status = $1, decided_ms = $2 WHERE id = $3 AND status = $4",
-        ))
+        let done = sqlx::query(
+            &self.sql("UPDATE velochat_suggestions SET status = $1, decided_ms = $2 WHERE id = $3 AND status = $4"),
+        )
         .bind(to.to_owned())
         .bind(at_ms)
         .bind(id.to_owned())
