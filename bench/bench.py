@@ -33,7 +33,7 @@ WARMUP = 1 if QUICK else 2
 PORTS = {"fast": 18081, "slow": 18082, "parked": 18083, "hop_fast": 18084, "hop_slow": 18085, "velochat": 18090}
 SETTLE = 0.5
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from traffic import CALLER_KEY, FAKE_BODY, SIGNING_KEY, scripts, send_body  # noqa: E402
+from traffic import CALLER_KEY, CONTEXT, FAKE_BODY, MIX_QUESTIONS, SIGNING_KEY, scripts, send_body  # noqa: E402
 
 # The previous head's binary, built by bench/run from a worktree (`--baseline=REV`); measured in the
 # same run as the current one so the ratios compare like with like.
@@ -292,7 +292,8 @@ def measure_kb(scripts_by, notes):
                                                      headers={"Authorization": f"Bearer {admin}", "Content-Type": "application/json"})
                     urllib.request.urlopen(request, timeout=120).read()
             # One of the traffic's questions, to show what the knowledge base adds to each request.
-            probe = urllib.request.Request(f"http://127.0.0.1:{PORTS['velochat']}/sendChatMessage", data=send_body(0).encode(), method="POST",
+            probe_body = json.dumps({"sessionId": f"kb-probe-{label}", "userText": MIX_QUESTIONS[1], "context": CONTEXT}).encode()
+            probe = urllib.request.Request(f"http://127.0.0.1:{PORTS['velochat']}/sendChatMessage", data=probe_body, method="POST",
                                            headers={"Authorization": f"Bearer {CALLER_KEY}", "Content-Type": "application/json"})
             notes[("kb_sources", label)] = len(json.loads(urllib.request.urlopen(probe, timeout=10).read()).get("sources", []))
             for conns in (8, 64):

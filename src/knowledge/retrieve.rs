@@ -73,7 +73,9 @@ impl KnowledgeBase {
             return Ok(Vec::new());
         }
         let visitor = locale.map(|l| Lang::of_locale(Some(l), self.default_lang));
-        let pool = (k * 4).max(20);
+        // Fusion needs a deep pool from both lists; lexical alone needs only enough to skip a
+        // document's second and third chunks (a smaller pool lets tantivy prune more).
+        let pool = if self.embedder.is_some() { (k * 4).max(20) } else { k * 3 };
         let lexical = self.index.search(query, visitor, pool)?;
         let semantic = self.semantic(query, pool, time_left).await;
         let mut candidates: HashMap<(String, usize), Candidate> = HashMap::new();
