@@ -4,13 +4,14 @@
  * Wix calls wixChat_onMessage for every chat message, including the bot's own replies. So:
  *  - the bot tags what it sends (`metadata.velochat = 'bot'`) and ignores tagged messages, or it
  *    would answer itself forever;
- *  - an untagged business-side message means a person from your team wrote: velochat is told to
- *    hand the conversation to them, and the bot stays quiet until it is released
- *    (POST /sessions/{sessionId}/release, or automatically after 24 h).
+ *  - an untagged business-side message means a person from your team wrote: velochat gets the
+ *    message itself (POST /sessions/{sessionId}/messages), hands the conversation to them and stays
+ *    quiet until it is released (POST /sessions/{sessionId}/release, or automatically after 24 h).
+ *    What they wrote becomes a knowledge-base suggestion once the session is released.
  * The chat session id is the channel id, so every message of a conversation shares its state.
  */
 import { sendMessage } from 'wix-chat-backend';
-import { askVelochat, sessionControl } from 'backend/velochat';
+import { agentMessage, askVelochat } from 'backend/velochat';
 
 const BOT_TAG = 'bot';
 
@@ -25,7 +26,7 @@ export async function wixChat_onMessage(event) {
 
   if (event.direction === 'BusinessToVisitor') {
     if (event.metadata && event.metadata.velochat === BOT_TAG) return; // our own reply
-    await sessionControl(sessionId, 'handoff'); // a human stepped in
+    await agentMessage(sessionId, text, event.participantId); // a human stepped in
     return;
   }
   if (event.direction !== 'VisitorToBusiness') return;
@@ -35,7 +36,8 @@ export async function wixChat_onMessage(event) {
   const answer = await askVelochat({ sessionId, userText: text }, headers);
 
   // While a human owns the conversation, velochat forwards the message to them and the bot says
-  // nothing here (the agent answers in the chat).
+  // nothing here (the agent answers in the chat). Past the handoff SLA with no answer yet, the reply
+  // is an apology (`handoffReason: 'sla_breached'`), which is sent.
   if (answer.source === 'handoff' && answer.handoffReason === 'human_mode') return;
 
   await sendMessage({

@@ -99,6 +99,18 @@ export async function askVelochat({ sessionId, userText, history, context }, hea
   return { reply: FALLBACK_REPLY, source: 'fallback', handoff: false, signature: null };
 }
 
+/**
+ * Tells velochat what a person from your team wrote in the chat: the session becomes theirs (the
+ * bot goes quiet), the message joins the transcript, the first one times the visitor's wait, and
+ * once the session is released the answer is drafted as a knowledge-base suggestion.
+ */
+export async function agentMessage(sessionId, text, author) {
+  const body = { role: 'agent', text, ...(author ? { author } : {}) };
+  const { ok, status } = await callVelochat(`/sessions/${encodeURIComponent(sessionId)}/messages`, body);
+  if (!ok) console.error('velochat agent message failed', status);
+  return ok;
+}
+
 /** Tells velochat that a human agent took over (`handoff`) or handed back (`release`). */
 export async function sessionControl(sessionId, action) {
   const { ok, status } = await callVelochat(`/sessions/${encodeURIComponent(sessionId)}/${action}`);

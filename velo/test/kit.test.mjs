@@ -124,6 +124,18 @@ test('Wix Chat: the bot answers visitors, ignores itself, and goes quiet when a 
   assert.equal(openai.requests.length, callsBefore, 'no model call either');
   const forwarded = await waitFor(() => hook.requests.find((r) => r.body?.sessionId === sessionId && r.body.event === 'message'));
   assert.equal(forwarded.body.message, 'Great, thanks Sam');
+
+  // Sam's words reached velochat: released, they are a suggestion for the knowledge base.
+  await wixChat_onMessage({ channelId, direction: 'BusinessToVisitor', type: 'TEXT', payload: { text: 'Yes, we ship to Canada in 6 days.' }, participantId: 'agent-sam' });
+  const sent = openai.requests.length;
+  const released = await fetch(`${velochat.url}/sessions/${sessionId}/release`, { method: 'POST', headers: { Authorization: `Bearer ${CALLER_KEY}` } });
+  assert.equal(released.status, 200);
+  const pending = (await admin(velochat.url, '/admin/kb/suggestions?status=pending')).body.suggestions;
+  const mine = pending.find((s) => s.sessionId === sessionId);
+  assert.ok(mine, 'a pending suggestion for the conversation');
+  assert.equal(mine.question, 'Do you ship to Canada?');
+  assert.equal(mine.answer, 'Hi, Sam from support here!\n\nYes, we ship to Canada in 6 days.');
+  assert.equal(openai.requests.length, sent, 'no model call for any of it');
 });
 
 test('a page reload continues the conversation from session storage', async () => {
