@@ -56,6 +56,13 @@ fn schemas(settings: &Settings) -> Value {
         "DocumentInput": document(false),
         "ImportRequest": {"type": "object", "required": ["documents"], "properties": {
             "documents": {"type": "array", "minItems": 1, "maxItems": 5000, "items": document(true)}}},
+        "AgentMessageRequest": {"type": "object", "required": ["role", "text"], "properties": {
+            "role": {"const": "agent"},
+            "text": user_text(crate::domain::MAX_AGENT_TEXT_CHARS),
+            "author": {"type": ["string", "null"], "maxLength": 200}}},
+        "ApproveRequest": {"type": "object", "description": "Edits before approving; both optional.", "properties": {
+            "title": {"oneOf": [{"type": "null"}, user_text(300)]},
+            "body": {"oneOf": [{"type": "null"}, user_text(200_000)]}}},
         "KillSwitch": {"type": "object", "required": ["enabled"], "properties": {
             "enabled": {"type": "boolean", "description": "true: every reply is a static one."}}},
         "ChatCompletionsRequest": {
@@ -115,6 +122,9 @@ fn query_schema(path: &str, name: &str) -> Option<Value> {
         ("/admin/kb/search", "q") => Some(user_text(4000)),
         ("/admin/kb/search", "k") => Some(json!({"type": "integer", "minimum": 1, "maximum": 50})),
         ("/admin/kb/documents", "limit") => Some(json!({"type": "integer", "minimum": 1, "maximum": 500})),
+        ("/admin/kb/suggestions", "status") => {
+            Some(json!({"type": "string", "enum": ["pending", "approved", "rejected"]}))
+        }
         ("/admin/kb/documents", "cursor") => Some(json!({"type": "string", "pattern": "^[A-Za-z0-9._:-]{0,128}$"})),
         (_, "id") => Some(session_id()),
         _ => None,
@@ -150,6 +160,11 @@ pub fn constrain(doc: &mut Value, settings: &Settings) {
         doc.pointer_mut("/paths/~1v1~1chat~1completions/post/requestBody/content/application~1json/schema")
     {
         *body = json!({"$ref": "#/components/schemas/ChatCompletionsRequest"});
+    }
+    if let Some(body) =
+        doc.pointer_mut("/paths/~1sessions~1{sessionId}~1messages/post/requestBody/content/application~1json/schema")
+    {
+        *body = json!({"$ref": "#/components/schemas/AgentMessageRequest"});
     }
     if let Some(query) = doc.pointer_mut("/paths/~1admin~1report/get/parameters/0/schema") {
         *query = json!({"type": "string", "pattern": "^[1-9][0-9]{0,5}[mhdw]$"});

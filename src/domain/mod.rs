@@ -9,7 +9,7 @@ mod reply;
 mod session_id;
 mod text;
 
-pub use agent_message::AgentMessage;
+pub use agent_message::{AgentMessage, MAX_AGENT_TEXT_CHARS};
 pub use cidr::parse_cidr;
 pub use context::TypedContext;
 pub use deadline::Deadline;
