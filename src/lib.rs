@@ -9,6 +9,7 @@ pub mod budget;
 pub mod cli;
 pub mod completion;
 pub mod config;
+pub mod console;
 pub mod domain;
 pub mod error_chain;
 pub mod guard;

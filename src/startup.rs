@@ -165,6 +165,8 @@ impl Application {
             lifecycle: Arc::new(Lifecycle::default()),
             metrics: metrics.clone(),
             public_listener: !is_loopback(&address),
+            console: (!s.auth.admin_key.expose().is_empty())
+                .then(|| Arc::new(crate::console::Sessions::new(s.auth.admin_key.expose()))),
         };
         let worker = OutboxWorker {
             durable: durable.clone(),

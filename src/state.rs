@@ -44,4 +44,6 @@ pub struct AppState {
     pub ip_limiter: Arc<IpLimiter>,
     /// Listening on a non-loopback address: metrics, OpenAPI and admin are never anonymous there.
     pub public_listener: bool,
+    /// Console sign-in; None (console off) without an admin key.
+    pub console: Option<Arc<crate::console::Sessions>>,
 }

@@ -124,24 +124,58 @@ pub async fn erase_session(State(state): State<AppState>, Path(raw): Path<String
 #[derive(Debug, Deserialize)]
 pub struct ReportQuery {
     pub since: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
 }
 
-/// The weekly review as JSON (`?since=7d`).
+fn day(raw: &str, field: &str) -> Result<chrono::NaiveDate, ApiError> {
+    chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+        .map_err(|_| ApiError::Invalid(crate::domain::InvalidField::new(field, "invalid_field", format!("`{field}` must be a date like 2026-11-30"))))
+}
+
+/// `[from 00:00, to + 1 day)` in UTC, from `from`/`to` (either may be left out: a week). Reversed
+/// dates are swapped and a span over 366 days ends at `to`: any two dates give a report.
+fn date_range(from: Option<&str>, to: Option<&str>) -> Result<(i64, i64), ApiError> {
+    let to = match to {
+        Some(raw) => day(raw, "to")?,
+        None => chrono::Utc::now().date_naive(),
+    };
+    let from = match from {
+        Some(raw) => day(raw, "from")?,
+        None => to - chrono::Duration::days(6),
+    };
+    let (from, to) = if from <= to { (from, to) } else { (to, from) };
+    let from = from.max(to - chrono::Duration::days(366));
+    let start = from.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc().timestamp_millis();
+    let end = to.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc().timestamp_millis() + 86_400_000;
+    Ok((start, end))
+}
+
+/// The weekly review as JSON: the last `since` (`7d`, the default), or the days `from`–`to`.
 #[utoipa::path(get, path = "/admin/report", tag = "admin",
-    params(("since" = Option<String>, Query, description = "How far back, e.g. 7d, 24h (default 7d)")),
+    params(
+        ("since" = Option<String>, Query, description = "How far back, e.g. 7d, 24h (default 7d)"),
+        ("from" = Option<String>, Query, description = "First day, YYYY-MM-DD (UTC); with `to`, instead of `since`"),
+        ("to" = Option<String>, Query, description = "Last day, YYYY-MM-DD (UTC), included"),
+    ),
     responses(
         (status = 200, description = "The report", body = Object),
-        (status = 400, description = "`since` is not a duration"),
+        (status = 400, description = "`since`, `from` or `to` invalid"),
         (status = 401, description = "Missing or invalid admin key"),
         (status = 403, description = "Admin routes disabled"),
         (status = 503, description = "The durable store failed")
     ), security(("bearer" = [])))]
 pub async fn report(State(state): State<AppState>, Query(query): Query<ReportQuery>) -> Result<Response, ApiError> {
-    let since = query.since.as_deref().unwrap_or("7d");
-    let window = crate::report::parse_since(since)
-        .map_err(|e| ApiError::Invalid(crate::domain::InvalidField::new("since", "invalid_field", e.to_string())))?;
-    let report = crate::report::build(state.orchestrator.durable().as_ref(), window, &state.settings)
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("report failed: {e}")))?;
+    let durable = state.orchestrator.durable().as_ref();
+    let built = if query.from.is_some() || query.to.is_some() {
+        let (since, until) = date_range(query.from.as_deref(), query.to.as_deref())?;
+        crate::report::build_between(durable, since, until, &state.settings).await
+    } else {
+        let since = query.since.as_deref().unwrap_or("7d");
+        let window = crate::report::parse_since(since)
+            .map_err(|e| ApiError::Invalid(crate::domain::InvalidField::new("since", "invalid_field", e.to_string())))?;
+        crate::report::build(durable, window, &state.settings).await
+    };
+    let report = built.map_err(|e| ApiError::Unavailable(format!("report failed: {e}")))?;
     Ok(Json(report).into_response())
 }

@@ -34,6 +34,9 @@ pub enum ApiError {
     SessionNotFound,
     #[error("document not found")]
     DocumentNotFound,
+    /// A state change from the console without its session or CSRF token.
+    #[error("a console session and its CSRF token are required")]
+    CsrfRequired,
     #[error("suggestion not found")]
     SuggestionNotFound,
     /// Approved or rejected already (here or on another replica).
@@ -135,6 +138,12 @@ impl IntoResponse for ApiError {
                 StatusCode::NOT_FOUND,
                 "document_not_found",
                 "no knowledge-base document has that id".into(),
+                Value::Null,
+            ),
+            ApiError::CsrfRequired => (
+                StatusCode::FORBIDDEN,
+                "csrf_required",
+                "a state change needs the console session and its CSRF token (X-CSRF-Token)".into(),
                 Value::Null,
             ),
             ApiError::SuggestionNotFound => {

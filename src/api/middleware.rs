@@ -291,6 +291,11 @@ pub async fn require_admin(State(state): State<AppState>, request: Request, next
     }
     match context(&request) {
         Credential::Admin => next.run(request).await,
+        Credential::Missing => match crate::console::authorize(&state, &request) {
+            Some(Ok(())) => next.run(request).await,
+            Some(Err(refused)) => refused.into_response(),
+            None => ApiError::Unauthorized.into_response(),
+        },
         _ => ApiError::Unauthorized.into_response(),
     }
 }

@@ -10,6 +10,7 @@ pub mod health;
 pub mod knowledge;
 pub mod middleware;
 pub mod openapi;
+pub mod operator;
 mod openapi_constraints;
 pub mod sessions;
 pub mod stream;
@@ -62,6 +63,9 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/sessions/{sessionId}/release", post(admin::release_session))
         .route("/admin/sessions/{sessionId}/handoff", post(admin::take_over_session))
         .route("/admin/report", get(admin::report))
+        .route("/admin/overview", get(operator::overview))
+        .route("/admin/handoffs", get(operator::handoffs))
+        .route("/admin/sessions/{sessionId}/transcript", get(operator::transcript))
         .route("/admin/kb/documents", get(knowledge::list_documents))
         // A document body may be 200,000 characters and an import 5,000 documents: these two take
         // kb.import_limit_bytes instead of the 64 KiB cap.
@@ -97,6 +101,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin)
         .merge(backend)
         .merge(health)
+        .merge(crate::console::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(state.settings.server.body_limit_bytes))

@@ -122,6 +122,8 @@ fn query_schema(path: &str, name: &str) -> Option<Value> {
         ("/admin/kb/search", "q") => Some(user_text(4000)),
         ("/admin/kb/search", "k") => Some(json!({"type": "integer", "minimum": 1, "maximum": 50})),
         ("/admin/kb/documents", "limit") => Some(json!({"type": "integer", "minimum": 1, "maximum": 500})),
+        ("/admin/report", "from" | "to") => Some(json!({"type": "string", "format": "date"})),
+        ("/admin/overview", "days") => Some(json!({"type": "integer", "minimum": 1, "maximum": 90})),
         ("/admin/kb/suggestions", "status") => {
             Some(json!({"type": "string", "enum": ["pending", "approved", "rejected"]}))
         }

@@ -73,6 +73,11 @@ impl IpLimiter {
         Ok(Self { backend, keys, quota })
     }
 
+    /// Whether `peer` is a configured trusted proxy (its forwarded headers are believed).
+    pub fn trusts(&self, peer: std::net::IpAddr) -> bool {
+        self.keys.trusted.iter().any(|net| net.contains(&peer))
+    }
+
     /// The bucket a request counts against.
     pub fn key_of<T>(&self, request: &http::Request<T>) -> String {
         self.keys.extract(request).unwrap_or_else(|_| String::from("unknown"))

@@ -48,27 +48,20 @@ impl Orchestrator {
             sla_breached: false,
             released_ms: None,
         };
-        if let Err(e) = self.durable.handoff_started(&record).await {
-            tracing::error!(error = %e, "handoff not recorded: no SLA or first-response time for it");
-        }
         // The visitor's latest messages as this service saw them (callers such as the Velo kit send
         // no history, so the request's transcript may hold only the last message).
         let at = transition.at_ms;
         let led_to_it: Vec<SessionMessage> =
             state.recent_visitor.iter().map(|t| stored(id, episode, "visitor", t.clone(), at)).collect();
-        if !led_to_it.is_empty() {
-            if let Err(e) = self.durable.append_messages(&led_to_it).await {
-                tracing::error!(error = %e, "the messages before a handoff were not kept");
-            }
+        if let Err(e) = self.durable.handoff_started(&record, &led_to_it).await {
+            tracing::error!(error = %e, "handoff not recorded: no SLA or first-response time for it");
         }
     }
 
-    /// A visitor wrote while a person owns the session.
-    pub(super) async fn keep_visitor_message(&self, id: &str, state: &SessionState, text: &str) {
-        let row = stored(id, i64::from(state.handoffs), "visitor", self.keepable(text), now_ms());
-        if let Err(e) = self.durable.append_messages(&[row]).await {
-            tracing::error!(error = %e, "a visitor message to an agent was not kept in the transcript");
-        }
+    /// A visitor's message while a person owns the session, as a transcript line (written with
+    /// the `message` event that forwards it: one write).
+    pub(super) fn visitor_line(&self, id: &str, state: &SessionState, text: &str) -> SessionMessage {
+        stored(id, i64::from(state.handoffs), "visitor", self.keepable(text), now_ms())
     }
 
     /// A person from the team wrote in the chat: the session becomes theirs (if it was not), the
@@ -194,6 +187,7 @@ impl Orchestrator {
                 transcript: &transcript,
                 message: None,
                 waited_ms: Some(waited),
+                transcript_line: None,
             })
             .await;
     }

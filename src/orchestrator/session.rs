@@ -211,13 +211,14 @@ impl Orchestrator {
                 transcript: ctx.transcript,
                 message: ctx.message,
                 waited_ms: None,
+                transcript_line: None,
             })
             .await;
     }
 
     /// Forwards a visitor message to the agent who owns the session, and keeps it in the transcript.
     pub(super) async fn forward_to_agent(&self, id: &str, state: &SessionState, context: &TypedContext, text: &str) {
-        self.keep_visitor_message(id, state, text).await;
+        let line = self.visitor_line(id, state, text);
         let _ = self
             .support
             .publish(SupportEvent {
@@ -229,6 +230,7 @@ impl Orchestrator {
                 transcript: &[],
                 message: Some(text),
                 waited_ms: None,
+                transcript_line: Some(line),
             })
             .await;
     }

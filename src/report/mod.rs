@@ -190,14 +190,69 @@ pub async fn build(
     settings: &Settings,
 ) -> Result<Report, crate::store::StoreError> {
     let until = chrono::Utc::now().timestamp_millis();
-    let since = until - window.as_millis() as i64;
-    let events = durable.events_since(since).await?;
+    build_between(durable, until - window.as_millis() as i64, until, settings).await
+}
+
+/// The review of `[since_ms, until_ms)`.
+pub async fn build_between(
+    durable: &dyn DurableStore,
+    since: i64,
+    until: i64,
+    settings: &Settings,
+) -> Result<Report, crate::store::StoreError> {
+    let mut events = durable.events_since(since).await?;
+    events.retain(|e| e.ts_ms < until);
     let mut report = compute(&events, since, until, settings.handoff.low_confidence_threshold);
-    report.unanswered_questions = unanswered::group(&durable.unanswered_since(since).await?);
-    report.handoffs = human_loop::handoffs(&durable.handoffs_since(since).await?);
+    let mut unanswered = durable.unanswered_since(since).await?;
+    unanswered.retain(|u| u.ts_ms < until);
+    report.unanswered_questions = unanswered::group(&unanswered);
+    let mut handoffs = durable.handoffs_since(since).await?;
+    handoffs.retain(|h| h.started_ms < until);
+    report.handoffs = human_loop::handoffs(&handoffs);
     report.suggestions = human_loop::suggestions(&durable.suggestions(None, 0).await?, since);
-    report.spend_anomalies = human_loop::anomalies(durable.anomalies_since(since).await?);
+    let mut anomalies = durable.anomalies_since(since).await?;
+    anomalies.retain(|a| a.at_ms < until);
+    report.spend_anomalies = human_loop::anomalies(anomalies);
     Ok(report)
+}
+
+/// One day of the overview: the three support metrics and the volume behind them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Day {
+    pub date: String,
+    pub replies: u64,
+    pub sessions: u64,
+    pub first_response_ms: Percentiles,
+    pub solved_without_handoff_rate: Option<f64>,
+    pub repeat_question_rate: Option<f64>,
+    pub fallback_reasons: BTreeMap<String, u64>,
+    pub tokens: u64,
+}
+
+/// The last `days` UTC days, oldest first, each computed like the review.
+pub fn daily(events: &[EventRecord], days: u32, now_ms: i64, low_confidence: f64) -> Vec<Day> {
+    const DAY_MS: i64 = 86_400_000;
+    let today = now_ms - now_ms.rem_euclid(DAY_MS);
+    (0..i64::from(days))
+        .rev()
+        .map(|back| {
+            let start = today - back * DAY_MS;
+            let day_events: Vec<EventRecord> =
+                events.iter().filter(|e| e.ts_ms >= start && e.ts_ms < start + DAY_MS).cloned().collect();
+            let r = compute(&day_events, start, start + DAY_MS, low_confidence);
+            Day {
+                date: chrono::DateTime::from_timestamp_millis(start).map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_default(),
+                replies: r.replies,
+                sessions: r.sessions,
+                first_response_ms: Percentiles { p99: None, ..r.first_response_ms },
+                solved_without_handoff_rate: r.solved_without_handoff_rate,
+                repeat_question_rate: r.repeat_question_rate,
+                fallback_reasons: r.fallback_reasons,
+                tokens: r.prompt_tokens + r.completion_tokens,
+            }
+        })
+        .collect()
 }
 
 fn pct(rate: Option<f64>) -> String {

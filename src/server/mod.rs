@@ -86,6 +86,7 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let connection = Connection {
+            tls: options.tls.is_some(),
             builder: builder.clone(),
             router: router.clone(),
             peer,
@@ -121,7 +122,12 @@ pub async fn serve(
     }
 }
 
+/// Whether a request arrived over this server's own TLS (for `Secure` cookies).
+#[derive(Debug, Clone, Copy)]
+pub struct OverTls(pub bool);
+
 struct Connection {
+    tls: bool,
     builder: auto::Builder<TokioExecutor>,
     router: Router,
     peer: SocketAddr,
@@ -134,9 +140,10 @@ impl Connection {
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let Connection { builder, router, peer, watcher, abandon } = self;
+        let Connection { tls, builder, router, peer, watcher, abandon } = self;
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
+            request.extensions_mut().insert(OverTls(tls));
             // Its own task: a caller that hangs up drops hyper's future, but an accepted message
             // is still settled (turn, tokens, event).
             let handled = tokio::spawn(router.clone().oneshot(request.map(axum::body::Body::new)));

@@ -62,8 +62,9 @@ pub trait HumanLoopStore: Send + Sync {
     async fn append_messages(&self, messages: &[SessionMessage]) -> StoreResult<()>;
     async fn session_messages(&self, session_id: &str, episode: i64) -> StoreResult<Vec<SessionMessage>>;
 
-    /// Records a handoff; a second call for the same episode changes nothing.
-    async fn handoff_started(&self, record: &HandoffRecord) -> StoreResult<()>;
+    /// Records a handoff and the messages that led to it, in one transaction; a second call for
+    /// the same episode adds nothing.
+    async fn handoff_started(&self, record: &HandoffRecord, led_to_it: &[SessionMessage]) -> StoreResult<()>;
     /// The first agent message of the episode: its start and whether anyone waited, or None when
     /// an earlier message (on any replica) was the first.
     async fn handoff_answered(&self, session_id: &str, episode: i64, at_ms: i64) -> StoreResult<Option<(i64, bool)>>;
@@ -131,18 +132,16 @@ fn suggestion_from_row(row: &AnyRow) -> Result<SuggestionRecord, sqlx::Error> {
     })
 }
 
-fn all<T>(rows: &[AnyRow], convert: fn(&AnyRow) -> Result<T, sqlx::Error>) -> StoreResult<Vec<T>> {
-    Ok(rows.iter().map(convert).collect::<Result<_, _>>()?)
-}
-
-#[async_trait]
-impl HumanLoopStore for SqlStore {
-    async fn append_messages(&self, messages: &[SessionMessage]) -> StoreResult<()> {
+impl SqlStore {
+    pub(super) async fn insert_messages(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        messages: &[SessionMessage],
+    ) -> StoreResult<()> {
         let insert = self.sql(
             "INSERT INTO velochat_session_messages (session_id, episode, role, text, author, at_ms)
              VALUES ($1, $2, $3, $4, $5, $6)",
         );
-        let mut tx = self.pool.begin().await?;
         for m in messages {
             sqlx::query(&insert)
                 .bind(m.session_id.clone())
@@ -151,9 +150,22 @@ impl HumanLoopStore for SqlStore {
                 .bind(m.text.clone())
                 .bind(m.author.clone())
                 .bind(m.at_ms)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
+        Ok(())
+    }
+}
+
+fn all<T>(rows: &[AnyRow], convert: fn(&AnyRow) -> Result<T, sqlx::Error>) -> StoreResult<Vec<T>> {
+    Ok(rows.iter().map(convert).collect::<Result<_, _>>()?)
+}
+
+#[async_trait]
+impl HumanLoopStore for SqlStore {
+    async fn append_messages(&self, messages: &[SessionMessage]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        self.insert_messages(&mut tx, messages).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -161,7 +173,7 @@ impl HumanLoopStore for SqlStore {
     async fn session_messages(&self, session_id: &str, episode: i64) -> StoreResult<Vec<SessionMessage>> {
         let rows = sqlx::query(&self.sql(
             "SELECT session_id, episode, role, text, author, at_ms FROM velochat_session_messages
-             WHERE session_id = $1 AND episode = $2 ORDER BY id",
+             WHERE session_id = $1 AND episode = $2 ORDER BY at_ms, id",
         ))
         .bind(session_id.to_owned())
         .bind(episode)
@@ -179,7 +191,9 @@ impl HumanLoopStore for SqlStore {
         })
     }
 
-    async fn handoff_started(&self, r: &HandoffRecord) -> StoreResult<()> {
+    async fn handoff_started(&self, r: &HandoffRecord, led_to_it: &[SessionMessage]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        self.insert_messages(&mut tx, led_to_it).await?;
         sqlx::query(&self.sql(
             "INSERT INTO velochat_handoffs
                (session_id, episode, started_ms, reason, awaited, first_agent_ms, sla_breached, released_ms)
@@ -193,8 +207,9 @@ impl HumanLoopStore for SqlStore {
         .bind(r.first_agent_ms)
         .bind(i64::from(r.sla_breached))
         .bind(r.released_ms)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -194,6 +194,10 @@ impl DurableStore for SqlStore {
     }
 
     async fn enqueue(&self, event: &OutboxEvent) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(line) = &event.transcript {
+            self.insert_messages(&mut tx, std::slice::from_ref(line)).await?;
+        }
         sqlx::query(&self.sql(
             "INSERT INTO velochat_outbox (id, session_id, session_hash, kind, payload, created_ms, next_attempt_ms)
              VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (id) DO NOTHING",
@@ -204,8 +208,9 @@ impl DurableStore for SqlStore {
         .bind(event.kind.clone())
         .bind(event.payload.clone())
         .bind(event.created_ms)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -1,0 +1,186 @@
+//! The operator console at `/console`: pages and assets compiled into the binary (no CDN, works
+//! offline), sign-in with the admin key into a 12 h session cookie, sign-out. The pages' data
+//! comes from the `/admin/*` JSON routes, which accept the session cookie in place of the admin
+//! key — with the CSRF token for every state change (`authorize`).
+
+pub mod session;
+
+use crate::api::error::ApiError;
+use crate::state::AppState;
+use axum::extract::{Form, FromRequest, Path, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+pub use session::{ConsoleSession, Sessions};
+
+const APP_HTML: &str = include_str!("assets/app.html");
+const LOGIN_HTML: &str = include_str!("assets/login.html");
+const APP_JS: &str = include_str!("assets/app.js");
+const APP_CSS: &str = include_str!("assets/app.css");
+
+/// No inline or third-party script, style or frame; data only from this origin.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+/// The header the pages send their CSRF token in.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/console", get(page))
+        .route("/console/login", post(login))
+        .route("/console/logout", post(logout))
+        .route("/console/assets/{name}", get(asset))
+}
+
+fn with_security_headers(mut response: Response, content_type: &'static str) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn html(status: StatusCode, body: String) -> Response {
+    with_security_headers((status, body).into_response(), "text/html; charset=utf-8")
+}
+
+fn sessions(state: &AppState) -> Result<&Sessions, ApiError> {
+    state.console.as_deref().ok_or(ApiError::NotFound)
+}
+
+/// The signed-in session the request's cookie names, if any.
+pub fn current(state: &AppState, headers: &HeaderMap) -> Option<ConsoleSession> {
+    let sessions = state.console.as_deref()?;
+    let cookies = headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok());
+    cookies.filter_map(|c| session::cookie_value(c, session::COOKIE)).find_map(|v| sessions.verify(v))
+}
+
+fn login_page(status: StatusCode, message: &str) -> Response {
+    html(status, LOGIN_HTML.replace("{{MESSAGE}}", message))
+}
+
+async fn page(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let sessions = sessions(&state)?;
+    Ok(match current(&state, &headers) {
+        Some(session) => html(StatusCode::OK, APP_HTML.replace("{{CSRF}}", &sessions.csrf_token(&session))),
+        None => login_page(StatusCode::OK, ""),
+    })
+}
+
+async fn asset(State(state): State<AppState>, Path(name): Path<String>) -> Result<Response, ApiError> {
+    sessions(&state)?;
+    let (body, content_type) = match name.as_str() {
+        "app.js" => (APP_JS, "text/javascript; charset=utf-8"),
+        "app.css" => (APP_CSS, "text/css; charset=utf-8"),
+        _ => return Err(ApiError::NotFound),
+    };
+    Ok(with_security_headers(body.into_response(), content_type))
+}
+
+/// The cookie is `Secure` when the browser reached us over TLS: our own, or a trusted proxy's
+/// (`X-Forwarded-Proto: https`).
+fn over_https(state: &AppState, request: &Request) -> bool {
+    if request.extensions().get::<crate::server::OverTls>().is_some_and(|t| t.0) {
+        return true;
+    }
+    let peer = request.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+    let forwarded_https = request
+        .headers()
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').next().is_some_and(|p| p.trim().eq_ignore_ascii_case("https")));
+    forwarded_https && peer.is_some_and(|ip| state.ip_limiter.trusts(ip))
+}
+
+fn session_cookie(value: &str, max_age: u64, secure: bool) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
+    let cookie = format!("{}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}", session::COOKIE);
+    HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+fn see_console(cookie: HeaderValue) -> Response {
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    response.headers_mut().insert(header::LOCATION, HeaderValue::from_static("/console"));
+    response.headers_mut().insert(header::SET_COOKIE, cookie);
+    with_security_headers(response, "text/plain; charset=utf-8")
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginForm {
+    key: Option<String>,
+}
+
+async fn login(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
+    let sessions = sessions(&state)?;
+    let client = state.ip_limiter.key_of(&request);
+    if !sessions.may_try(&client) {
+        let mut page = login_page(StatusCode::TOO_MANY_REQUESTS, "Too many wrong keys from this address: wait a minute.");
+        page.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+        return Ok(page);
+    }
+    let secure = over_https(&state, &request);
+    let typed = match Form::<LoginForm>::from_request(request, &state).await {
+        Ok(Form(form)) => form.key.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    if !sessions.key_matches(typed.trim()) {
+        sessions.record_failure(&client);
+        tracing::warn!("console sign-in refused: wrong admin key");
+        return Ok(login_page(StatusCode::UNAUTHORIZED, "That is not the admin key."));
+    }
+    let (cookie, _) = sessions.issue();
+    tracing::info!("console sign-in");
+    Ok(see_console(session_cookie(&cookie, session::LIFETIME.as_secs(), secure)))
+}
+
+#[derive(Debug, Deserialize)]
+struct LogoutForm {
+    csrf: Option<String>,
+}
+
+async fn logout(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
+    let sessions = sessions(&state)?;
+    let secure = over_https(&state, &request);
+    let session = current(&state, request.headers()).ok_or(ApiError::CsrfRequired)?;
+    let header_token = request.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let token = match header_token {
+        Some(token) => Some(token),
+        None => Form::<LogoutForm>::from_request(request, &state).await.ok().and_then(|Form(f)| f.csrf),
+    };
+    if !token.is_some_and(|t| sessions.csrf_matches(&session, &t)) {
+        return Err(ApiError::CsrfRequired);
+    }
+    sessions.revoke(&session);
+    Ok(see_console(session_cookie("", 0, secure)))
+}
+
+/// For `/admin/*` requests without the admin key: a console session, and for anything but a read
+/// its CSRF token. None when the request carries no console cookie at all (then it is simply
+/// unauthenticated).
+pub fn authorize(state: &AppState, request: &Request) -> Option<Result<(), ApiError>> {
+    let has_cookie = request
+        .headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|c| session::cookie_value(c, session::COOKIE).is_some());
+    if !has_cookie || state.console.is_none() {
+        return None;
+    }
+    let read = matches!(*request.method(), Method::GET | Method::HEAD);
+    let Some(session) = current(state, request.headers()) else {
+        return Some(Err(if read { ApiError::Unauthorized } else { ApiError::CsrfRequired }));
+    };
+    if read {
+        return Some(Ok(()));
+    }
+    let sessions = state.console.as_deref()?;
+    let token = request.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+    Some(if token.is_some_and(|t| sessions.csrf_matches(&session, t)) { Ok(()) } else { Err(ApiError::CsrfRequired) })
+}

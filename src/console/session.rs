@@ -1,0 +1,162 @@
+//! Console sign-in: a stateless session cookie (expiry and nonce, HMAC-signed with a key derived
+//! from the admin key, so rotating the key signs everyone out), a CSRF token derived from the same
+//! nonce, sign-out revocation, and the wrong-key limit per client address.
+
+use hmac::{Hmac, Mac};
+use parking_lot::Mutex;
+use sha2::{Digest, Sha256};
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+type HmacSha256 = Hmac<Sha256>;
+
+pub const COOKIE: &str = "velochat_console";
+pub const LIFETIME: Duration = Duration::from_secs(12 * 3600);
+/// Wrong keys allowed from one address per minute.
+pub const MAX_FAILURES: usize = 5;
+const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+
+/// A verified session: its nonce names it (for the CSRF token and revocation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleSession {
+    pub nonce: String,
+    pub expires_at: i64,
+}
+
+pub struct Sessions {
+    key: [u8; 32],
+    admin_key: Vec<u8>,
+    revoked: Mutex<HashMap<String, i64>>,
+    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+}
+
+fn now_secs() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+impl Sessions {
+    pub fn new(admin_key: &str) -> Self {
+        let key: [u8; 32] = Sha256::new().chain_update(b"velochat-console-session\0").chain_update(admin_key).finalize().into();
+        Self { key, admin_key: admin_key.as_bytes().to_vec(), revoked: Mutex::default(), failures: Mutex::default() }
+    }
+
+    fn mac(&self, parts: &[&str]) -> HmacSha256 {
+        let mut mac = HmacSha256::new_from_slice(&self.key).expect("hmac takes any key length");
+        for part in parts {
+            mac.update(part.as_bytes());
+            mac.update(b"\0");
+        }
+        mac
+    }
+
+    /// Constant-time check of a typed admin key.
+    pub fn key_matches(&self, typed: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        let (a, b) = (Sha256::digest(typed.as_bytes()), Sha256::digest(&self.admin_key));
+        !self.admin_key.is_empty() && bool::from(a.ct_eq(&b))
+    }
+
+    /// A new session's cookie value.
+    pub fn issue(&self) -> (String, ConsoleSession) {
+        let nonce = uuid::Uuid::new_v4().simple().to_string();
+        let expires_at = now_secs() + LIFETIME.as_secs() as i64;
+        let expiry = expires_at.to_string();
+        let tag = hex::encode(self.mac(&["session", &expiry, &nonce]).finalize().into_bytes());
+        (format!("{expiry}.{nonce}.{tag}"), ConsoleSession { nonce, expires_at })
+    }
+
+    /// The session a cookie value names, if it is genuine, unexpired and not signed out.
+    pub fn verify(&self, value: &str) -> Option<ConsoleSession> {
+        let mut parts = value.splitn(3, '.');
+        let (expiry, nonce, tag) = (parts.next()?, parts.next()?, parts.next()?);
+        let tag = hex::decode(tag).ok()?;
+        self.mac(&["session", expiry, nonce]).verify_slice(&tag).ok()?;
+        let expires_at: i64 = expiry.parse().ok()?;
+        if expires_at <= now_secs() || self.revoked.lock().contains_key(nonce) {
+            return None;
+        }
+        Some(ConsoleSession { nonce: nonce.to_owned(), expires_at })
+    }
+
+    pub fn csrf_token(&self, session: &ConsoleSession) -> String {
+        hex::encode(self.mac(&["csrf", &session.nonce]).finalize().into_bytes())
+    }
+
+    pub fn csrf_matches(&self, session: &ConsoleSession, given: &str) -> bool {
+        let Ok(given) = hex::decode(given) else { return false };
+        self.mac(&["csrf", &session.nonce]).verify_slice(&given).is_ok()
+    }
+
+    /// Signs a session out on this replica (the browser drops the cookie too).
+    pub fn revoke(&self, session: &ConsoleSession) {
+        let now = now_secs();
+        let mut revoked = self.revoked.lock();
+        revoked.retain(|_, expires_at| *expires_at > now);
+        revoked.insert(session.nonce.clone(), session.expires_at);
+    }
+
+    /// Whether `client` may try a key now (fewer than five wrong ones in the last minute).
+    pub fn may_try(&self, client: &str) -> bool {
+        let mut failures = self.failures.lock();
+        let Some(recent) = failures.get_mut(client) else { return true };
+        while recent.front().is_some_and(|at| at.elapsed() >= FAILURE_WINDOW) {
+            recent.pop_front();
+        }
+        if recent.is_empty() {
+            failures.remove(client);
+            return true;
+        }
+        recent.len() < MAX_FAILURES
+    }
+
+    pub fn record_failure(&self, client: &str) {
+        let mut failures = self.failures.lock();
+        if failures.len() > 10_000 {
+            failures.retain(|_, recent| recent.back().is_some_and(|at| at.elapsed() < FAILURE_WINDOW));
+        }
+        failures.entry(client.to_owned()).or_default().push_back(Instant::now());
+    }
+}
+
+/// The value of cookie `name` in a `Cookie` header.
+pub fn cookie_value<'a>(header: &'a str, name: &str) -> Option<&'a str> {
+    header.split(';').map(str::trim).find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cookie_verifies_until_tampered_or_signed_out() {
+        let sessions = Sessions::new("admin-key");
+        let (cookie, session) = sessions.issue();
+        assert_eq!(sessions.verify(&cookie), Some(session.clone()));
+        let forged = cookie.replacen(&session.expires_at.to_string(), &(session.expires_at + 999).to_string(), 1);
+        assert_eq!(sessions.verify(&forged), None, "a longer life is not for the taking");
+        assert_eq!(Sessions::new("another-key").verify(&cookie), None, "rotating the key signs everyone out");
+        let token = sessions.csrf_token(&session);
+        assert!(sessions.csrf_matches(&session, &token));
+        assert!(!sessions.csrf_matches(&session, "00"));
+        sessions.revoke(&session);
+        assert_eq!(sessions.verify(&cookie), None);
+    }
+
+    #[test]
+    fn five_wrong_keys_in_a_minute_then_no_more_tries() {
+        let sessions = Sessions::new("k");
+        assert!(sessions.key_matches("k") && !sessions.key_matches("K") && !sessions.key_matches(""));
+        for _ in 0..MAX_FAILURES {
+            assert!(sessions.may_try("1.2.3.4"));
+            sessions.record_failure("1.2.3.4");
+        }
+        assert!(!sessions.may_try("1.2.3.4"));
+        assert!(sessions.may_try("5.6.7.8"), "per address");
+    }
+
+    #[test]
+    fn finds_the_cookie_among_others() {
+        assert_eq!(cookie_value("a=1; velochat_console=x.y.z; b=2", COOKIE), Some("x.y.z"));
+        assert_eq!(cookie_value("velochat_consoleX=1", COOKIE), None);
+    }
+}
