@@ -129,8 +129,13 @@ pub struct ReportQuery {
 }
 
 fn day(raw: &str, field: &str) -> Result<chrono::NaiveDate, ApiError> {
-    chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d")
-        .map_err(|_| ApiError::Invalid(crate::domain::InvalidField::new(field, "invalid_field", format!("`{field}` must be a date like 2026-11-30"))))
+    chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d").map_err(|_| {
+        ApiError::Invalid(crate::domain::InvalidField::new(
+            field,
+            "invalid_field",
+            format!("`{field}` must be a date like 2026-11-30"),
+        ))
+    })
 }
 
 /// `[from 00:00, to + 1 day)` in UTC, from `from`/`to` (either may be left out: a week). Reversed
@@ -172,8 +177,9 @@ pub async fn report(State(state): State<AppState>, Query(query): Query<ReportQue
         crate::report::build_between(durable, since, until, &state.settings).await
     } else {
         let since = query.since.as_deref().unwrap_or("7d");
-        let window = crate::report::parse_since(since)
-            .map_err(|e| ApiError::Invalid(crate::domain::InvalidField::new("since", "invalid_field", e.to_string())))?;
+        let window = crate::report::parse_since(since).map_err(|e| {
+            ApiError::Invalid(crate::domain::InvalidField::new("since", "invalid_field", e.to_string()))
+        })?;
         crate::report::build(durable, window, &state.settings).await
     };
     let report = built.map_err(|e| ApiError::Unavailable(format!("report failed: {e}")))?;

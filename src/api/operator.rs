@@ -33,13 +33,17 @@ pub struct OverviewQuery {
         (status = 403, description = "Admin routes disabled"),
         (status = 503, description = "The durable store failed")
     ), security(("bearer" = [])))]
-pub async fn overview(State(state): State<AppState>, Query(query): Query<OverviewQuery>) -> Result<Json<Value>, ApiError> {
-    let days = match query.days.as_deref() {
-        None | Some("") => 30,
-        Some(raw) => raw.parse::<u32>().ok().filter(|d| (1..=90).contains(d)).ok_or_else(|| {
-            InvalidField::new("days", "invalid_field", "`days` must be a whole number from 1 to 90")
-        })?,
-    };
+pub async fn overview(
+    State(state): State<AppState>,
+    Query(query): Query<OverviewQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let days =
+        match query.days.as_deref() {
+            None | Some("") => 30,
+            Some(raw) => raw.parse::<u32>().ok().filter(|d| (1..=90).contains(d)).ok_or_else(|| {
+                InvalidField::new("days", "invalid_field", "`days` must be a whole number from 1 to 90")
+            })?,
+        };
     let now = chrono::Utc::now().timestamp_millis();
     let since = now - now.rem_euclid(86_400_000) - i64::from(days - 1) * 86_400_000;
     let durable = state.orchestrator.durable();

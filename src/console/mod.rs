@@ -120,7 +120,8 @@ async fn login(State(state): State<AppState>, request: Request) -> Result<Respon
     let sessions = sessions(&state)?;
     let client = state.ip_limiter.key_of(&request);
     if !sessions.may_try(&client) {
-        let mut page = login_page(StatusCode::TOO_MANY_REQUESTS, "Too many wrong keys from this address: wait a minute.");
+        let mut page =
+            login_page(StatusCode::TOO_MANY_REQUESTS, "Too many wrong keys from this address: wait a minute.");
         page.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
         return Ok(page);
     }

@@ -36,7 +36,8 @@ fn now_secs() -> i64 {
 
 impl Sessions {
     pub fn new(admin_key: &str) -> Self {
-        let key: [u8; 32] = Sha256::new().chain_update(b"velochat-console-session\0").chain_update(admin_key).finalize().into();
+        let key: [u8; 32] =
+            Sha256::new().chain_update(b"velochat-console-session\0").chain_update(admin_key).finalize().into();
         Self { key, admin_key: admin_key.as_bytes().to_vec(), revoked: Mutex::default(), failures: Mutex::default() }
     }
 

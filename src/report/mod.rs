@@ -242,7 +242,9 @@ pub fn daily(events: &[EventRecord], days: u32, now_ms: i64, low_confidence: f64
                 events.iter().filter(|e| e.ts_ms >= start && e.ts_ms < start + DAY_MS).cloned().collect();
             let r = compute(&day_events, start, start + DAY_MS, low_confidence);
             Day {
-                date: chrono::DateTime::from_timestamp_millis(start).map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_default(),
+                date: chrono::DateTime::from_timestamp_millis(start)
+                    .map(|t| t.format("%Y-%m-%d").to_string())
+                    .unwrap_or_default(),
                 replies: r.replies,
                 sessions: r.sessions,
                 first_response_ms: Percentiles { p99: None, ..r.first_response_ms },
