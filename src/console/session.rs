@@ -42,6 +42,7 @@ impl Sessions {
     }
 
     fn mac(&self, parts: &[&str]) -> HmacSha256 {
+        #[allow(clippy::expect_used)] // HMAC accepts keys of any length
         let mut mac = HmacSha256::new_from_slice(&self.key).expect("hmac takes any key length");
         for part in parts {
             mac.update(part.as_bytes());
