@@ -12,7 +12,7 @@ use crate::server::{is_loopback, serve, tls_acceptor, ServeOptions};
 use crate::state::{AppState, Lifecycle};
 use crate::store::memory::MemoryStore;
 use crate::store::{durable, StateStore};
-use crate::support::{OutboxWorker, SupportOutbox, WebhookClient};
+use crate::support::{OutboxWorker, SupportOutbox, TranscriptSink, WebhookClient};
 use crate::telemetry::{EventSink, Metrics};
 use anyhow::{bail, Context};
 use std::net::SocketAddr;
@@ -32,6 +32,7 @@ pub struct Application {
     /// Stops the background tasks once requests have drained.
     background_stop: CancellationToken,
     event_writer: JoinHandle<()>,
+    transcript_writer: JoinHandle<()>,
     /// Installed before the ready line, so a SIGTERM right after start-up is not lost.
     terminate: Option<tokio::signal::unix::Signal>,
 }
@@ -131,6 +132,7 @@ impl Application {
         let upstream = if o.h2c { http_client(ms(o.connect_timeout_ms), true, &o.ca_cert)? } else { http.clone() };
         let (events, event_writer) =
             EventSink::start(durable.clone(), s.events.queue_capacity, metrics.clone(), background_stop.clone());
+        let (transcripts, transcript_writer) = TranscriptSink::start(durable.clone(), background_stop.clone());
         let wake = Arc::new(Notify::new());
         let orchestrator = Arc::new(Orchestrator::new(
             settings.clone(),
@@ -142,6 +144,7 @@ impl Application {
                 metrics: metrics.clone(),
                 events,
                 support: SupportOutbox::new(durable.clone(), wake.clone(), s.privacy.hash_salt.expose()),
+                transcripts,
                 signer,
             },
         )?);
@@ -184,7 +187,17 @@ impl Application {
         let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tracing::info!(%address, tls = tls.is_some(), durable = durable.backend(), store = store.health().as_str(),
                        model = %o.model, workers = crate::server::runtime::workers(), "velochat ready");
-        Ok(Self { listener, address, state, tls, background, background_stop, event_writer, terminate })
+        Ok(Self {
+            listener,
+            address,
+            state,
+            tls,
+            background,
+            background_stop,
+            event_writer,
+            transcript_writer,
+            terminate,
+        })
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -232,6 +245,7 @@ impl Application {
         signals.abort();
         self.background_stop.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.event_writer).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.transcript_writer).await;
         for task in self.background {
             let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
         }

@@ -30,6 +30,7 @@ pub struct Collaborators {
     pub metrics: Arc<Metrics>,
     pub events: EventSink,
     pub support: SupportOutbox,
+    pub transcripts: crate::support::TranscriptSink,
     pub signer: Signer,
 }
 
@@ -86,6 +87,7 @@ impl Orchestrator {
             metrics: with.metrics,
             events: with.events,
             support: with.support,
+            transcripts: with.transcripts,
             settings,
         })
     }

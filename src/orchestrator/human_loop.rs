@@ -53,13 +53,10 @@ impl Orchestrator {
         let at = transition.at_ms;
         let led_to_it: Vec<SessionMessage> =
             state.recent_visitor.iter().map(|t| stored(id, episode, "visitor", t.clone(), at)).collect();
-        if let Err(e) = self.durable.handoff_started(&record, &led_to_it).await {
-            tracing::error!(error = %e, "handoff not recorded: no SLA or first-response time for it");
-        }
+        self.transcripts.handoff(record, led_to_it);
     }
 
-    /// A visitor's message while a person owns the session, as a transcript line (written with
-    /// the `message` event that forwards it: one write).
+    /// A visitor's message while a person owns the session, as a transcript line.
     pub(super) fn visitor_line(&self, id: &str, state: &SessionState, text: &str) -> SessionMessage {
         stored(id, i64::from(state.handoffs), "visitor", self.keepable(text), now_ms())
     }
@@ -71,6 +68,8 @@ impl Orchestrator {
         let request_id = format!("agent:{}", uuid::Uuid::now_v7());
         let now = now_ms();
         self.load_or_recover(id).await;
+        // The handoff this message answers, and what the visitor said, are written before it.
+        self.transcripts.flush().await;
         let state = self
             .store
             .update_session(id, &|s| {
@@ -88,6 +87,7 @@ impl Orchestrator {
             self.publish_transition(id, &state, &request_id, ctx).await;
         }
         let episode = i64::from(state.handoffs);
+        self.transcripts.flush().await;
         let row = SessionMessage {
             author: message.author.clone(),
             ..stored(id, episode, "agent", self.keepable(&message.text), now)
@@ -106,6 +106,7 @@ impl Orchestrator {
     /// The session is the bot's again: close the handoff and draft a suggestion from the answer.
     pub(super) async fn handoff_ended(&self, id: &str, state: &SessionState, at_ms: i64) {
         let episode = i64::from(state.handoffs);
+        self.transcripts.flush().await;
         if let Err(e) = self.durable.handoff_released(id, episode, at_ms).await {
             tracing::warn!(error = %e, "handoff release not recorded");
         }
@@ -158,6 +159,7 @@ impl Orchestrator {
     /// Records a breach once (whichever replica or request gets there first): the counter and one
     /// `sla_breached` event through the outbox.
     pub(super) async fn breach(&self, id: &str, episode: i64, started_ms: i64, reason: Option<&str>) {
+        self.transcripts.flush().await;
         match self.durable.handoff_breached(id, episode).await {
             Ok(true) => {}
             Ok(false) => return,
@@ -187,7 +189,6 @@ impl Orchestrator {
                 transcript: &transcript,
                 message: None,
                 waited_ms: Some(waited),
-                transcript_line: None,
             })
             .await;
     }

@@ -60,6 +60,7 @@ pub struct Orchestrator {
     metrics: Arc<Metrics>,
     events: EventSink,
     support: SupportOutbox,
+    transcripts: crate::support::TranscriptSink,
     budget: Budget,
     quotas: Quotas,
     prompt_cache_key: String,

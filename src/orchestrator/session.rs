@@ -211,14 +211,13 @@ impl Orchestrator {
                 transcript: ctx.transcript,
                 message: ctx.message,
                 waited_ms: None,
-                transcript_line: None,
             })
             .await;
     }
 
     /// Forwards a visitor message to the agent who owns the session, and keeps it in the transcript.
     pub(super) async fn forward_to_agent(&self, id: &str, state: &SessionState, context: &TypedContext, text: &str) {
-        let line = self.visitor_line(id, state, text);
+        self.transcripts.line(self.visitor_line(id, state, text));
         let _ = self
             .support
             .publish(SupportEvent {
@@ -230,7 +229,6 @@ impl Orchestrator {
                 transcript: &[],
                 message: Some(text),
                 waited_ms: None,
-                transcript_line: Some(line),
             })
             .await;
     }

@@ -63,8 +63,6 @@ pub struct SupportEvent<'a> {
     pub transcript: &'a [Turn],
     pub message: Option<&'a str>,
     pub waited_ms: Option<i64>,
-    /// Kept in the session's transcript in the same write as the event.
-    pub transcript_line: Option<crate::store::durable::SessionMessage>,
 }
 
 /// One line for a ticket title: what happened, what the visitor said, the order at stake.
@@ -130,7 +128,6 @@ impl SupportOutbox {
             kind: event.kind.as_str().to_owned(),
             payload: serde_json::to_string(&payload).unwrap_or_else(|_| "{}".into()),
             created_ms: chrono::Utc::now().timestamp_millis(),
-            transcript: event.transcript_line,
         };
         let mut delay = Duration::from_millis(20);
         let mut attempt = 0;
@@ -176,7 +173,6 @@ mod tests {
             transcript: &transcript,
             message: None,
             waited_ms: None,
-            transcript_line: None,
         };
         assert_eq!(
             summary(&event),

@@ -2,8 +2,10 @@
 
 pub mod handoff;
 pub mod outbox;
+pub mod transcript;
 pub mod webhook;
 
 pub use handoff::{EventKind, SupportEvent, SupportOutbox};
 pub use outbox::OutboxWorker;
+pub use transcript::TranscriptSink;
 pub use webhook::WebhookClient;

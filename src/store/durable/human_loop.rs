@@ -62,9 +62,13 @@ pub trait HumanLoopStore: Send + Sync {
     async fn append_messages(&self, messages: &[SessionMessage]) -> StoreResult<()>;
     async fn session_messages(&self, session_id: &str, episode: i64) -> StoreResult<Vec<SessionMessage>>;
 
-    /// Records a handoff and the messages that led to it, in one transaction; a second call for
-    /// the same episode adds nothing.
-    async fn handoff_started(&self, record: &HandoffRecord, led_to_it: &[SessionMessage]) -> StoreResult<()>;
+    /// Records handoffs (each with the messages that led to it; a second record of an episode
+    /// adds nothing) and transcript lines, in one transaction.
+    async fn record_handoffs(
+        &self,
+        handoffs: &[(HandoffRecord, Vec<SessionMessage>)],
+        lines: &[SessionMessage],
+    ) -> StoreResult<()>;
     /// The first agent message of the episode: its start and whether anyone waited, or None when
     /// an earlier message (on any replica) was the first.
     async fn handoff_answered(&self, session_id: &str, episode: i64, at_ms: i64) -> StoreResult<Option<(i64, bool)>>;
@@ -132,26 +136,39 @@ fn suggestion_from_row(row: &AnyRow) -> Result<SuggestionRecord, sqlx::Error> {
     })
 }
 
+/// Messages per insert statement.
+const MESSAGE_ROWS: usize = 32;
+
 impl SqlStore {
+    /// Many rows per statement (one round trip to SQLite's connection thread per 32 messages).
     pub(super) async fn insert_messages(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         messages: &[SessionMessage],
     ) -> StoreResult<()> {
-        let insert = self.sql(
-            "INSERT INTO velochat_session_messages (session_id, episode, role, text, author, at_ms)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        );
-        for m in messages {
-            sqlx::query(&insert)
-                .bind(m.session_id.clone())
-                .bind(m.episode)
-                .bind(m.role.clone())
-                .bind(m.text.clone())
-                .bind(m.author.clone())
-                .bind(m.at_ms)
-                .execute(&mut **tx)
-                .await?;
+        for block in messages.chunks(MESSAGE_ROWS) {
+            let rows: Vec<String> = (0..block.len())
+                .map(|i| {
+                    let n = i * 6;
+                    format!("(${}, ${}, ${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4, n + 5, n + 6)
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO velochat_session_messages (session_id, episode, role, text, author, at_ms) VALUES {}",
+                rows.join(", ")
+            );
+            let sql = if self.is_sqlite() { sql.replace('$', "?") } else { sql };
+            let mut query = sqlx::query(&sql);
+            for m in block {
+                query = query
+                    .bind(m.session_id.clone())
+                    .bind(m.episode)
+                    .bind(m.role.clone())
+                    .bind(m.text.clone())
+                    .bind(m.author.clone())
+                    .bind(m.at_ms);
+            }
+            query.execute(&mut **tx).await?;
         }
         Ok(())
     }
@@ -164,6 +181,7 @@ fn all<T>(rows: &[AnyRow], convert: fn(&AnyRow) -> Result<T, sqlx::Error>) -> St
 #[async_trait]
 impl HumanLoopStore for SqlStore {
     async fn append_messages(&self, messages: &[SessionMessage]) -> StoreResult<()> {
+        let _writer = self.writing().await;
         let mut tx = self.pool.begin().await?;
         self.insert_messages(&mut tx, messages).await?;
         tx.commit().await?;
@@ -191,29 +209,41 @@ impl HumanLoopStore for SqlStore {
         })
     }
 
-    async fn handoff_started(&self, r: &HandoffRecord, led_to_it: &[SessionMessage]) -> StoreResult<()> {
+    async fn record_handoffs(
+        &self,
+        handoffs: &[(HandoffRecord, Vec<SessionMessage>)],
+        lines: &[SessionMessage],
+    ) -> StoreResult<()> {
+        let _writer = self.writing().await;
         let mut tx = self.pool.begin().await?;
-        self.insert_messages(&mut tx, led_to_it).await?;
-        sqlx::query(&self.sql(
+        let insert = self.sql(
             "INSERT INTO velochat_handoffs
                (session_id, episode, started_ms, reason, awaited, first_agent_ms, sla_breached, released_ms)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (session_id, episode) DO NOTHING",
-        ))
-        .bind(r.session_id.clone())
-        .bind(r.episode)
-        .bind(r.started_ms)
-        .bind(r.reason.clone())
-        .bind(i64::from(r.awaited))
-        .bind(r.first_agent_ms)
-        .bind(i64::from(r.sla_breached))
-        .bind(r.released_ms)
-        .execute(&mut *tx)
-        .await?;
+        );
+        for (r, led_to_it) in handoffs {
+            let added = sqlx::query(&insert)
+                .bind(r.session_id.clone())
+                .bind(r.episode)
+                .bind(r.started_ms)
+                .bind(r.reason.clone())
+                .bind(i64::from(r.awaited))
+                .bind(r.first_agent_ms)
+                .bind(i64::from(r.sla_breached))
+                .bind(r.released_ms)
+                .execute(&mut *tx)
+                .await?;
+            if added.rows_affected() == 1 {
+                self.insert_messages(&mut tx, led_to_it).await?;
+            }
+        }
+        self.insert_messages(&mut tx, lines).await?;
         tx.commit().await?;
         Ok(())
     }
 
     async fn handoff_answered(&self, session_id: &str, episode: i64, at_ms: i64) -> StoreResult<Option<(i64, bool)>> {
+        let _writer = self.writing().await;
         let row = sqlx::query(&self.sql(
             "UPDATE velochat_handoffs SET first_agent_ms = $1
              WHERE session_id = $2 AND episode = $3 AND first_agent_ms IS NULL RETURNING started_ms, awaited",
@@ -250,6 +280,7 @@ impl HumanLoopStore for SqlStore {
     }
 
     async fn handoff_released(&self, session_id: &str, episode: i64, at_ms: i64) -> StoreResult<()> {
+        let _writer = self.writing().await;
         sqlx::query(&self.sql(
             "UPDATE velochat_handoffs SET released_ms = $1
              WHERE session_id = $2 AND episode = $3 AND released_ms IS NULL",

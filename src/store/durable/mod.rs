@@ -49,9 +49,6 @@ pub struct OutboxEvent {
     pub kind: String,
     pub payload: String,
     pub created_ms: i64,
-    /// A transcript line written in the same transaction (the visitor's message to an agent):
-    /// one write per message, not two.
-    pub transcript: Option<SessionMessage>,
 }
 
 /// A claimed outbox row, ready to deliver.

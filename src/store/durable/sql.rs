@@ -19,6 +19,9 @@ pub struct SqlStore {
     /// PostgreSQL only: a native pool for the event batches (typed arrays, which `Any` cannot bind).
     events_pool: Option<sqlx::PgPool>,
     backend: Backend,
+    /// SQLite takes one writer at a time: writers queue here instead of in SQLite's busy handler,
+    /// which sleeps in steps of milliseconds (None on PostgreSQL, which has row locks).
+    write_gate: Option<tokio::sync::Mutex<()>>,
 }
 
 /// SQLite's `?N` is the same numbered placeholder as PostgreSQL's `$N`.
@@ -125,9 +128,22 @@ impl SqlStore {
             ),
             Backend::Sqlite => None,
         };
-        let store = Self { pool, events_pool, backend };
+        let write_gate = (backend == Backend::Sqlite).then(|| tokio::sync::Mutex::new(()));
+        let store = Self { pool, events_pool, backend, write_gate };
         store.migrate().await?;
         Ok(store)
+    }
+
+    pub(super) fn is_sqlite(&self) -> bool {
+        self.backend == Backend::Sqlite
+    }
+
+    /// Held for the length of a write (SQLite only).
+    pub(super) async fn writing(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.write_gate {
+            Some(gate) => Some(gate.lock().await),
+            None => None,
+        }
     }
 
     pub(super) fn sql(&self, text: &'static str) -> Cow<'static, str> {
@@ -176,6 +192,7 @@ impl DurableStore for SqlStore {
     }
 
     async fn append_events(&self, events: &[EventRecord]) -> StoreResult<()> {
+        let _writer = self.writing().await;
         if events.is_empty() {
             return Ok(());
         }
@@ -194,10 +211,7 @@ impl DurableStore for SqlStore {
     }
 
     async fn enqueue(&self, event: &OutboxEvent) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
-        if let Some(line) = &event.transcript {
-            self.insert_messages(&mut tx, std::slice::from_ref(line)).await?;
-        }
+        let _writer = self.writing().await;
         sqlx::query(&self.sql(
             "INSERT INTO velochat_outbox (id, session_id, session_hash, kind, payload, created_ms, next_attempt_ms)
              VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (id) DO NOTHING",
@@ -208,13 +222,13 @@ impl DurableStore for SqlStore {
         .bind(event.kind.clone())
         .bind(event.payload.clone())
         .bind(event.created_ms)
-        .execute(&mut *tx)
+        .execute(&self.pool)
         .await?;
-        tx.commit().await?;
         Ok(())
     }
 
     async fn claim_due(&self, worker: &str, now_ms: i64, lease_ms: i64, limit: i64) -> StoreResult<Vec<OutboxRow>> {
+        let _writer = self.writing().await;
         let claim = match self.backend {
             Backend::Postgres => Cow::Borrowed(CLAIM_POSTGRES),
             Backend::Sqlite => self.sql(CLAIM_SQLITE),
@@ -244,6 +258,7 @@ impl DurableStore for SqlStore {
     }
 
     async fn mark_delivered(&self, seq: i64, now_ms: i64) -> StoreResult<()> {
+        let _writer = self.writing().await;
         sqlx::query(&self.sql(
             "UPDATE velochat_outbox SET delivered_ms = $1, claimed_until_ms = 0, last_error = NULL WHERE seq = $2",
         ))
@@ -255,6 +270,7 @@ impl DurableStore for SqlStore {
     }
 
     async fn mark_retry(&self, seq: i64, next_attempt_ms: i64, error: &str) -> StoreResult<()> {
+        let _writer = self.writing().await;
         sqlx::query(&self.sql(
             "UPDATE velochat_outbox SET next_attempt_ms = $1, claimed_until_ms = 0, last_error = $2 WHERE seq = $3",
         ))
@@ -274,6 +290,7 @@ impl DurableStore for SqlStore {
     }
 
     async fn set_human(&self, session_id: &str, since_ms: i64, reason: &str) -> StoreResult<()> {
+        let _writer = self.writing().await;
         sqlx::query(&self.sql(
             "INSERT INTO velochat_human_sessions (session_id, since_ms, reason) VALUES ($1, $2, $3)
              ON CONFLICT (session_id) DO UPDATE SET since_ms = excluded.since_ms, reason = excluded.reason",
@@ -287,6 +304,7 @@ impl DurableStore for SqlStore {
     }
 
     async fn clear_human(&self, session_id: &str) -> StoreResult<bool> {
+        let _writer = self.writing().await;
         let done = sqlx::query(&self.sql("DELETE FROM velochat_human_sessions WHERE session_id = $1"))
             .bind(session_id.to_owned())
             .execute(&self.pool)
