@@ -118,11 +118,18 @@ struct LoginForm {
 
 async fn login(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
     let sessions = sessions(&state)?;
+    // Every attempt counts against the address, on whichever replica it lands: five wrong keys
+    // in a minute leave no room for a sixth try.
     let client = state.ip_limiter.key_of(&request);
-    if !sessions.may_try(&client) {
-        let mut page =
-            login_page(StatusCode::TOO_MANY_REQUESTS, "Too many wrong keys from this address: wait a minute.");
-        page.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+    let store = state.orchestrator.store();
+    let decision = store.rate_check(crate::rate::LimitKind::ConsoleSignIn, &client, session::SIGN_IN_QUOTA).await;
+    if !decision.allowed {
+        state.metrics.rate_limited.with_label_values(&["console_sign_in"]).inc();
+        let message = "Too many sign-in attempts from this address: wait a minute.";
+        let mut page = login_page(StatusCode::TOO_MANY_REQUESTS, message);
+        if let Ok(value) = HeaderValue::from_str(&decision.retry_after_secs().max(1).to_string()) {
+            page.headers_mut().insert(header::RETRY_AFTER, value);
+        }
         return Ok(page);
     }
     let secure = over_https(&state, &request);
@@ -131,7 +138,6 @@ async fn login(State(state): State<AppState>, request: Request) -> Result<Respon
         Err(_) => String::new(),
     };
     if !sessions.key_matches(typed.trim()) {
-        sessions.record_failure(&client);
         tracing::warn!("console sign-in refused: wrong admin key");
         return Ok(login_page(StatusCode::UNAUTHORIZED, "That is not the admin key."));
     }

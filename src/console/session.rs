@@ -1,20 +1,20 @@
 //! Console sign-in: a stateless session cookie (expiry and nonce, HMAC-signed with a key derived
 //! from the admin key, so rotating the key signs everyone out), a CSRF token derived from the same
-//! nonce, sign-out revocation, and the wrong-key limit per client address.
+//! nonce, and sign-out revocation.
 
 use hmac::{Hmac, Mac};
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
-use std::collections::{HashMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::collections::HashMap;
+use std::time::Duration;
 
 type HmacSha256 = Hmac<Sha256>;
 
 pub const COOKIE: &str = "velochat_console";
 pub const LIFETIME: Duration = Duration::from_secs(12 * 3600);
-/// Wrong keys allowed from one address per minute.
-pub const MAX_FAILURES: usize = 5;
-const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+/// Sign-in attempts allowed from one address: five, then one more every 12 s (GCRA, shared by
+/// every replica through the state store).
+pub const SIGN_IN_QUOTA: crate::rate::Quota = crate::rate::Quota { burst: 5, per_minute: 5 };
 
 /// A verified session: its nonce names it (for the CSRF token and revocation).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,7 +27,6 @@ pub struct Sessions {
     key: [u8; 32],
     admin_key: Vec<u8>,
     revoked: Mutex<HashMap<String, i64>>,
-    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
 }
 
 fn now_secs() -> i64 {
@@ -38,7 +37,7 @@ impl Sessions {
     pub fn new(admin_key: &str) -> Self {
         let key: [u8; 32] =
             Sha256::new().chain_update(b"velochat-console-session\0").chain_update(admin_key).finalize().into();
-        Self { key, admin_key: admin_key.as_bytes().to_vec(), revoked: Mutex::default(), failures: Mutex::default() }
+        Self { key, admin_key: admin_key.as_bytes().to_vec(), revoked: Mutex::default() }
     }
 
     fn mac(&self, parts: &[&str]) -> HmacSha256 {
@@ -96,28 +95,6 @@ impl Sessions {
         revoked.retain(|_, expires_at| *expires_at > now);
         revoked.insert(session.nonce.clone(), session.expires_at);
     }
-
-    /// Whether `client` may try a key now (fewer than five wrong ones in the last minute).
-    pub fn may_try(&self, client: &str) -> bool {
-        let mut failures = self.failures.lock();
-        let Some(recent) = failures.get_mut(client) else { return true };
-        while recent.front().is_some_and(|at| at.elapsed() >= FAILURE_WINDOW) {
-            recent.pop_front();
-        }
-        if recent.is_empty() {
-            failures.remove(client);
-            return true;
-        }
-        recent.len() < MAX_FAILURES
-    }
-
-    pub fn record_failure(&self, client: &str) {
-        let mut failures = self.failures.lock();
-        if failures.len() > 10_000 {
-            failures.retain(|_, recent| recent.back().is_some_and(|at| at.elapsed() < FAILURE_WINDOW));
-        }
-        failures.entry(client.to_owned()).or_default().push_back(Instant::now());
-    }
 }
 
 /// The value of cookie `name` in a `Cookie` header.
@@ -145,15 +122,9 @@ mod tests {
     }
 
     #[test]
-    fn five_wrong_keys_in_a_minute_then_no_more_tries() {
+    fn only_the_admin_key_matches() {
         let sessions = Sessions::new("k");
         assert!(sessions.key_matches("k") && !sessions.key_matches("K") && !sessions.key_matches(""));
-        for _ in 0..MAX_FAILURES {
-            assert!(sessions.may_try("1.2.3.4"));
-            sessions.record_failure("1.2.3.4");
-        }
-        assert!(!sessions.may_try("1.2.3.4"));
-        assert!(sessions.may_try("5.6.7.8"), "per address");
     }
 
     #[test]

@@ -14,10 +14,13 @@ pub enum LimitKind {
     Visitor,
     Ip,
     Caller,
+    /// Console sign-in attempts per client address.
+    ConsoleSignIn,
 }
 
 impl LimitKind {
-    pub const ALL: [LimitKind; 4] = [LimitKind::Session, LimitKind::Visitor, LimitKind::Ip, LimitKind::Caller];
+    pub const ALL: [LimitKind; 5] =
+        [LimitKind::Session, LimitKind::Visitor, LimitKind::Ip, LimitKind::Caller, LimitKind::ConsoleSignIn];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -25,6 +28,7 @@ impl LimitKind {
             LimitKind::Visitor => "visitor",
             LimitKind::Ip => "ip",
             LimitKind::Caller => "caller",
+            LimitKind::ConsoleSignIn => "console_sign_in",
         }
     }
 }

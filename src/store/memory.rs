@@ -14,7 +14,7 @@ const SHARDS: usize = 16;
 type SessionShard = HashMap<String, (SessionState, Instant)>;
 
 pub struct MemoryStore {
-    limiters: [LocalLimiter; 4],
+    limiters: [LocalLimiter; LimitKind::ALL.len()],
     sessions: Vec<Mutex<SessionShard>>,
     hasher: std::collections::hash_map::RandomState,
     session_ttl: Duration,

@@ -7,6 +7,7 @@ mod services;
 
 mod anomaly;
 mod compat;
+mod console_replicas;
 mod core;
 mod durability;
 mod faults;

@@ -215,7 +215,8 @@ test('five wrong keys from one address in a minute are followed by 429', async (
     for (let i = 0; i < 5; i += 1) assert.equal((await attempt('wrong')).status, 401);
     const blocked = await attempt(ADMIN);
     assert.equal(blocked.status, 429, 'even the right key waits');
-    assert.equal(blocked.headers.get('retry-after'), '60');
+    const retry = Number(blocked.headers.get('retry-after'));
+    assert.ok(retry >= 1 && retry <= 60, `Retry-After ${retry}`);
   } finally {
     other.stop();
   }
