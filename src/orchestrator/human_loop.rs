@@ -4,7 +4,7 @@
 
 use super::session::{SessionView, TransitionContext};
 use super::Orchestrator;
-use crate::domain::{AgentMessage, HandoffReason, Role, Turn};
+use crate::domain::{AgentMessage, Role, Turn};
 use crate::store::durable::{HandoffRecord, SessionMessage, SuggestionRecord};
 use crate::store::{Mode, SessionState, StoreError, Transition};
 use crate::support::{EventKind, SupportEvent};
@@ -65,28 +65,10 @@ impl Orchestrator {
     /// message is kept, and the first one after a handoff times the wait. Err only when the
     /// message could not be kept (the caller answers 503 and may retry).
     pub async fn agent_message(&self, id: &str, message: &AgentMessage) -> Result<SessionView, StoreError> {
-        let request_id = format!("agent:{}", uuid::Uuid::now_v7());
         let now = now_ms();
-        self.load_or_recover(id).await;
-        // The handoff this message answers, and what the visitor said, are written before it.
-        self.transcripts.flush().await;
-        let state = self
-            .store
-            .update_session(id, &|s| {
-                if s.first_seen_ms == 0 {
-                    s.first_seen_ms = now;
-                    s.last_seen_ms = now;
-                }
-                s.hand_over(HandoffReason::AgentTakeover.as_str(), now, &request_id);
-                s.first_agent_ms.get_or_insert(now);
-            })
-            .await?;
-        if state.transition_by(&request_id).is_some() {
-            self.metrics.handoffs.with_label_values(&[HandoffReason::AgentTakeover.as_str()]).inc();
-            let ctx = TransitionContext { awaited: false, ..TransitionContext::NONE };
-            self.publish_transition(id, &state, &request_id, ctx).await;
-        }
+        let state = self.hand_to_agent(id, Some(now)).await?;
         let episode = i64::from(state.handoffs);
+        // The handoff this message answers, and what the visitor said, are written before it.
         self.transcripts.flush().await;
         let row = SessionMessage {
             author: message.author.clone(),
