@@ -8,17 +8,18 @@ use velochat::support::webhook;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const ADMIN: &str = "handoff-admin";
-const SECRET: &str = "whsec-test";
+pub const ADMIN: &str = "handoff-admin";
+pub const SECRET: &str = "whsec-test";
 
-fn settings(hook: &str, extra: &str) -> String {
+/// The admin key, and a signed webhook to `hook` retried fast.
+pub fn settings(hook: &str, extra: &str) -> String {
     format!(
         "[auth]\nadmin_key = \"{ADMIN}\"\n[webhook]\nurl = \"{hook}/hook\"\nsecret = \"{SECRET}\"\nretry_base_ms = 50\n\
          retry_max_ms = 200\npoll_interval_ms = 50\n{extra}"
     )
 }
 
-async fn hook_accepting() -> MockServer {
+pub async fn hook_accepting() -> MockServer {
     let hook = MockServer::start().await;
     Mock::given(method("POST")).and(path("/hook")).respond_with(ResponseTemplate::new(204)).mount(&hook).await;
     hook
@@ -56,7 +57,7 @@ async fn successful(hook: &MockServer) -> Vec<Value> {
         .collect()
 }
 
-async fn model_says(app: &TestApp, reply: Value) {
+pub async fn model_says(app: &TestApp, reply: Value) {
     app.upstream.reset().await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(200).set_body_json(reply))

@@ -2,30 +2,15 @@
 //! knowledge-base document the next visitor's paraphrase is grounded in; the handoff SLA; agent
 //! messages' contract.
 
+use crate::handoff::{hook_accepting, model_says, settings, ADMIN, SECRET};
 use crate::helpers::*;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use velochat::support::webhook;
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::MockServer;
 
-pub const ADMIN: &str = "loop-admin";
-const SECRET: &str = "whsec-loop";
 const AGENT_ANSWER: &str =
     "Yes: waterproof tents ship to Iceland in 5 to 7 working days, and customs duties are paid on delivery.";
-
-fn settings(hook: &str, extra: &str) -> String {
-    format!(
-        "[auth]\nadmin_key = \"{ADMIN}\"\n[webhook]\nurl = \"{hook}/hook\"\nsecret = \"{SECRET}\"\nretry_base_ms = 50\n\
-         retry_max_ms = 200\npoll_interval_ms = 50\n{extra}"
-    )
-}
-
-async fn hook_accepting() -> MockServer {
-    let hook = MockServer::start().await;
-    Mock::given(method("POST")).and(path("/hook")).respond_with(ResponseTemplate::new(204)).mount(&hook).await;
-    hook
-}
 
 /// Delivered events of `kind`, each checked for a valid signature.
 async fn delivered(hook: &MockServer, kind: &str) -> Vec<Value> {
@@ -41,14 +26,6 @@ async fn delivered(hook: &MockServer, kind: &str) -> Vec<Value> {
         out.push(body);
     }
     out
-}
-
-async fn model_says(app: &TestApp, reply: Value) {
-    app.upstream.reset().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(reply))
-        .mount(&app.upstream)
-        .await;
 }
 
 pub async fn say(app: &TestApp, session: &str, text: &str) -> Value {

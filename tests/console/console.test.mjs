@@ -4,14 +4,13 @@
 // target/console-screenshots/ (test artefacts; CONSOLE_DOCS_SCREENSHOT=1 also refreshes docs/console.png).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execSync, spawn } from 'node:child_process';
+import { execSync } from 'node:child_process';
 import http from 'node:http';
 import { once } from 'node:events';
-import { copyFileSync, mkdirSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import readline from 'node:readline';
 import { chromium } from 'playwright-core';
+import { startVelochat as startBinary } from '../../velo/test/helpers.mjs';
 
 const ADMIN = 'console-admin-key';
 const CALLER = 'console-caller-key';
@@ -35,25 +34,9 @@ async function fakeOpenAI() {
   return { url: `http://127.0.0.1:${server.address().port}`, close: () => server.close() };
 }
 
-async function startVelochat(env = {}) {
-  const bin = process.env.VELOCHAT_BIN ? resolve(process.env.VELOCHAT_BIN) : join(ROOT, 'target/debug/velochat');
-  const dir = mkdtempSync(join(tmpdir(), 'velochat-console-'));
-  const child = spawn(bin, ['serve'], {
-    env: { PATH: process.env.PATH, VELOCHAT_ADDR: '127.0.0.1:0', DATABASE_URL: `sqlite://${join(dir, 'v.db')}`,
-      VELOCHAT_API_KEYS: CALLER, VELOCHAT_ADMIN_KEY: ADMIN, VELOCHAT_SIGNING_KEY: 'console-signing',
-      OPENAI_API_KEY: 'sk-console-0123456789', OPENAI_BASE_URL: `${openai.url}/v1`, ...env },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  const lines = readline.createInterface({ input: child.stderr });
-  const address = await new Promise((ok, fail) => {
-    const timer = setTimeout(() => fail(new Error('velochat did not become ready')), 20000);
-    child.once('exit', (code) => fail(new Error(`velochat exited with ${code}`)));
-    lines.on('line', (line) => {
-      if (line.includes('velochat ready')) { clearTimeout(timer); ok(JSON.parse(line).address); }
-    });
-  });
-  return { url: `http://${address}`, stop: () => child.kill('SIGTERM') };
-}
+/** The Velo kit's harness starts the binary; the console tests use their own keys and fake OpenAI. */
+const startVelochat = (env = {}) => startBinary({ VELOCHAT_API_KEYS: CALLER, VELOCHAT_ADMIN_KEY: ADMIN,
+  OPENAI_API_KEY: 'sk-console-0123456789', OPENAI_BASE_URL: `${openai.url}/v1`, ...env });
 
 async function call(method, path, body, key = CALLER) {
   const response = await fetch(`${velochat.url}${path}`, { method, headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' },

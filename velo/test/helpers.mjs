@@ -43,7 +43,7 @@ export function structuredCompletion(reply, { confidence = 0.9, intent = 'other'
 
 /** Starts the velochat binary (VELOCHAT_BIN) on port 0 and waits for its ready line. */
 export async function startVelochat(env = {}) {
-  const bin = process.env.VELOCHAT_BIN ? resolve(process.env.VELOCHAT_BIN) : resolve('../target/debug/velochat');
+  const bin = process.env.VELOCHAT_BIN ? resolve(process.env.VELOCHAT_BIN) : resolve(import.meta.dirname, '../../target/debug/velochat');
   const dir = mkdtempSync(join(tmpdir(), 'velochat-kit-'));
   const child = spawn(bin, ['serve'], {
     env: {
