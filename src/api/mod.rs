@@ -24,6 +24,11 @@ use axum::routing::{get, post};
 use axum::Router;
 use error::ApiError;
 
+/// A stored time (ms since the epoch) as the API writes times: RFC 3339, UTC, milliseconds.
+pub(crate) fn rfc3339(ms: i64) -> Option<String> {
+    chrono::DateTime::from_timestamp_millis(ms).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+}
+
 async fn not_found() -> ApiError {
     ApiError::NotFound
 }

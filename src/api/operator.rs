@@ -2,6 +2,7 @@
 //! 30 days, the handoffs a person owns with their SLA state, and one session's transcript.
 
 use super::error::ApiError;
+use super::rfc3339;
 use crate::domain::{InvalidField, SessionId};
 use crate::state::AppState;
 use axum::extract::{Path, Query, State};
@@ -11,10 +12,6 @@ use serde_json::{json, Value};
 
 fn unavailable(e: crate::store::StoreError) -> ApiError {
     ApiError::Unavailable(crate::error_chain::describe(&e))
-}
-
-fn rfc3339(ms: i64) -> Option<String> {
-    chrono::DateTime::from_timestamp_millis(ms).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
 }
 
 #[derive(Debug, Deserialize)]

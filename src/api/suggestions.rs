@@ -3,6 +3,7 @@
 
 use super::error::ApiError;
 use super::extract::{is_json, parse_json, read_body};
+use super::rfc3339;
 use crate::domain::{check_identifier, InvalidField};
 use crate::orchestrator::{suggestion_document_id, SuggestionEdit, SuggestionError};
 use crate::state::AppState;
@@ -17,10 +18,6 @@ use utoipa::ToSchema;
 const STATUSES: [&str; 3] = ["pending", "approved", "rejected"];
 /// An edited body may be as long as any document's.
 const EDIT_BODY_DEADLINE: Duration = Duration::from_secs(30);
-
-fn rfc3339(ms: i64) -> Option<String> {
-    chrono::DateTime::from_timestamp_millis(ms).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-}
 
 /// A suggestion as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]

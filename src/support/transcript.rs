@@ -11,10 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 const LINGER: Duration = Duration::from_millis(50);
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
 const BATCH: usize = 500;
-/// Attempts for what is left once the process is stopping.
-const ATTEMPTS_WHEN_STOPPING: u32 = 4;
 
 enum Job {
     Handoff(HandoffRecord, Vec<SessionMessage>),
@@ -105,25 +102,9 @@ async fn write_batch(
     lines: &[SessionMessage],
     stop: &CancellationToken,
 ) {
-    let mut delay = Duration::from_millis(50);
-    let mut attempts_stopping = 0;
-    for attempt in 1u64.. {
-        let error = match durable.record_handoffs(handoffs, lines).await {
-            Ok(()) => return,
-            Err(error) => error,
-        };
-        if attempt <= 3 || attempt % 10 == 0 {
-            let cause = crate::error_chain::describe(&error);
-            tracing::warn!(error = %cause, handoffs = handoffs.len(), lines = lines.len(), attempt, "transcript write failed; retrying");
-        }
-        if stop.is_cancelled() {
-            attempts_stopping += 1;
-            if attempts_stopping >= ATTEMPTS_WHEN_STOPPING {
-                tracing::error!(handoffs = handoffs.len(), lines = lines.len(), "transcript lines lost at shutdown");
-                return;
-            }
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(MAX_BACKOFF);
+    let records = handoffs.len() + lines.len();
+    let write = || durable.record_handoffs(handoffs, lines);
+    if !crate::store::durable::retry::until_written(stop, "transcript", records, write).await {
+        tracing::error!(handoffs = handoffs.len(), lines = lines.len(), "transcript lines lost at shutdown");
     }
 }

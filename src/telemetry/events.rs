@@ -14,9 +14,6 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 const BATCH: usize = 1000;
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
-/// Attempts for the last batch once the process is stopping (it cannot wait for ever).
-const ATTEMPTS_WHEN_STOPPING: u32 = 4;
 /// How long `/readyz` reports dropping after the last drop.
 const DROPPING_FOR_MS: i64 = 60_000;
 /// After the first event of a batch, wait this long for more: one transaction per batch instead of
@@ -116,29 +113,7 @@ async fn write_events(
     }
 }
 
-/// Writes one batch, retrying with backoff until it is written; gives up only once the process is
-/// stopping and a few more attempts failed.
+/// Writes one batch, retrying with backoff until it is written (false: given up at shutdown).
 async fn write_batch(store: &dyn DurableStore, batch: &[EventRecord], stop: &CancellationToken) -> bool {
-    let mut delay = Duration::from_millis(50);
-    let mut attempts_stopping = 0;
-    for attempt in 1u64.. {
-        let error = match store.append_events(batch).await {
-            Ok(()) => return true,
-            Err(error) => error,
-        };
-        // The first failures, then one line in ten: an outage must not flood the log.
-        if attempt <= 3 || attempt % 10 == 0 {
-            let cause = crate::error_chain::describe(&error);
-            tracing::warn!(error = %cause, events = batch.len(), attempt, "event write failed; retrying");
-        }
-        if stop.is_cancelled() {
-            attempts_stopping += 1;
-            if attempts_stopping >= ATTEMPTS_WHEN_STOPPING {
-                return false;
-            }
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(MAX_BACKOFF);
-    }
-    false
+    crate::store::durable::retry::until_written(stop, "events", batch.len(), || store.append_events(batch)).await
 }

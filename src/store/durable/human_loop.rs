@@ -157,7 +157,7 @@ impl SqlStore {
                 "INSERT INTO velochat_session_messages (session_id, episode, role, text, author, at_ms) VALUES {}",
                 rows.join(", ")
             );
-            let sql = if self.is_sqlite() { sql.replace('$', "?") } else { sql };
+            let sql = self.sql(sql);
             let mut query = sqlx::query(&sql);
             for m in block {
                 query = query

@@ -4,6 +4,7 @@
 mod event_insert;
 mod human_loop;
 mod knowledge;
+pub mod retry;
 mod schema;
 mod sql;
 

@@ -25,9 +25,9 @@ pub struct SqlStore {
 }
 
 /// SQLite's `?N` is the same numbered placeholder as PostgreSQL's `$N`.
-fn dialect(backend: Backend, sql: &'static str) -> Cow<'static, str> {
+fn dialect(backend: Backend, sql: Cow<'static, str>) -> Cow<'static, str> {
     match backend {
-        Backend::Postgres => Cow::Borrowed(sql),
+        Backend::Postgres => sql,
         Backend::Sqlite => Cow::Owned(sql.replace('$', "?")),
     }
 }
@@ -134,10 +134,6 @@ impl SqlStore {
         Ok(store)
     }
 
-    pub(super) fn is_sqlite(&self) -> bool {
-        self.backend == Backend::Sqlite
-    }
-
     /// Held for the length of a write (SQLite only).
     pub(super) async fn writing(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
         match &self.write_gate {
@@ -146,8 +142,9 @@ impl SqlStore {
         }
     }
 
-    pub(super) fn sql(&self, text: &'static str) -> Cow<'static, str> {
-        dialect(self.backend, text)
+    /// A statement (a literal, or one built at run time) in this backend's placeholder syntax.
+    pub(super) fn sql(&self, text: impl Into<Cow<'static, str>>) -> Cow<'static, str> {
+        dialect(self.backend, text.into())
     }
 
     async fn migrate(&self) -> StoreResult<()> {
