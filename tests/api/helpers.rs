@@ -193,3 +193,13 @@ pub async fn raw_exchange(address: &str, raw: &[u8]) -> String {
     socket.write_all(raw).await.expect("sent");
     read_to_close(&mut socket).await
 }
+
+/// A GET with a bearer key, its body as JSON (panics on a transport error).
+pub async fn get_json(client: &reqwest::Client, url: &str, key: &str) -> Value {
+    client.get(url).bearer_auth(key).send().await.unwrap().json().await.unwrap()
+}
+
+/// A GET with a bearer key, its body as text (for `/metrics`).
+pub async fn get_text(client: &reqwest::Client, url: &str, key: &str) -> String {
+    client.get(url).bearer_auth(key).send().await.unwrap().text().await.unwrap()
+}

@@ -36,7 +36,7 @@ async fn post(client: &reqwest::Client, node: &Process, route: &str, body: Value
 }
 
 async fn get(client: &reqwest::Client, node: &Process, route: &str) -> Value {
-    client.get(format!("{}{route}", node.address)).bearer_auth(ADMIN).send().await.unwrap().json().await.unwrap()
+    crate::helpers::get_json(client, &format!("{}{route}", node.address), ADMIN).await
 }
 
 async fn breaches(hook: &MockServer) -> Vec<Value> {

@@ -1,6 +1,7 @@
 //! The knowledge base across replicas on one PostgreSQL, and from the command line: a change made
 //! through one replica is searchable on the others within 2 s, under concurrent writers too.
 
+use crate::helpers::{get_json, get_text};
 use crate::process::{binary, start, Process};
 use crate::services;
 use serde_json::{json, Value};
@@ -22,16 +23,9 @@ async fn replicas(database_url: &str, count: usize) -> Vec<Process> {
 }
 
 async fn search(client: &reqwest::Client, node: &Process, q: &str) -> Vec<String> {
-    let body: Value = client
-        .get(format!("{}/admin/kb/search", node.address))
-        .query(&[("q", q), ("k", "10")])
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
+    let url = reqwest::Url::parse_with_params(&format!("{}/admin/kb/search", node.address), &[("q", q), ("k", "10")])
         .unwrap();
+    let body = get_json(client, url.as_str(), ADMIN).await;
     body["results"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect()
 }
 
@@ -69,15 +63,7 @@ async fn a_change_through_one_replica_is_searchable_on_the_other_within_two_seco
     assert_eq!(put(0, "giftcards", full).await.unwrap().status(), 200);
     let seen = time_until(|| async { search(&client, &nodes[1], "do gift cards expire").await == ["giftcards"] }).await;
     assert!(seen < Duration::from_secs(2), "{seen:?}");
-    let doc: Value = client
-        .get(format!("{}/admin/kb/documents/giftcards", nodes[1].address))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = get_json(&client, &format!("{}/admin/kb/documents/giftcards", nodes[1].address), ADMIN).await;
     assert_eq!((doc["url"].as_str(), doc["locale"].as_str()), (Some("https://help.example.com/gift"), Some("en")));
 
     let deleted = client
@@ -144,15 +130,7 @@ async fn concurrent_writers_on_three_replicas_leave_every_index_identical() {
     }
     for node in &nodes {
         time_until(|| async {
-            let metrics = client
-                .get(format!("{}/metrics", node.address))
-                .bearer_auth(ADMIN)
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
+            let metrics = get_text(&client, &format!("{}/metrics", node.address), ADMIN).await;
             metrics.lines().any(|l| l == "velochat_kb_documents 240")
         })
         .await;
