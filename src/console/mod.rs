@@ -57,8 +57,13 @@ fn sessions(state: &AppState) -> Result<&Sessions, ApiError> {
 /// The signed-in session the request's cookie names, if any.
 pub fn current(state: &AppState, headers: &HeaderMap) -> Option<ConsoleSession> {
     let sessions = state.console.as_deref()?;
+    console_cookies(headers).find_map(|v| sessions.verify(v))
+}
+
+/// The values of every console cookie the request carries.
+fn console_cookies(headers: &HeaderMap) -> impl Iterator<Item = &str> {
     let cookies = headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok());
-    cookies.filter_map(|c| session::cookie_value(c, session::COOKIE)).find_map(|v| sessions.verify(v))
+    cookies.filter_map(|c| session::cookie_value(c, session::COOKIE))
 }
 
 fn login_page(status: StatusCode, message: &str) -> Response {
@@ -171,13 +176,7 @@ async fn logout(State(state): State<AppState>, request: Request) -> Result<Respo
 /// its CSRF token. None when the request carries no console cookie at all (then it is simply
 /// unauthenticated).
 pub fn authorize(state: &AppState, request: &Request) -> Option<Result<(), ApiError>> {
-    let has_cookie = request
-        .headers()
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|c| session::cookie_value(c, session::COOKIE).is_some());
-    if !has_cookie || state.console.is_none() {
+    if state.console.is_none() || console_cookies(request.headers()).next().is_none() {
         return None;
     }
     let read = matches!(*request.method(), Method::GET | Method::HEAD);
