@@ -209,8 +209,10 @@ async function review() {
   const today = new Date().toISOString().slice(0, 10);
   const weekAgo = new Date(Date.now() - 6 * 86400000).toISOString().slice(0, 10);
   const out = el('div', { id: 'report' });
-  const form = el('form', { id: 'range', onsubmit: async (e) => {
-    e.preventDefault();
+  // The page is ready once its first report is shown, not when it is asked for.
+  let showReport;
+  const form = el('form', { id: 'range', onsubmit: showReport = async (e) => {
+    e?.preventDefault();
     const r = await api('GET', `/admin/report?from=${form.elements.from.value}&to=${form.elements.to.value}`);
     const h = r.handoffs, s = r.suggestions;
     out.replaceChildren(
@@ -233,7 +235,7 @@ async function review() {
   } }, el('label', {}, 'From ', el('input', { type: 'date', name: 'from', value: weekAgo })),
   el('label', {}, ' to ', el('input', { type: 'date', name: 'to', value: today })), el('button', { type: 'submit' }, 'Show'));
   page.replaceChildren(el('h2', {}, 'Weekly review'), form, out);
-  form.requestSubmit();
+  await showReport();
 }
 
 const PAGES = { overview, handoffs, knowledge, review };
