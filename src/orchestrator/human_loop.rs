@@ -66,7 +66,7 @@ impl Orchestrator {
     /// message could not be kept (the caller answers 503 and may retry).
     pub async fn agent_message(&self, id: &str, message: &AgentMessage) -> Result<SessionView, StoreError> {
         let now = now_ms();
-        let state = self.hand_to_agent(id, Some(now)).await?;
+        let state = self.hand_to_agent(id, now, true).await?;
         let episode = i64::from(state.handoffs);
         // The handoff this message answers, and what the visitor said, are written before it.
         self.transcripts.flush().await;

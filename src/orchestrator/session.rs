@@ -255,15 +255,15 @@ impl Orchestrator {
 
     /// A human agent stepped in (Wix Chat business-side message): the bot goes quiet.
     pub async fn take_over(&self, id: &str) -> Result<SessionView, StoreError> {
-        let state = self.hand_to_agent(id, None).await?;
+        let state = self.hand_to_agent(id, now_ms(), false).await?;
         Ok(SessionView::of(id, &state))
     }
 
-    /// The session becomes a person's (a no-op when it is already); `answered_at` is set when the
-    /// agent's own message is what makes it theirs (nobody waited for that handoff).
-    pub(super) async fn hand_to_agent(&self, id: &str, answered_at: Option<i64>) -> Result<SessionState, StoreError> {
+    /// The session becomes a person's at `now` (a no-op when it is already); `answered` when the
+    /// agent's own message, sent at `now`, is what makes it theirs (nobody waited for that handoff).
+    /// The caller's `now` stamps the handoff, so what led to it never sorts after that message.
+    pub(super) async fn hand_to_agent(&self, id: &str, now: i64, answered: bool) -> Result<SessionState, StoreError> {
         let request_id = format!("takeover:{}", uuid::Uuid::now_v7());
-        let now = now_ms();
         self.load_or_recover(id).await;
         let state = self
             .store
@@ -273,14 +273,14 @@ impl Orchestrator {
                     s.last_seen_ms = now;
                 }
                 s.hand_over(HandoffReason::AgentTakeover.as_str(), now, &request_id);
-                if let Some(at) = answered_at {
-                    s.first_agent_ms.get_or_insert(at);
+                if answered {
+                    s.first_agent_ms.get_or_insert(now);
                 }
             })
             .await?;
         if state.transition_by(&request_id).is_some() {
             self.metrics.handoffs.with_label_values(&[HandoffReason::AgentTakeover.as_str()]).inc();
-            let ctx = TransitionContext { awaited: answered_at.is_none(), ..TransitionContext::NONE };
+            let ctx = TransitionContext { awaited: !answered, ..TransitionContext::NONE };
             self.publish_transition(id, &state, &request_id, ctx).await;
         }
         Ok(state)

@@ -292,3 +292,35 @@ async fn a_bad_agent_message_is_a_400_naming_the_field() {
     assert_eq!(app.upstream_calls().await, 0);
     assert!(app.orchestrator.session_view("bad-1").await.is_none(), "nothing recorded for a refused message");
 }
+
+#[tokio::test]
+async fn a_conversation_an_agent_takes_over_by_writing_drafts_the_visitors_question() {
+    let hook = hook_accepting().await;
+    let app = spawn_app_with(&settings(&hook.uri(), "")).await;
+    model_says(&app, structured("Let me check.", 0.9, "other", false)).await;
+    let questions = [
+        "Do you sell spare tent poles?",
+        "Can I return opened gas canisters?",
+        "Is the down jacket machine washable?",
+        "Which headlamp lasts longest on one charge?",
+        "Do hiking boots come in half sizes?",
+        "How heavy is the two person hammock?",
+        "Are trekking poles allowed as cabin luggage?",
+        "Does the water filter remove viruses?",
+    ];
+    for (i, question) in questions.iter().enumerate() {
+        let session = format!("write-{i}");
+        say(&app, &session, question).await;
+        assert_eq!(agent_says(&app, &session, "Yes, let me explain.").await.0, 202);
+        let released =
+            app.client.post(app.url(&format!("/sessions/{session}/release"))).bearer_auth(ADMIN).send().await;
+        assert_eq!(released.unwrap().status(), 200);
+    }
+    let (_, listed) = admin(&app, reqwest::Method::GET, "/admin/kb/suggestions?status=pending", None).await;
+    for (i, question) in questions.iter().enumerate() {
+        let found =
+            listed["suggestions"].as_array().unwrap().iter().find(|s| s["sessionId"] == format!("write-{i}")).cloned();
+        let mine = found.unwrap_or_else(|| panic!("write-{i}: no suggestion in {listed}"));
+        assert_eq!(mine["question"], *question, "what led to the takeover comes before the agent's message");
+    }
+}
