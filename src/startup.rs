@@ -168,8 +168,15 @@ impl Application {
             lifecycle: Arc::new(Lifecycle::default()),
             metrics: metrics.clone(),
             public_listener: !is_loopback(&address),
-            console: (!s.auth.admin_key.expose().is_empty())
-                .then(|| Arc::new(crate::console::Sessions::new(s.auth.admin_key.expose()))),
+            console: (!s.auth.admin_key.expose().is_empty()).then(|| {
+                // Sign-outs must hold on every replica (Redis) or, alone, across a restart (the database).
+                let revocations = if s.storage.redis_url.is_empty() {
+                    crate::console::session::Revocations::Durable(durable.clone())
+                } else {
+                    crate::console::session::Revocations::Shared(store.clone())
+                };
+                Arc::new(crate::console::Sessions::new(s.auth.admin_key.expose(), Some(revocations)))
+            }),
         };
         let worker = OutboxWorker {
             durable: durable.clone(),

@@ -2,11 +2,12 @@
 
 use super::error::ApiError;
 use super::extract::JsonBody;
+use super::extract::{Path, Query};
 use super::middleware::RequestContext;
 use crate::domain::SessionId;
 use crate::orchestrator::SessionView;
 use crate::state::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};

@@ -339,7 +339,10 @@ fn completion_body<'a>(reply: &'a Reply, model: &'a str, request_id: &'a str) ->
         ("X-Velochat-Deadline-Ms" = Option<u64>, Header, description = "Lower the request's time budget (ms)."),
     ),
     responses(
-        (status = 200, description = "`chat.completion`, or Server-Sent Events of `chat.completion.chunk` when streaming", body = Object),
+        (status = 200, description = "`chat.completion`, or Server-Sent Events of `chat.completion.chunk` when streaming", content(
+            (Object = "application/json"),
+            (String = "text/event-stream")
+        )),
         (status = 400, description = "Invalid field, unsupported option (tools, functions, n > 1), model not allowed"),
         (status = 401, description = "Missing or invalid caller key"),
         (status = 405, description = "Wrong method"),

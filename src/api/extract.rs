@@ -4,6 +4,7 @@
 
 use super::error::ApiError;
 use super::AppState;
+use crate::domain::InvalidField;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
 use axum::extract::{FromRequest, Request};
@@ -12,6 +13,46 @@ use serde::de::DeserializeOwned;
 use std::time::Duration;
 
 pub struct JsonBody<T>(pub T);
+
+/// axum's `Path`, refusing in the API's JSON shape (an invalid UTF-8 segment names its parameter).
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct Path<T>(pub T);
+
+/// axum's `Query`, refusing in the API's JSON shape (a repeated parameter is named).
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct Query<T>(pub T);
+
+/// The first `` `name` `` in a message (serde names the field it refused that way).
+fn quoted_name(message: &str) -> Option<&str> {
+    let (_, rest) = message.split_once('`')?;
+    rest.split_once('`').map(|(name, _)| name).filter(|name| !name.is_empty())
+}
+
+impl From<axum::extract::rejection::PathRejection> for ApiError {
+    fn from(rejection: axum::extract::rejection::PathRejection) -> Self {
+        use axum::extract::path::ErrorKind;
+        use axum::extract::rejection::PathRejection;
+        let message = rejection.body_text();
+        let field = match &rejection {
+            PathRejection::FailedToDeserializePathParams(e) => match e.kind() {
+                ErrorKind::InvalidUtf8InPathParam { key } | ErrorKind::ParseErrorAtKey { key, .. } => key.clone(),
+                _ => "path".to_owned(),
+            },
+            _ => "path".to_owned(),
+        };
+        ApiError::Invalid(InvalidField::new(field, "invalid_field", message))
+    }
+}
+
+impl From<axum::extract::rejection::QueryRejection> for ApiError {
+    fn from(rejection: axum::extract::rejection::QueryRejection) -> Self {
+        let message = rejection.body_text();
+        let field = quoted_name(&message).unwrap_or("query").to_owned();
+        ApiError::Invalid(InvalidField::new(field, "invalid_field", message))
+    }
+}
 
 pub fn is_json(request: &Request) -> bool {
     request

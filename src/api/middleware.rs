@@ -270,12 +270,24 @@ where
     }
 }
 
-/// /metrics and /openapi.json: a caller or the admin key; anonymous only on loopback with no keys.
+/// Anonymous control (no key configured) is for a local caller only: not on a public listener,
+/// not through a trusted proxy, and not from anything carrying a forwarding header — whoever sits
+/// behind a proxy is a stranger, whatever address the proxy connects from.
+fn local_unproxied(state: &AppState, request: &Request) -> bool {
+    let peer = request.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+    !state.public_listener
+        && !peer.is_some_and(|ip| state.ip_limiter.trusts(ip))
+        && !crate::guard::client_ip::carries_forwarding(request.headers())
+}
+
+/// /metrics and /openapi.json: a caller or the admin key; anonymous only for a local, unproxied
+/// caller with no keys configured.
 pub async fn require_observer(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let any_key = state.auth.has_caller_keys() || state.auth.has_admin_key();
     match context(&request) {
         Credential::Caller(_) | Credential::Admin => next.run(request).await,
-        _ if !any_key && !state.public_listener => next.run(request).await,
+        _ if !any_key && local_unproxied(&state, &request) => next.run(request).await,
+        _ if !any_key && !state.public_listener => ApiError::Unauthorized.into_response(),
         _ if !any_key => ApiError::Disabled(
             "not served anonymously on a public address: set VELOCHAT_ADMIN_KEY or VELOCHAT_API_KEYS",
         )
@@ -284,29 +296,34 @@ pub async fn require_observer(State(state): State<AppState>, request: Request, n
     }
 }
 
-/// /admin/*: the admin key only; disabled without one.
+/// /admin/*: the admin key only; disabled without one. Nothing it answers (transcripts, documents,
+/// reports) may be kept by a browser or a shared cache.
 pub async fn require_admin(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if !state.auth.has_admin_key() {
-        return ApiError::Disabled("admin routes are disabled: set VELOCHAT_ADMIN_KEY").into_response();
-    }
-    match context(&request) {
-        Credential::Admin => next.run(request).await,
-        Credential::Missing => match crate::console::authorize(&state, &request) {
-            Some(Ok(())) => next.run(request).await,
-            Some(Err(refused)) => refused.into_response(),
-            None => ApiError::Unauthorized.into_response(),
-        },
-        _ => ApiError::Unauthorized.into_response(),
-    }
+    let mut response = if !state.auth.has_admin_key() {
+        ApiError::Disabled("admin routes are disabled: set VELOCHAT_ADMIN_KEY").into_response()
+    } else {
+        match context(&request) {
+            Credential::Admin => next.run(request).await,
+            Credential::Missing => match crate::console::authorize(&state, request.method(), request.headers()).await {
+                Some(Ok(())) => next.run(request).await,
+                Some(Err(refused)) => refused.into_response(),
+                None => ApiError::Unauthorized.into_response(),
+            },
+            _ => ApiError::Unauthorized.into_response(),
+        }
+    };
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 /// Session takeover/release for the site's backend (the Wix Chat handler): a caller or the admin
-/// key; without any key configured, loopback only.
+/// key; without any key configured, a local unproxied caller only.
 pub async fn require_backend(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let any_key = state.auth.has_caller_keys() || state.auth.has_admin_key();
     match context(&request) {
         Credential::Caller(_) | Credential::Admin => next.run(request).await,
-        _ if !any_key && !state.public_listener => next.run(request).await,
+        _ if !any_key && local_unproxied(&state, &request) => next.run(request).await,
+        _ if !any_key && !state.public_listener => ApiError::Unauthorized.into_response(),
         _ if !any_key => {
             ApiError::Disabled("session control needs VELOCHAT_API_KEYS or VELOCHAT_ADMIN_KEY").into_response()
         }

@@ -2,10 +2,11 @@
 //! 30 days, the handoffs a person owns with their SLA state, and one session's transcript.
 
 use super::error::ApiError;
+use super::extract::{Path, Query};
 use super::rfc3339;
 use crate::domain::{InvalidField, SessionId};
 use crate::state::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};

@@ -3,10 +3,11 @@
 
 use super::error::ApiError;
 use super::extract::JsonBody;
+use super::extract::Path;
 use crate::domain::{AgentMessage, SessionId};
 use crate::orchestrator::SessionView;
 use crate::state::AppState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 

@@ -3,12 +3,13 @@
 
 use super::error::ApiError;
 use super::extract::{is_json, parse_json, read_body};
+use super::extract::{Path, Query};
 use super::rfc3339;
 use crate::domain::{check_identifier, InvalidField};
 use crate::orchestrator::{suggestion_document_id, SuggestionEdit, SuggestionError};
 use crate::state::AppState;
 use crate::store::durable::SuggestionRecord;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Request, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};

@@ -6,8 +6,9 @@
 pub mod session;
 
 use crate::api::error::ApiError;
+use crate::api::extract::Path;
 use crate::state::AppState;
-use axum::extract::{Form, FromRequest, Path, Request, State};
+use axum::extract::{Form, FromRequest, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -33,6 +34,17 @@ pub fn router() -> Router<AppState> {
         .route("/console/login", post(login))
         .route("/console/logout", post(logout))
         .route("/console/assets/{name}", get(asset))
+        .route("/favicon.ico", get(favicon))
+}
+
+/// A speech bubble in the console's accent colour: browsers ask for `/favicon.ico` on every page.
+const FAVICON_SVG: &str = include_str!("assets/favicon.svg");
+
+async fn favicon() -> Response {
+    let mut response = with_security_headers(FAVICON_SVG.into_response(), "image/svg+xml");
+    // It never changes between releases worth a re-fetch per page.
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400"));
+    response
 }
 
 fn with_security_headers(mut response: Response, content_type: &'static str) -> Response {
@@ -55,9 +67,14 @@ fn sessions(state: &AppState) -> Result<&Sessions, ApiError> {
 }
 
 /// The signed-in session the request's cookie names, if any.
-pub fn current(state: &AppState, headers: &HeaderMap) -> Option<ConsoleSession> {
+pub async fn current(state: &AppState, headers: &HeaderMap) -> Option<ConsoleSession> {
     let sessions = state.console.as_deref()?;
-    console_cookies(headers).find_map(|v| sessions.verify(v))
+    for value in console_cookies(headers) {
+        if let Some(session) = sessions.verify(value).await {
+            return Some(session);
+        }
+    }
+    None
 }
 
 /// The values of every console cookie the request carries.
@@ -72,7 +89,7 @@ fn login_page(status: StatusCode, message: &str) -> Response {
 
 async fn page(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let sessions = sessions(&state)?;
-    Ok(match current(&state, &headers) {
+    Ok(match current(&state, &headers).await {
         Some(session) => html(StatusCode::OK, APP_HTML.replace("{{CSRF}}", &sessions.csrf_token(&session))),
         None => login_page(StatusCode::OK, ""),
     })
@@ -121,8 +138,28 @@ struct LoginForm {
     key: Option<String>,
 }
 
+/// A sign-in posted from another site's page (login CSRF: signing a victim in to the attacker's
+/// session) carries that site's `Origin`; browsers send `Origin` on every form POST. The console's
+/// own origin is the `Host` it was reached by, or a trusted proxy's `X-Forwarded-Host`.
+fn cross_origin(state: &AppState, request: &Request) -> bool {
+    let Some(origin) = request.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let Some((_, origin_host)) = origin.split_once("://") else { return true };
+    let origin_host = origin_host.trim_end_matches('/');
+    let header_value = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
+    let peer = request.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+    let proxied_host = header_value("x-forwarded-host").filter(|_| peer.is_some_and(|ip| state.ip_limiter.trusts(ip)));
+    let own = [header_value(header::HOST.as_str()), request.uri().host(), proxied_host];
+    !own.into_iter().flatten().any(|host| host.eq_ignore_ascii_case(origin_host))
+}
+
 async fn login(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
     let sessions = sessions(&state)?;
+    if cross_origin(&state, &request) {
+        tracing::warn!(client = %state.ip_limiter.key_of(&request), "console sign-in refused: posted from another origin");
+        return Ok(login_page(StatusCode::FORBIDDEN, "Sign in from this console's own page."));
+    }
     // Every attempt counts against the address, on whichever replica it lands: five wrong keys
     // in a minute leave no room for a sixth try.
     let client = state.ip_limiter.key_of(&request);
@@ -143,11 +180,11 @@ async fn login(State(state): State<AppState>, request: Request) -> Result<Respon
         Err(_) => String::new(),
     };
     if !sessions.key_matches(typed.trim()) {
-        tracing::warn!("console sign-in refused: wrong admin key");
+        tracing::warn!(%client, "console sign-in refused: wrong admin key");
         return Ok(login_page(StatusCode::UNAUTHORIZED, "That is not the admin key."));
     }
     let (cookie, _) = sessions.issue();
-    tracing::info!("console sign-in");
+    tracing::info!(%client, "console sign-in");
     Ok(see_console(session_cookie(&cookie, session::LIFETIME.as_secs(), secure)))
 }
 
@@ -159,7 +196,7 @@ struct LogoutForm {
 async fn logout(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
     let sessions = sessions(&state)?;
     let secure = over_https(&state, &request);
-    let session = current(&state, request.headers()).ok_or(ApiError::CsrfRequired)?;
+    let session = current(&state, request.headers()).await.ok_or(ApiError::CsrfRequired)?;
     let header_token = request.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let token = match header_token {
         Some(token) => Some(token),
@@ -168,25 +205,25 @@ async fn logout(State(state): State<AppState>, request: Request) -> Result<Respo
     if !token.is_some_and(|t| sessions.csrf_matches(&session, &t)) {
         return Err(ApiError::CsrfRequired);
     }
-    sessions.revoke(&session);
+    sessions.revoke(&session).await.map_err(|e| ApiError::Unavailable(crate::error_chain::describe(&e)))?;
     Ok(see_console(session_cookie("", 0, secure)))
 }
 
 /// For `/admin/*` requests without the admin key: a console session, and for anything but a read
 /// its CSRF token. None when the request carries no console cookie at all (then it is simply
 /// unauthenticated).
-pub fn authorize(state: &AppState, request: &Request) -> Option<Result<(), ApiError>> {
-    if state.console.is_none() || console_cookies(request.headers()).next().is_none() {
+pub async fn authorize(state: &AppState, method: &Method, headers: &HeaderMap) -> Option<Result<(), ApiError>> {
+    if state.console.is_none() || console_cookies(headers).next().is_none() {
         return None;
     }
-    let read = matches!(*request.method(), Method::GET | Method::HEAD);
-    let Some(session) = current(state, request.headers()) else {
+    let read = matches!(*method, Method::GET | Method::HEAD);
+    let Some(session) = current(state, headers).await else {
         return Some(Err(if read { ApiError::Unauthorized } else { ApiError::CsrfRequired }));
     };
     if read {
         return Some(Ok(()));
     }
     let sessions = state.console.as_deref()?;
-    let token = request.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+    let token = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
     Some(if token.is_some_and(|t| sessions.csrf_matches(&session, t)) { Ok(()) } else { Err(ApiError::CsrfRequired) })
 }

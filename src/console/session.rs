@@ -2,10 +2,12 @@
 //! from the admin key, so rotating the key signs everyone out), a CSRF token derived from the same
 //! nonce, and sign-out revocation.
 
+use crate::store::{DurableStore, StateStore, StoreError};
 use hmac::{Hmac, Mac};
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -23,10 +25,46 @@ pub struct ConsoleSession {
     pub expires_at: i64,
 }
 
+/// Where sign-outs are kept so that every replica, and this one after a restart, honours them:
+/// the shared state store when there is one (Redis), the durable store otherwise.
+#[derive(Clone)]
+pub enum Revocations {
+    Shared(Arc<dyn StateStore>),
+    Durable(Arc<dyn DurableStore>),
+}
+
+impl Revocations {
+    async fn record(&self, session: &ConsoleSession) -> Result<(), StoreError> {
+        let now = now_secs();
+        match self {
+            Revocations::Shared(store) => {
+                let left = Duration::from_secs(session.expires_at.saturating_sub(now).max(1) as u64);
+                store.mark(&revocation_key(&session.nonce), left).await
+            }
+            Revocations::Durable(store) => {
+                store.revoke_console_session(&session.nonce, session.expires_at * 1000, now * 1000).await
+            }
+        }
+    }
+
+    async fn contains(&self, nonce: &str) -> Result<bool, StoreError> {
+        match self {
+            Revocations::Shared(store) => store.is_marked(&revocation_key(nonce)).await,
+            Revocations::Durable(store) => store.console_session_revoked(nonce).await,
+        }
+    }
+}
+
+fn revocation_key(nonce: &str) -> String {
+    format!("console-signed-out:{nonce}")
+}
+
 pub struct Sessions {
     key: [u8; 32],
     admin_key: Vec<u8>,
+    /// Sign-outs seen by this process (answers without a store round trip).
     revoked: Mutex<HashMap<String, i64>>,
+    store: Option<Revocations>,
 }
 
 fn now_secs() -> i64 {
@@ -34,10 +72,11 @@ fn now_secs() -> i64 {
 }
 
 impl Sessions {
-    pub fn new(admin_key: &str) -> Self {
+    /// `store` None keeps sign-outs in this process only (unit tests).
+    pub fn new(admin_key: &str, store: Option<Revocations>) -> Self {
         let key: [u8; 32] =
             Sha256::new().chain_update(b"velochat-console-session\0").chain_update(admin_key).finalize().into();
-        Self { key, admin_key: admin_key.as_bytes().to_vec(), revoked: Mutex::default() }
+        Self { key, admin_key: admin_key.as_bytes().to_vec(), revoked: Mutex::default(), store }
     }
 
     fn mac(&self, parts: &[&str]) -> HmacSha256 {
@@ -66,17 +105,36 @@ impl Sessions {
         (format!("{expiry}.{nonce}.{tag}"), ConsoleSession { nonce, expires_at })
     }
 
-    /// The session a cookie value names, if it is genuine, unexpired and not signed out.
-    pub fn verify(&self, value: &str) -> Option<ConsoleSession> {
+    /// The session a cookie value names, if it is genuine and unexpired (sign-outs not checked).
+    fn genuine(&self, value: &str) -> Option<ConsoleSession> {
         let mut parts = value.splitn(3, '.');
         let (expiry, nonce, tag) = (parts.next()?, parts.next()?, parts.next()?);
         let tag = hex::decode(tag).ok()?;
         self.mac(&["session", expiry, nonce]).verify_slice(&tag).ok()?;
         let expires_at: i64 = expiry.parse().ok()?;
-        if expires_at <= now_secs() || self.revoked.lock().contains_key(nonce) {
+        if expires_at <= now_secs() {
             return None;
         }
         Some(ConsoleSession { nonce: nonce.to_owned(), expires_at })
+    }
+
+    /// The session a cookie value names, if it is genuine, unexpired and not signed out here, on
+    /// another replica, or before a restart. A store that cannot answer counts as signed out: the
+    /// admin key still works while it is away.
+    pub async fn verify(&self, value: &str) -> Option<ConsoleSession> {
+        let session = self.genuine(value)?;
+        if self.revoked.lock().contains_key(&session.nonce) {
+            return None;
+        }
+        let Some(store) = &self.store else { return Some(session) };
+        match store.contains(&session.nonce).await {
+            Ok(false) => Some(session),
+            Ok(true) => None,
+            Err(e) => {
+                tracing::warn!(error = %crate::error_chain::describe(&e), "console sign-out list unreachable: session refused");
+                None
+            }
+        }
     }
 
     pub fn csrf_token(&self, session: &ConsoleSession) -> String {
@@ -88,12 +146,19 @@ impl Sessions {
         self.mac(&["csrf", &session.nonce]).verify_slice(&given).is_ok()
     }
 
-    /// Signs a session out on this replica (the browser drops the cookie too).
-    pub fn revoke(&self, session: &ConsoleSession) {
-        let now = now_secs();
-        let mut revoked = self.revoked.lock();
-        revoked.retain(|_, expires_at| *expires_at > now);
-        revoked.insert(session.nonce.clone(), session.expires_at);
+    /// Signs a session out everywhere until its cookie would have expired (the browser drops the
+    /// cookie too). An error means other replicas may not know yet: the caller reports it.
+    pub async fn revoke(&self, session: &ConsoleSession) -> Result<(), StoreError> {
+        {
+            let now = now_secs();
+            let mut revoked = self.revoked.lock();
+            revoked.retain(|_, expires_at| *expires_at > now);
+            revoked.insert(session.nonce.clone(), session.expires_at);
+        }
+        match &self.store {
+            Some(store) => store.record(session).await,
+            None => Ok(()),
+        }
     }
 }
 
@@ -106,24 +171,40 @@ pub fn cookie_value<'a>(header: &'a str, name: &str) -> Option<&'a str> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_cookie_verifies_until_tampered_or_signed_out() {
-        let sessions = Sessions::new("admin-key");
+    #[tokio::test]
+    async fn a_cookie_verifies_until_tampered_or_signed_out() {
+        let sessions = Sessions::new("admin-key", None);
         let (cookie, session) = sessions.issue();
-        assert_eq!(sessions.verify(&cookie), Some(session.clone()));
+        assert_eq!(sessions.verify(&cookie).await, Some(session.clone()));
         let forged = cookie.replacen(&session.expires_at.to_string(), &(session.expires_at + 999).to_string(), 1);
-        assert_eq!(sessions.verify(&forged), None, "a longer life is not for the taking");
-        assert_eq!(Sessions::new("another-key").verify(&cookie), None, "rotating the key signs everyone out");
+        assert_eq!(sessions.verify(&forged).await, None, "a longer life is not for the taking");
+        assert_eq!(
+            Sessions::new("another-key", None).verify(&cookie).await,
+            None,
+            "rotating the key signs everyone out"
+        );
         let token = sessions.csrf_token(&session);
         assert!(sessions.csrf_matches(&session, &token));
         assert!(!sessions.csrf_matches(&session, "00"));
-        sessions.revoke(&session);
-        assert_eq!(sessions.verify(&cookie), None);
+        sessions.revoke(&session).await.unwrap();
+        assert_eq!(sessions.verify(&cookie).await, None);
+    }
+
+    #[tokio::test]
+    async fn a_sign_out_in_the_shared_store_holds_for_another_process() {
+        let shared: Arc<dyn StateStore> =
+            Arc::new(crate::store::memory::MemoryStore::new(100, Duration::from_secs(60), 100, false));
+        let here = Sessions::new("admin-key", Some(Revocations::Shared(shared.clone())));
+        let there = Sessions::new("admin-key", Some(Revocations::Shared(shared)));
+        let (cookie, session) = here.issue();
+        assert!(there.verify(&cookie).await.is_some());
+        here.revoke(&session).await.unwrap();
+        assert_eq!(there.verify(&cookie).await, None);
     }
 
     #[test]
     fn only_the_admin_key_matches() {
-        let sessions = Sessions::new("k");
+        let sessions = Sessions::new("k", None);
         assert!(sessions.key_matches("k") && !sessions.key_matches("K") && !sessions.key_matches(""));
     }
 

@@ -15,6 +15,26 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// Every `X-Forwarded-For` field line of a request as one list, in order (RFC 9110 §5.3): a proxy
+/// that appends its own line instead of merging must not leave the client's line the only one read.
+pub fn forwarded_for(headers: &http::HeaderMap) -> Option<String> {
+    let mut lines = headers.get_all("x-forwarded-for").iter();
+    let first = lines.next()?;
+    let mut joined = String::from_utf8_lossy(first.as_bytes()).into_owned();
+    for line in lines {
+        joined.push(',');
+        joined.push_str(&String::from_utf8_lossy(line.as_bytes()));
+    }
+    Some(joined)
+}
+
+/// Whether a request says it was forwarded (any of the headers proxies add).
+pub fn carries_forwarding(headers: &http::HeaderMap) -> bool {
+    ["x-forwarded-for", "forwarded", "x-real-ip", "x-forwarded-host", "x-forwarded-proto"]
+        .iter()
+        .any(|name| headers.contains_key(*name))
+}
+
 pub fn client_ip(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[IpNet]) -> IpAddr {
     let peer = canonical(peer);
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
@@ -80,6 +100,18 @@ mod tests {
             let header = format!("{forged}, 198.51.100.7");
             assert_eq!(client_ip(ip("10.0.0.1"), Some(&header), &trusted), ip("198.51.100.7"));
         }
+    }
+
+    #[test]
+    fn every_forwarded_for_line_counts_in_order() {
+        let mut headers = http::HeaderMap::new();
+        headers.append("x-forwarded-for", "6.6.6.6".parse().unwrap());
+        headers.append("x-forwarded-for", "198.51.100.7, 10.0.0.5".parse().unwrap());
+        let joined = forwarded_for(&headers).unwrap();
+        assert_eq!(joined, "6.6.6.6,198.51.100.7, 10.0.0.5");
+        let trusted = nets(&["10.0.0.0/8"]);
+        assert_eq!(client_ip(ip("10.0.0.1"), Some(&joined), &trusted), ip("198.51.100.7"));
+        assert!(carries_forwarding(&headers) && !carries_forwarding(&http::HeaderMap::new()));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! visitor arrives from Wix's addresses) and must skip this limit, the Redis backend has to sit
 //! behind the same layer, and the decision feeds the response's `RateLimit-*` headers.
 
-use super::client_ip::{client_ip, ip_key};
+use super::client_ip::{client_ip, forwarded_for, ip_key};
 use super::Credential;
 use crate::rate::{Decision, LimitKind, Quota};
 use crate::store::StateStore;
@@ -39,8 +39,8 @@ impl KeyExtractor for ClientIpKey {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip())
             .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-        let forwarded = request.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
-        Ok(ip_key(client_ip(peer, forwarded, &self.trusted)))
+        let forwarded = forwarded_for(request.headers());
+        Ok(ip_key(client_ip(peer, forwarded.as_deref(), &self.trusted)))
     }
 }
 

@@ -26,7 +26,16 @@ impl Orchestrator {
         // The question's embedding may take a slice of the time left, never the model's share.
         let time_left = input.deadline.remaining() / 4;
         let locale = input.context.locale.as_deref();
-        self.knowledge.ground(input.user_text.as_str(), locale, answerable, time_left, counter).await
+        let mut grounding =
+            self.knowledge.ground(input.user_text.as_str(), locale, answerable, time_left, counter).await;
+        // Help pages are written by people who may paste a key into one: configured secrets never
+        // reach the model (nor, through it, a visitor).
+        if let Some(message) = grounding.message.as_mut() {
+            if let std::borrow::Cow::Owned(redacted) = self.redactor.secrets(message) {
+                *message = redacted;
+            }
+        }
+        grounding
     }
 
     /// The configured "not covered" text, when there is one: the reply without a model call.

@@ -28,10 +28,32 @@ pub enum SuggestionError {
     Knowledge(#[from] KbError),
 }
 
-/// The document title when the operator gives none: the question on one line.
-fn default_title(question: &str) -> String {
-    let one_line = question.split_whitespace().collect::<Vec<_>>().join(" ");
-    one_line.chars().take(300).collect()
+/// Longest title made from an answer, in characters.
+const TITLE_CHARS: usize = 80;
+
+/// The document title when the operator gives none: the team's answer, not the visitor's words
+/// (a title reaches other visitors' prompts; visitor text must not get there unreviewed). Its
+/// first sentence on one line, cut at a word.
+fn default_title(answer: &str) -> String {
+    let one_line = answer.split_whitespace().collect::<Vec<_>>().join(" ");
+    let sentence = one_line.split_inclusive(['.', '?', '!']).next().unwrap_or(&one_line).trim();
+    if sentence.chars().count() <= TITLE_CHARS {
+        return sentence.trim_end_matches(['.', '!']).to_owned();
+    }
+    let cut: String = sentence.chars().take(TITLE_CHARS).collect();
+    let at_word = cut.rsplit_once(' ').map_or(cut.as_str(), |(head, _)| head);
+    format!("{}…", at_word.trim_end_matches([',', ';', ':']))
+}
+
+/// The document body: the team's answer, then the visitor's question as quoted text (so search
+/// finds it by the words visitors use, and nobody mistakes it for the site's own words).
+fn default_body(answer: &str, question: &str) -> String {
+    let quoted: Vec<String> =
+        question.lines().filter(|l| !l.trim().is_empty()).map(|l| format!("> {}", l.trim())).collect();
+    if quoted.is_empty() {
+        return answer.to_owned();
+    }
+    format!("{answer}\n\nA visitor asked:\n{}", quoted.join("\n"))
 }
 
 pub fn document_id(suggestion_id: &str) -> String {
@@ -63,9 +85,10 @@ impl Orchestrator {
         edit: SuggestionEdit,
     ) -> Result<(SuggestionRecord, Written), SuggestionError> {
         let mut record = self.pending_suggestion(id).await?;
+        let title = edit.title.unwrap_or_else(|| default_title(edit.body.as_deref().unwrap_or(&record.answer)));
         let input = DocumentInput {
-            title: Some(edit.title.unwrap_or_else(|| default_title(&record.question))),
-            body: Some(edit.body.unwrap_or_else(|| record.answer.clone())),
+            title: Some(title),
+            body: Some(edit.body.unwrap_or_else(|| default_body(&record.answer, &record.question))),
             tags: Some(vec!["suggestion".to_owned()]),
             ..DocumentInput::default()
         };
@@ -97,8 +120,15 @@ impl Orchestrator {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn the_default_title_is_the_question_on_one_line() {
-        assert_eq!(super::default_title("Do you ship\nto Canada?"), "Do you ship to Canada?");
-        assert_eq!(super::default_title(&"a".repeat(400)).len(), 300);
+    fn the_default_title_is_the_answers_first_sentence_on_one_line() {
+        assert_eq!(super::default_title("We ship\nto Canada. It takes a week."), "We ship to Canada");
+        let long = super::default_title(&"word ".repeat(100));
+        assert!(long.chars().count() <= 81 && long.ends_with('…'), "{long}");
+    }
+
+    #[test]
+    fn the_visitors_question_is_quoted_in_the_body() {
+        let body = super::default_body("Yes, in a week.", "Do you ship\nto Canada?");
+        assert_eq!(body, "Yes, in a week.\n\nA visitor asked:\n> Do you ship\n> to Canada?");
     }
 }

@@ -113,6 +113,15 @@ impl MemoryStore {
         true
     }
 
+    /// Marks share the claims' map under their own prefix.
+    pub fn mark_local(&self, key: &str, ttl: Duration) {
+        self.claims.lock().insert(format!("mark\0{key}"), Instant::now() + ttl);
+    }
+
+    pub fn marked_local(&self, key: &str) -> bool {
+        self.claims.lock().get(&format!("mark\0{key}")).is_some_and(|expiry| *expiry > Instant::now())
+    }
+
     pub fn sweep_local(&self) {
         for limiter in &self.limiters {
             limiter.sweep();
@@ -180,6 +189,15 @@ impl StateStore for MemoryStore {
 
     async fn claim_once(&self, key: &str, ttl: Duration) -> bool {
         self.claim_local(key, ttl)
+    }
+
+    async fn mark(&self, key: &str, ttl: Duration) -> Result<(), StoreError> {
+        self.mark_local(key, ttl);
+        Ok(())
+    }
+
+    async fn is_marked(&self, key: &str) -> Result<bool, StoreError> {
+        Ok(self.marked_local(key))
     }
 
     fn health(&self) -> StoreHealth {

@@ -81,6 +81,11 @@ pub trait StateStore: Send + Sync {
     /// True exactly once per key within `ttl`, across every replica sharing this store.
     async fn claim_once(&self, key: &str, ttl: Duration) -> bool;
 
+    /// Marks `key` for `ttl` on every replica sharing this store (a signed-out console session).
+    async fn mark(&self, key: &str, ttl: Duration) -> Result<(), StoreError>;
+    /// Whether `key` is marked and not expired.
+    async fn is_marked(&self, key: &str) -> Result<bool, StoreError>;
+
     fn health(&self) -> StoreHealth;
 
     /// Periodic housekeeping (sweeping limiters, expiring sessions).

@@ -15,6 +15,8 @@ mod first_hour;
 mod framing;
 mod guards;
 mod handoff;
+mod hardening_console;
+mod hardening_knowledge;
 mod http2_upstream;
 mod http_wire;
 mod human_loop;

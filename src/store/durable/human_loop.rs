@@ -257,6 +257,7 @@ impl HumanLoopStore for SqlStore {
     }
 
     async fn handoff_breached(&self, session_id: &str, episode: i64) -> StoreResult<bool> {
+        let _writer = self.writing().await;
         let done = sqlx::query(&self.sql(
             "UPDATE velochat_handoffs SET sla_breached = 1 WHERE session_id = $1 AND episode = $2
              AND sla_breached = 0 AND first_agent_ms IS NULL AND released_ms IS NULL",
@@ -310,6 +311,7 @@ impl HumanLoopStore for SqlStore {
     }
 
     async fn insert_suggestion(&self, r: &SuggestionRecord) -> StoreResult<()> {
+        let _writer = self.writing().await;
         sqlx::query(&self.sql(
             "INSERT INTO velochat_suggestions (id, session_id, question, answer, status, created_ms, decided_ms)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -346,6 +348,7 @@ impl HumanLoopStore for SqlStore {
     }
 
     async fn move_suggestion(&self, id: &str, from: &str, to: &str, at_ms: Option<i64>) -> StoreResult<bool> {
+        let _writer = self.writing().await;
         let done = sqlx::query(
             &self.sql("UPDATE velochat_suggestions SET status = $1, decided_ms = $2 WHERE id = $3 AND status = $4"),
         )
@@ -359,6 +362,7 @@ impl HumanLoopStore for SqlStore {
     }
 
     async fn record_anomaly(&self, r: &AnomalyRecord) -> StoreResult<()> {
+        let _writer = self.writing().await;
         sqlx::query(&self.sql(
             "INSERT INTO velochat_anomalies (hour, at_ms, last_hour_tokens, baseline_tokens, factor)
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (hour) DO NOTHING",

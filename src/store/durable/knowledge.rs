@@ -83,9 +83,8 @@ fn kb_from_row(row: &AnyRow) -> Result<KbRow, sqlx::Error> {
 const BUMP: &str = "INSERT INTO velochat_kb_state (site, version) VALUES ($1, 1)
     ON CONFLICT (site) DO UPDATE SET version = velochat_kb_state.version + 1 RETURNING version";
 
-#[async_trait]
-impl KnowledgeStore for SqlStore {
-    async fn kb_upsert(&self, site: &str, rows: &[KbRow]) -> StoreResult<i64> {
+impl SqlStore {
+    async fn kb_upsert_once(&self, site: &str, rows: &[KbRow]) -> StoreResult<i64> {
         let mut tx = self.pool.begin().await?;
         let version: i64 = sqlx::query(&self.sql(BUMP)).bind(site.to_owned()).fetch_one(&mut *tx).await?.try_get(0)?;
         let upsert = self.sql(
@@ -115,7 +114,9 @@ impl KnowledgeStore for SqlStore {
         Ok(version)
     }
 
-    async fn kb_delete(&self, site: &str, id: &str, now_ms: i64) -> StoreResult<Option<i64>> {
+    /// Reads, then writes: in one transaction under the write gate, so no other writer of this
+    /// process can slip in between.
+    async fn kb_delete_once(&self, site: &str, id: &str, now_ms: i64) -> StoreResult<Option<i64>> {
         let mut tx = self.pool.begin().await?;
         let live =
             sqlx::query(&self.sql("SELECT 1 FROM velochat_kb_documents WHERE site = $1 AND id = $2 AND deleted = 0"))
@@ -139,6 +140,19 @@ impl KnowledgeStore for SqlStore {
         .await?;
         tx.commit().await?;
         Ok(Some(version))
+    }
+}
+
+#[async_trait]
+impl KnowledgeStore for SqlStore {
+    async fn kb_upsert(&self, site: &str, rows: &[KbRow]) -> StoreResult<i64> {
+        let _writer = self.writing().await;
+        self.retrying_busy(|| self.kb_upsert_once(site, rows)).await
+    }
+
+    async fn kb_delete(&self, site: &str, id: &str, now_ms: i64) -> StoreResult<Option<i64>> {
+        let _writer = self.writing().await;
+        self.retrying_busy(|| self.kb_delete_once(site, id, now_ms)).await
     }
 
     async fn kb_get(&self, site: &str, id: &str) -> StoreResult<Option<KbRow>> {
@@ -176,6 +190,7 @@ impl KnowledgeStore for SqlStore {
     }
 
     async fn record_unanswered(&self, record: &UnansweredRecord) -> StoreResult<()> {
+        let _writer = self.writing().await;
         sqlx::query(
             &self
                 .sql("INSERT INTO velochat_unanswered (ts_ms, session_hash, locale, question) VALUES ($1, $2, $3, $4)"),

@@ -98,6 +98,10 @@ pub trait DurableStore: KnowledgeStore + HumanLoopStore + Send + Sync {
     async fn purge_before(&self, cutoff_ms: i64) -> StoreResult<u64>;
     /// Erases everything kept about one session (privacy requests); returns rows removed.
     async fn erase_session(&self, session_id: &str, session_hash: &str) -> StoreResult<u64>;
+
+    /// Records a signed-out console session until its cookie would expire (and forgets expired ones).
+    async fn revoke_console_session(&self, nonce: &str, expires_ms: i64, now_ms: i64) -> StoreResult<()>;
+    async fn console_session_revoked(&self, nonce: &str) -> StoreResult<bool>;
 }
 
 /// Opens the store `url` names, creating the SQLite file or applying migrations as needed.

@@ -119,4 +119,11 @@ pub(super) const MIGRATIONS: &[(i64, &[&str], &[&str])] = &[
             baseline_tokens BIGINT NOT NULL, factor DOUBLE PRECISION)",
         ],
     ),
+    // Console sessions signed out before their cookie expires (kept until then), so a sign-out holds
+    // after a restart.
+    (
+        5,
+        &["CREATE TABLE IF NOT EXISTS velochat_console_revocations (nonce TEXT PRIMARY KEY, expires_ms INTEGER NOT NULL)"],
+        &["CREATE TABLE IF NOT EXISTS velochat_console_revocations (nonce TEXT PRIMARY KEY, expires_ms BIGINT NOT NULL)"],
+    ),
 ];

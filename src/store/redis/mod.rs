@@ -392,6 +392,24 @@ impl StateStore for RedisStore {
         }
     }
 
+    async fn mark(&self, key: &str, ttl: Duration) -> Result<(), StoreError> {
+        let redis_key = self.key(&["mark", key]);
+        let ms = ttl.as_millis().max(1) as u64;
+        let set =
+            self.call(|mut c| async move { c.set_ex::<_, _, ()>(&redis_key, "1", ms.div_ceil(1000)).await }).await;
+        self.local.mark_local(key, ttl);
+        set.ok_or(StoreError::Unreachable("the mark cannot reach the other replicas"))
+    }
+
+    async fn is_marked(&self, key: &str) -> Result<bool, StoreError> {
+        if self.local.marked_local(key) {
+            return Ok(true);
+        }
+        let redis_key = self.key(&["mark", key]);
+        let found: Option<bool> = self.call(|mut c| async move { c.exists(&redis_key).await }).await;
+        found.ok_or(StoreError::Unreachable("Redis cannot say whether the key is marked"))
+    }
+
     fn health(&self) -> StoreHealth {
         if self.up.load(Ordering::Relaxed) {
             StoreHealth::Shared
