@@ -109,6 +109,11 @@ impl Application {
         let s = &settings;
         let addr: SocketAddr = s.server.addr.parse().context("server.addr")?;
         check_exposure(s, &addr)?;
+        if s.auth.admin_key.is_empty() {
+            tracing::warn!(
+                "no VELOCHAT_ADMIN_KEY: the /admin routes (knowledge base, reports, kill switch) and the console at /console are off"
+            );
+        }
         if s.openai.api_key.is_empty() {
             tracing::warn!("no OPENAI_API_KEY configured: serving static replies only (fallbackReason \"no_api_key\")");
         }

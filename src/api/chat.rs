@@ -49,7 +49,8 @@ pub struct SendChatMessageRequest {
 #[serde(rename_all = "camelCase")]
 pub struct SendChatMessageResponse {
     pub reply: String,
-    /// `model`, `fallback`, `rule` or `handoff`.
+    /// `model`, `fallback`, `rule`, `handoff` or `knowledge` (sentences of a help page, when the
+    /// model could not answer; `fallbackReason` says why).
     pub source: &'static str,
     pub request_id: String,
     pub latency_ms: u64,
@@ -75,6 +76,10 @@ pub struct SendChatMessageResponse {
     pub session_mode: Option<&'static str>,
     /// Knowledge-base documents the reply was grounded in (empty when none was used).
     pub sources: Vec<crate::knowledge::SourceRef>,
+    /// A handoff intent (a refund question, say) answered from the knowledge base, with a person
+    /// offered in the reply; only present when true.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub handoff_offered: bool,
 }
 
 const VISITOR_ID_HEADER: &str = "x-visitor-id";
@@ -209,6 +214,7 @@ pub async fn send_chat_message(
         truncated: reply.truncated,
         session_mode: reply.session_mode.map(|m| m.as_str()),
         sources: reply.sources.clone(),
+        handoff_offered: reply.handoff_offered,
     };
     let mut response = Json(body).into_response();
     if let Some((_, decision)) = &reply.limit {

@@ -228,6 +228,7 @@ pub fn fingerprint(reply: &Reply) -> Option<&'static str> {
         Source::Fallback => Some("velochat-fallback"),
         Source::Rule => Some("velochat-rule"),
         Source::Handoff => Some("velochat-handoff"),
+        Source::Knowledge => Some("velochat-knowledge"),
     }
 }
 
@@ -236,6 +237,15 @@ pub fn completion_id(reply: &Reply, request_id: &str) -> String {
 }
 
 /// velochat's own facts about the reply, beside OpenAI's fields (SDKs ignore unknown fields).
+/// One Server-Sent Event of a streamed completion (`"stream": true`).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documents the stream's shape; the relay writes the bytes itself
+pub struct StreamEvent {
+    /// A `chat.completion.chunk` as JSON (the last one carries `usage` and `velochat`), then `[DONE]`.
+    pub data: String,
+    pub event: Option<String>,
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VelochatFields<'a> {
@@ -247,6 +257,8 @@ pub struct VelochatFields<'a> {
     request_id: &'a str,
     /// Knowledge-base documents the reply was grounded in.
     sources: &'a [crate::knowledge::SourceRef],
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    handoff_offered: bool,
 }
 
 pub fn velochat_fields<'a>(reply: &'a Reply, request_id: &'a str) -> VelochatFields<'a> {
@@ -258,6 +270,7 @@ pub fn velochat_fields<'a>(reply: &'a Reply, request_id: &'a str) -> VelochatFie
         intent: reply.intent.as_deref(),
         request_id,
         sources: &reply.sources,
+        handoff_offered: reply.handoff_offered,
     }
 }
 
@@ -341,7 +354,7 @@ fn completion_body<'a>(reply: &'a Reply, model: &'a str, request_id: &'a str) ->
     responses(
         (status = 200, description = "`chat.completion`, or Server-Sent Events of `chat.completion.chunk` when streaming", content(
             (Object = "application/json"),
-            (String = "text/event-stream")
+            (StreamEvent = "text/event-stream")
         )),
         (status = 400, description = "Invalid field, unsupported option (tools, functions, n > 1), model not allowed"),
         (status = 401, description = "Missing or invalid caller key"),

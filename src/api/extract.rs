@@ -128,6 +128,25 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     }
 }
 
+/// A whole-number query parameter in `range`; `default` when absent or empty.
+pub fn whole_number<T>(
+    raw: Option<&str>,
+    field: &str,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, InvalidField>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display,
+{
+    match raw {
+        None | Some("") => Ok(default),
+        Some(raw) => raw.parse::<T>().ok().filter(|n| range.contains(n)).ok_or_else(|| {
+            let message = format!("`{field}` must be a whole number from {} to {}", range.start(), range.end());
+            InvalidField::new(field, "invalid_field", message)
+        }),
+    }
+}
+
 /// The TCP peer, when the server recorded it (absent in `oneshot` tests), and the per-IP limit's
 /// decision when that layer admitted the request.
 #[derive(Debug, Clone, Copy)]

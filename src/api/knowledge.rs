@@ -3,7 +3,7 @@
 
 use super::error::ApiError;
 use super::extract::{is_json, parse_json, read_body};
-use super::extract::{Path, Query};
+use super::extract::{whole_number, Path, Query};
 use crate::domain::{check_identifier, InvalidField};
 use crate::knowledge::{DocumentInput, KbError};
 use crate::state::AppState;
@@ -24,25 +24,6 @@ const IMPORT_BODY_DEADLINE: Duration = Duration::from_secs(120);
 
 fn unavailable(e: KbError) -> ApiError {
     ApiError::Unavailable(format!("knowledge base: {}", crate::error_chain::describe(&e)))
-}
-
-/// A whole-number query parameter in `range`; `default` when absent or empty.
-fn whole_number<T>(
-    raw: Option<&str>,
-    field: &str,
-    default: T,
-    range: std::ops::RangeInclusive<T>,
-) -> Result<T, InvalidField>
-where
-    T: std::str::FromStr + PartialOrd + std::fmt::Display,
-{
-    match raw {
-        None | Some("") => Ok(default),
-        Some(raw) => raw.parse::<T>().ok().filter(|n| range.contains(n)).ok_or_else(|| {
-            let message = format!("`{field}` must be a whole number from {} to {}", range.start(), range.end());
-            InvalidField::new(field, "invalid_field", message)
-        }),
-    }
 }
 
 /// A JSON body under `kb.import_limit_bytes` (the limit these routes' layer applies, and the one a
@@ -122,6 +103,7 @@ pub async fn import(State(state): State<AppState>, request: Request) -> Result<J
 pub struct ListQuery {
     pub cursor: Option<String>,
     pub limit: Option<String>,
+    pub q: Option<String>,
 }
 
 fn summary(row: &KbRow, with_body: bool) -> serde_json::Value {
@@ -142,9 +124,10 @@ fn summary(row: &KbRow, with_body: bool) -> serde_json::Value {
     params(
         ("cursor" = Option<String>, Query, description = "`nextCursor` of the previous page"),
         ("limit" = Option<u32>, Query, description = "1–500, default 50"),
+        ("q" = Option<String>, Query, description = "Only documents whose id or title contains this (any case)"),
     ),
     responses(
-        (status = 200, description = "`{documents: [...], nextCursor}`", body = Object),
+        (status = 200, description = "`{documents: [...], nextCursor, total}` (`total`: documents matching `q`)", body = Object),
         (status = 400, description = "`limit` or `cursor` invalid"),
         (status = 401, description = "Missing or invalid admin key"),
         (status = 403, description = "Admin routes disabled"),
@@ -159,16 +142,20 @@ pub async fn list_documents(
     if let Some(cursor) = &cursor {
         check_identifier(cursor, "cursor")?;
     }
+    let filter = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
+    if filter.is_some_and(|q| q.chars().count() > 200) {
+        return Err(InvalidField::new("q", "invalid_field", "`q` must be at most 200 characters").into());
+    }
     let durable = state.orchestrator.knowledge().durable().clone();
-    let rows = durable
-        .kb_list(crate::knowledge::SITE, cursor.as_deref(), limit + 1)
-        .await
-        .map_err(|e| unavailable(e.into()))?;
+    let site = crate::knowledge::SITE;
+    let (rows, total) =
+        tokio::try_join!(durable.kb_list(site, cursor.as_deref(), filter, limit + 1), durable.kb_count(site, filter))
+            .map_err(|e| unavailable(e.into()))?;
     let more = rows.len() as i64 > limit;
     let page = &rows[..rows.len().min(limit as usize)];
     let next = if more { page.last().map(|r| r.id.clone()) } else { None };
     let documents: Vec<_> = page.iter().map(|r| summary(r, false)).collect();
-    Ok(Json(json!({"documents": documents, "nextCursor": next})))
+    Ok(Json(json!({"documents": documents, "nextCursor": next, "total": total})))
 }
 
 /// One document, with its body.

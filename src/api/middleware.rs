@@ -305,7 +305,7 @@ pub async fn require_admin(State(state): State<AppState>, request: Request, next
         match context(&request) {
             Credential::Admin => next.run(request).await,
             Credential::Missing => match crate::console::authorize(&state, request.method(), request.headers()).await {
-                Some(Ok(())) => next.run(request).await,
+                Some(Ok(_)) => next.run(request).await,
                 Some(Err(refused)) => refused.into_response(),
                 None => ApiError::Unauthorized.into_response(),
             },
@@ -316,10 +316,25 @@ pub async fn require_admin(State(state): State<AppState>, request: Request, next
     response
 }
 
-/// Session takeover/release for the site's backend (the Wix Chat handler): a caller or the admin
-/// key; without any key configured, a local unproxied caller only.
-pub async fn require_backend(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// Who sent an agent message from the console: the name its operator signed in with.
+#[derive(Debug, Clone)]
+pub struct ConsoleOperator(pub String);
+
+/// Session control for the site's backend (the Wix Chat handler, the widget's long poll): a caller
+/// or the admin key, or a console session (with its CSRF token for a change); without any key
+/// configured, a local unproxied caller only.
+pub async fn require_backend(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let any_key = state.auth.has_caller_keys() || state.auth.has_admin_key();
+    if context(&request) == Credential::Missing {
+        match crate::console::authorize(&state, request.method(), request.headers()).await {
+            Some(Ok(session)) => {
+                request.extensions_mut().insert(ConsoleOperator(session.operator));
+                return next.run(request).await;
+            }
+            Some(Err(refused)) => return refused.into_response(),
+            None => {}
+        }
+    }
     match context(&request) {
         Credential::Caller(_) | Credential::Admin => next.run(request).await,
         _ if !any_key && local_unproxied(&state, &request) => next.run(request).await,

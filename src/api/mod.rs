@@ -97,7 +97,7 @@ pub fn router(state: AppState) -> Router {
     let backend = Router::new()
         .route("/sessions/{sessionId}/handoff", post(sessions::handoff))
         .route("/sessions/{sessionId}/release", post(sessions::release))
-        .route("/sessions/{sessionId}/messages", post(sessions::agent_message))
+        .route("/sessions/{sessionId}/messages", get(sessions::messages).post(sessions::agent_message))
         .route_layer(from_fn_with_state(state.clone(), middleware::require_backend));
     let health = Router::new().route("/healthz", get(health::healthz)).route("/readyz", get(health::readyz));
     Router::new()

@@ -53,11 +53,11 @@ impl Modify for BearerAuth {
         super::suggestions::reject,
         super::sessions::handoff,
         super::sessions::release,
-        super::sessions::agent_message,
+        super::sessions::agent_message, super::sessions::messages,
     ),
     components(schemas(super::chat::SendChatMessageRequest, super::chat::SendChatMessageResponse, super::chat::HistoryEntry, super::admin::KillSwitch,
         super::knowledge::Upserted, super::knowledge::ImportRequest, crate::knowledge::DocumentInput, crate::knowledge::SourceRef,
-        super::suggestions::SuggestionView, super::suggestions::ApproveRequest)),
+        super::suggestions::SuggestionView, super::suggestions::ApproveRequest, super::compat::StreamEvent)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

@@ -214,6 +214,12 @@ pub struct HandoffSettings {
     pub holding: LocalizedText,
     /// Sent instead of `holding` once the SLA is breached and the visitor is still waiting.
     pub sla_notice: LocalizedText,
+    /// locale → case-insensitive regexes: a request to act, which hands off even when a
+    /// knowledge-first intent could be answered from the knowledge base.
+    #[serde(default)]
+    pub act_patterns: BTreeMap<String, Vec<String>>,
+    /// Appended to a knowledge-first answer: a person is still on offer.
+    pub offer: LocalizedText,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -300,6 +306,10 @@ pub struct IntentRule {
     /// For `reply`: the static reply by locale.
     #[serde(default)]
     pub reply: LocalizedText,
+    /// For `handoff`: a question the knowledge base answers with a passage at least this relevant
+    /// (0–1) is answered from it, a person offered, unless it asks to act. None = always hand off.
+    #[serde(default)]
+    pub knowledge_first_score: Option<f32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -343,4 +353,6 @@ pub struct KbSettings {
     pub sync_interval_ms: u64,
     pub import_limit_bytes: usize,
     pub not_covered: LocalizedText,
+    /// A passage at least this relevant answers, as extracted sentences, when the model cannot.
+    pub extractive_min_score: f32,
 }

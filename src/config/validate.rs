@@ -279,7 +279,22 @@ impl Settings {
             if intent.action == IntentAction::Reply {
                 check_localized(&intent.reply, &self.fallback.default_locale, &format!("{key}.reply"))?;
             }
+            if let Some(score) = intent.knowledge_first_score {
+                check((0.0..=1.0).contains(&score), &format!("{key}.knowledge_first_score"), "must be from 0 to 1")?;
+            }
         }
-        Ok(())
+        for (locale, patterns) in &self.handoff.act_patterns {
+            for pattern in patterns {
+                regex::RegexBuilder::new(pattern).case_insensitive(true).build().map_err(|e| {
+                    ConfigError::new(format!("handoff.act_patterns.{locale}"), format!("`{pattern}`: {e}"))
+                })?;
+            }
+        }
+        check_localized(&self.handoff.offer, &self.fallback.default_locale, "handoff.offer")?;
+        check(
+            (0.0..=1.01).contains(&self.kb.extractive_min_score),
+            "kb.extractive_min_score",
+            "must be from 0 to 1 (1.01 = never)",
+        )
     }
 }

@@ -53,7 +53,9 @@ fn with_security_headers(mut response: Response, content_type: &'static str) -> 
     headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // Not `no-referrer`: under it browsers post forms with `Origin: null`, which the sign-in's
+    // login-CSRF check cannot tell from a sandboxed attacker. Other sites still get no referrer.
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
@@ -83,14 +85,30 @@ fn console_cookies(headers: &HeaderMap) -> impl Iterator<Item = &str> {
     cookies.filter_map(|c| session::cookie_value(c, session::COOKIE))
 }
 
+/// Text for an HTML attribute or element.
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+}
+
 fn login_page(status: StatusCode, message: &str) -> Response {
     html(status, LOGIN_HTML.replace("{{MESSAGE}}", message))
 }
 
+/// What `/console` says when there is no admin key: how to turn it on (still a 404: there is no
+/// console here).
+const OFF_HTML: &str = include_str!("assets/off.html");
+
 async fn page(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let sessions = sessions(&state)?;
+    let Some(sessions) = state.console.as_deref() else {
+        return Ok(html(StatusCode::NOT_FOUND, OFF_HTML.to_owned()));
+    };
     Ok(match current(&state, &headers).await {
-        Some(session) => html(StatusCode::OK, APP_HTML.replace("{{CSRF}}", &sessions.csrf_token(&session))),
+        Some(session) => html(
+            StatusCode::OK,
+            APP_HTML
+                .replace("{{CSRF}}", &sessions.csrf_token(&session))
+                .replace("{{OPERATOR}}", &html_escape(&session.operator)),
+        ),
         None => login_page(StatusCode::OK, ""),
     })
 }
@@ -136,18 +154,22 @@ fn see_console(cookie: HeaderValue) -> Response {
 #[derive(Debug, Deserialize)]
 struct LoginForm {
     key: Option<String>,
+    /// Shown to visitors as the author of the replies sent from the console.
+    name: Option<String>,
 }
 
 /// A sign-in posted from another site's page (login CSRF: signing a victim in to the attacker's
-/// session) carries that site's `Origin`; browsers send `Origin` on every form POST. The console's
-/// own origin is the `Host` it was reached by, or a trusted proxy's `X-Forwarded-Host`.
+/// session). Browsers say where a form came from in `Sec-Fetch-Site` and `Origin`; either naming
+/// another site refuses it. The console's own origin is the `Host` it was reached by, or a trusted
+/// proxy's `X-Forwarded-Host`. Scripts and curl send neither header and are not browsers' victims.
 fn cross_origin(state: &AppState, request: &Request) -> bool {
-    let Some(origin) = request.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
+    let header_value = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
+    if header_value("sec-fetch-site").is_some_and(|site| !matches!(site, "same-origin" | "none")) {
+        return true;
+    }
+    let Some(origin) = header_value(header::ORIGIN.as_str()) else { return false };
     let Some((_, origin_host)) = origin.split_once("://") else { return true };
     let origin_host = origin_host.trim_end_matches('/');
-    let header_value = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
     let peer = request.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
     let proxied_host = header_value("x-forwarded-host").filter(|_| peer.is_some_and(|ip| state.ip_limiter.trusts(ip)));
     let own = [header_value(header::HOST.as_str()), request.uri().host(), proxied_host];
@@ -175,15 +197,15 @@ async fn login(State(state): State<AppState>, request: Request) -> Result<Respon
         return Ok(page);
     }
     let secure = over_https(&state, &request);
-    let typed = match Form::<LoginForm>::from_request(request, &state).await {
-        Ok(Form(form)) => form.key.unwrap_or_default(),
-        Err(_) => String::new(),
+    let (typed, name) = match Form::<LoginForm>::from_request(request, &state).await {
+        Ok(Form(form)) => (form.key.unwrap_or_default(), form.name.unwrap_or_default()),
+        Err(_) => (String::new(), String::new()),
     };
     if !sessions.key_matches(typed.trim()) {
         tracing::warn!(%client, "console sign-in refused: wrong admin key");
         return Ok(login_page(StatusCode::UNAUTHORIZED, "That is not the admin key."));
     }
-    let (cookie, _) = sessions.issue();
+    let (cookie, _) = sessions.issue(&session::operator_name(&name));
     tracing::info!(%client, "console sign-in");
     Ok(see_console(session_cookie(&cookie, session::LIFETIME.as_secs(), secure)))
 }
@@ -209,10 +231,14 @@ async fn logout(State(state): State<AppState>, request: Request) -> Result<Respo
     Ok(see_console(session_cookie("", 0, secure)))
 }
 
-/// For `/admin/*` requests without the admin key: a console session, and for anything but a read
-/// its CSRF token. None when the request carries no console cookie at all (then it is simply
-/// unauthenticated).
-pub async fn authorize(state: &AppState, method: &Method, headers: &HeaderMap) -> Option<Result<(), ApiError>> {
+/// For `/admin/*` (and session control) requests without a key: a console session, and for
+/// anything but a read its CSRF token. None when the request carries no console cookie at all
+/// (then it is simply unauthenticated).
+pub async fn authorize(
+    state: &AppState,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Option<Result<ConsoleSession, ApiError>> {
     if state.console.is_none() || console_cookies(headers).next().is_none() {
         return None;
     }
@@ -221,9 +247,13 @@ pub async fn authorize(state: &AppState, method: &Method, headers: &HeaderMap) -
         return Some(Err(if read { ApiError::Unauthorized } else { ApiError::CsrfRequired }));
     };
     if read {
-        return Some(Ok(()));
+        return Some(Ok(session));
     }
     let sessions = state.console.as_deref()?;
     let token = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
-    Some(if token.is_some_and(|t| sessions.csrf_matches(&session, t)) { Ok(()) } else { Err(ApiError::CsrfRequired) })
+    Some(if token.is_some_and(|t| sessions.csrf_matches(&session, t)) {
+        Ok(session)
+    } else {
+        Err(ApiError::CsrfRequired)
+    })
 }

@@ -18,11 +18,29 @@ pub const LIFETIME: Duration = Duration::from_secs(12 * 3600);
 /// every replica through the state store).
 pub const SIGN_IN_QUOTA: crate::rate::Quota = crate::rate::Quota { burst: 5, per_minute: 5 };
 
-/// A verified session: its nonce names it (for the CSRF token and revocation).
+/// A verified session: its nonce names it (for the CSRF token and revocation); `operator` is the
+/// name given at sign-in, the author of the replies sent from the console.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsoleSession {
     pub nonce: String,
     pub expires_at: i64,
+    pub operator: String,
+}
+
+/// The author of console replies when the operator gave no name at sign-in.
+pub const DEFAULT_OPERATOR: &str = "Support team";
+/// Longest operator name, in characters.
+const OPERATOR_CHARS: usize = 80;
+
+/// The name typed at sign-in as an author: one line, printable, at most 80 characters.
+pub fn operator_name(typed: &str) -> String {
+    let one_line: String = typed.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let name: String = one_line.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(OPERATOR_CHARS).collect();
+    if name.is_empty() {
+        DEFAULT_OPERATOR.to_owned()
+    } else {
+        name
+    }
 }
 
 /// Where sign-outs are kept so that every replica, and this one after a restart, honours them:
@@ -96,26 +114,31 @@ impl Sessions {
         !self.admin_key.is_empty() && bool::from(a.ct_eq(&b))
     }
 
-    /// A new session's cookie value.
-    pub fn issue(&self) -> (String, ConsoleSession) {
+    /// A new session's cookie value: expiry, nonce and operator name (base64url), signed.
+    pub fn issue(&self, operator: &str) -> (String, ConsoleSession) {
+        use base64::Engine;
         let nonce = uuid::Uuid::new_v4().simple().to_string();
         let expires_at = now_secs() + LIFETIME.as_secs() as i64;
         let expiry = expires_at.to_string();
-        let tag = hex::encode(self.mac(&["session", &expiry, &nonce]).finalize().into_bytes());
-        (format!("{expiry}.{nonce}.{tag}"), ConsoleSession { nonce, expires_at })
+        let name = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(operator);
+        let tag = hex::encode(self.mac(&["session", &expiry, &nonce, &name]).finalize().into_bytes());
+        let session = ConsoleSession { nonce: nonce.clone(), expires_at, operator: operator.to_owned() };
+        (format!("{expiry}.{nonce}.{name}.{tag}"), session)
     }
 
     /// The session a cookie value names, if it is genuine and unexpired (sign-outs not checked).
     fn genuine(&self, value: &str) -> Option<ConsoleSession> {
-        let mut parts = value.splitn(3, '.');
-        let (expiry, nonce, tag) = (parts.next()?, parts.next()?, parts.next()?);
+        use base64::Engine;
+        let mut parts = value.splitn(4, '.');
+        let (expiry, nonce, name, tag) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
         let tag = hex::decode(tag).ok()?;
-        self.mac(&["session", expiry, nonce]).verify_slice(&tag).ok()?;
+        self.mac(&["session", expiry, nonce, name]).verify_slice(&tag).ok()?;
         let expires_at: i64 = expiry.parse().ok()?;
         if expires_at <= now_secs() {
             return None;
         }
-        Some(ConsoleSession { nonce: nonce.to_owned(), expires_at })
+        let operator = String::from_utf8(base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(name).ok()?).ok()?;
+        Some(ConsoleSession { nonce: nonce.to_owned(), expires_at, operator })
     }
 
     /// The session a cookie value names, if it is genuine, unexpired and not signed out here, on
@@ -174,8 +197,9 @@ mod tests {
     #[tokio::test]
     async fn a_cookie_verifies_until_tampered_or_signed_out() {
         let sessions = Sessions::new("admin-key", None);
-        let (cookie, session) = sessions.issue();
+        let (cookie, session) = sessions.issue("Ana");
         assert_eq!(sessions.verify(&cookie).await, Some(session.clone()));
+        assert_eq!(session.operator, "Ana");
         let forged = cookie.replacen(&session.expires_at.to_string(), &(session.expires_at + 999).to_string(), 1);
         assert_eq!(sessions.verify(&forged).await, None, "a longer life is not for the taking");
         assert_eq!(
@@ -196,7 +220,7 @@ mod tests {
             Arc::new(crate::store::memory::MemoryStore::new(100, Duration::from_secs(60), 100, false));
         let here = Sessions::new("admin-key", Some(Revocations::Shared(shared.clone())));
         let there = Sessions::new("admin-key", Some(Revocations::Shared(shared)));
-        let (cookie, session) = here.issue();
+        let (cookie, session) = here.issue(DEFAULT_OPERATOR);
         assert!(there.verify(&cookie).await.is_some());
         here.revoke(&session).await.unwrap();
         assert_eq!(there.verify(&cookie).await, None);
@@ -206,6 +230,13 @@ mod tests {
     fn only_the_admin_key_matches() {
         let sessions = Sessions::new("k", None);
         assert!(sessions.key_matches("k") && !sessions.key_matches("K") && !sessions.key_matches(""));
+    }
+
+    #[test]
+    fn operator_names_are_one_printable_line() {
+        assert_eq!(operator_name("  Ana\n<b>  "), "Ana <b>");
+        assert_eq!(operator_name(""), DEFAULT_OPERATOR);
+        assert_eq!(operator_name(&"x".repeat(200)).len(), 80);
     }
 
     #[test]

@@ -9,10 +9,12 @@ pub enum Source {
     Fallback,
     Rule,
     Handoff,
+    /// Sentences of a knowledge-base passage, when the model could not answer.
+    Knowledge,
 }
 
 impl Source {
-    pub const ALL: [Source; 4] = [Source::Model, Source::Fallback, Source::Rule, Source::Handoff];
+    pub const ALL: [Source; 5] = [Source::Model, Source::Fallback, Source::Rule, Source::Handoff, Source::Knowledge];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -20,6 +22,7 @@ impl Source {
             Source::Fallback => "fallback",
             Source::Rule => "rule",
             Source::Handoff => "handoff",
+            Source::Knowledge => "knowledge",
         }
     }
 }
@@ -42,6 +45,12 @@ pub enum FallbackReason {
 }
 
 impl FallbackReason {
+    /// The model is out of reach (not refused by the operator or by a filter): the knowledge base
+    /// may answer in its place.
+    pub fn knowledge_may_answer(self) -> bool {
+        !matches!(self, FallbackReason::KillSwitch | FallbackReason::ContentFilter | FallbackReason::LeakBlocked)
+    }
+
     pub const ALL: [FallbackReason; 12] = [
         FallbackReason::NoApiKey,
         FallbackReason::KillSwitch,

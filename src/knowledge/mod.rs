@@ -6,6 +6,7 @@
 mod chunk;
 pub mod document;
 pub mod embed;
+pub mod extract;
 mod index;
 pub mod language;
 mod retrieve;

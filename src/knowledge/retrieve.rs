@@ -42,6 +42,8 @@ pub struct Grounding {
     pub not_covered: bool,
     /// Tokens of `message`, as the history trim counts them.
     pub tokens: Option<usize>,
+    /// The most relevant passage (for knowledge-first intents and answers without the model).
+    pub best: Option<Passage>,
 }
 
 const REFERENCE_PREAMBLE: &str = "Reference passages from this website's help content, retrieved for the \
@@ -159,6 +161,7 @@ impl KnowledgeBase {
         let mut message = String::from(REFERENCE_PREAMBLE);
         let mut tokens = counter.text(REFERENCE_PREAMBLE);
         let mut sources = Vec::new();
+        let best = passages.first().cloned();
         for passage in passages {
             let block = format!(
                 "\n\n<passage id=\"{}\" title=\"{}\">\n{}\n</passage>",
@@ -175,13 +178,21 @@ impl KnowledgeBase {
             sources.push(SourceRef { id: passage.id, title: passage.title, url: passage.url });
         }
         if !sources.is_empty() {
-            return Grounding { message: Some(message), sources, not_covered: false, tokens: Some(tokens) };
+            return Grounding { message: Some(message), sources, not_covered: false, tokens: Some(tokens), best };
         }
         if answerable && super::language::is_question(question) {
             let message = Some(NOT_COVERED_INSTRUCTION.to_owned());
-            return Grounding { message, sources, not_covered: true, tokens: None };
+            return Grounding { message, sources, not_covered: true, tokens: None, best: None };
         }
         Grounding::default()
+    }
+
+    /// The sentences of `passage` that answer `question`, as plain text (see `extract`), analysed
+    /// in the visitor's language or else the document's.
+    pub fn extract_answer(&self, passage: &Passage, question: &str, locale: Option<&str>) -> Option<String> {
+        let doc_lang = self.docs.read().get(&passage.id).map_or(self.default_lang, |d| d.lang);
+        let lang = locale.map_or(doc_lang, |l| Lang::of_locale(Some(l), doc_lang));
+        super::extract::answer(&passage.text, question, lang)
     }
 
     /// A passage block's tokens: counted once per chunk of a document version (the block is

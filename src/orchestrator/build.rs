@@ -61,7 +61,7 @@ impl Orchestrator {
             knowledge,
             redactor: redactor.clone(),
             replies: StaticReplies::new(s.fallback.texts.clone(), &s.fallback.default_locale),
-            intents: IntentRouter::new(&s.intents),
+            intents: IntentRouter::new(&s.intents, &s.handoff.act_patterns),
             output: OutputFilter::new(
                 &s.output.allowed_link_hosts,
                 &s.prompt.system,
@@ -88,6 +88,7 @@ impl Orchestrator {
             events: with.events,
             support: with.support,
             transcripts: with.transcripts,
+            posted: tokio::sync::Notify::new(),
             settings,
         })
     }

@@ -22,6 +22,10 @@ pub struct Prepared {
     pub transcript: Vec<Turn>,
     /// A reply decided without the model (rule, handoff notice, holding notice).
     pub decided: Option<Reply>,
+    /// Passages already found (a knowledge-first intent was answered from them).
+    pub grounding: Option<crate::knowledge::Grounding>,
+    /// A handoff intent answered from the knowledge base: the reply offers a person.
+    pub handoff_offered: bool,
 }
 
 impl Orchestrator {
@@ -76,9 +80,16 @@ impl Orchestrator {
             new_session: false,
             repeat_question: false,
             decided: None,
+            grounding: None,
+            handoff_offered: false,
         };
         if let Some(session) = &input.session {
-            let handoff_intent = routed.is_some_and(|i| i.action == IntentAction::Handoff);
+            let mut handoff_intent = false;
+            if let Some(intent) = routed.filter(|i| i.action == IntentAction::Handoff) {
+                prepared.grounding = self.knowledge_first(input, intent).await;
+                prepared.handoff_offered = prepared.grounding.is_some();
+                handoff_intent = !prepared.handoff_offered;
+            }
             self.enter_session(input, session, handoff_intent, &mut prepared).await?;
         }
         if prepared.decided.is_none() {
@@ -145,7 +156,7 @@ impl Orchestrator {
     pub(super) async fn model_reply(&self, input: &ChatInput, prepared: &Prepared) -> Reply {
         let context_json = (input.route == Route::SendChatMessage).then(|| input.context.to_json());
         let counter = self.tokenizer.get().await;
-        let grounding = self.ground(input, prepared, &counter).await;
+        let grounding = self.grounding_for(input, prepared, &counter).await;
         if grounding.not_covered {
             if let Some(reply) = self.not_covered_reply(input, prepared) {
                 return reply;
@@ -175,11 +186,14 @@ impl Orchestrator {
                 reply
             }
             Err(reason) => {
-                let mut reply = self.fallback_reply(input, prepared.intent.as_deref(), reason);
+                let mut reply = self.without_model(input, prepared, &grounding, reason);
                 reply.model = call.model;
                 reply
             }
         };
+        if prepared.handoff_offered {
+            self.offer_person(input, &mut reply);
+        }
         reply.usage = call.usage;
         reply.upstream_ms = call.upstream_ms;
         reply.attempts = call.attempts;

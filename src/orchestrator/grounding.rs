@@ -2,11 +2,12 @@
 //! when none fits a real question, and the record of that question for the weekly review.
 
 use super::chat::Prepared;
+use super::intents::Intent;
 use super::{ChatInput, Orchestrator, Reply, Route};
 use crate::completion::pick_localized;
 use crate::completion::tokens::TokenCounter;
-use crate::domain::Source;
-use crate::knowledge::Grounding;
+use crate::domain::{FallbackReason, Source};
+use crate::knowledge::{Grounding, SourceRef};
 use crate::store::durable::UnansweredRecord;
 use std::time::Duration;
 
@@ -15,14 +16,13 @@ const UNANSWERED_ATTEMPTS: u32 = 5;
 
 impl Orchestrator {
     /// Passages for this message, or nothing when the knowledge base is off for the route or empty.
-    pub(super) async fn ground(&self, input: &ChatInput, prepared: &Prepared, counter: &TokenCounter) -> Grounding {
+    /// `answerable`: no intent has its own instructions, so "not covered" applies.
+    pub(super) async fn ground(&self, input: &ChatInput, answerable: bool, counter: &TokenCounter) -> Grounding {
         let kb = self.knowledge.settings();
         let on = kb.enabled && (input.route == Route::SendChatMessage || kb.compat);
         if !on {
             return Grounding::default();
         }
-        // A matched intent has its own instructions: passages may help it, "not covered" does not apply.
-        let answerable = prepared.intent.is_none();
         // The question's embedding may take a slice of the time left, never the model's share.
         let time_left = input.deadline.remaining() / 4;
         let locale = input.context.locale.as_deref();
@@ -36,6 +36,69 @@ impl Orchestrator {
             }
         }
         grounding
+    }
+
+    /// This message's grounding: found while preparing (knowledge-first), or searched now.
+    pub(super) async fn grounding_for(
+        &self,
+        input: &ChatInput,
+        prepared: &Prepared,
+        counter: &TokenCounter,
+    ) -> Grounding {
+        match &prepared.grounding {
+            Some(grounding) => grounding.clone(),
+            None => self.ground(input, prepared.intent.is_none(), counter).await,
+        }
+    }
+
+    /// Knowledge before a handoff rule: a question (not a request to act) matching a
+    /// knowledge-first handoff intent, which the knowledge base answers well enough, is answered
+    /// from it instead of handed off. Returns the grounding that decided it.
+    pub(super) async fn knowledge_first(&self, input: &ChatInput, intent: &Intent) -> Option<Grounding> {
+        let threshold = intent.knowledge_first_score?;
+        if self.intents.asks_to_act(input.user_text.as_str()) {
+            return None;
+        }
+        let counter = self.tokenizer.get().await;
+        let grounding = self.ground(input, false, &counter).await;
+        grounding.best.as_ref().is_some_and(|p| p.score >= threshold).then_some(grounding)
+    }
+
+    /// The reply when the model cannot give one: a passage's most relevant sentences when one is
+    /// relevant enough (the model out of reach, not refused), else the static text.
+    pub(super) fn without_model(
+        &self,
+        input: &ChatInput,
+        prepared: &Prepared,
+        grounding: &Grounding,
+        reason: FallbackReason,
+    ) -> Reply {
+        let bar = if prepared.handoff_offered { 0.0 } else { self.knowledge.settings().extractive_min_score };
+        let passage = grounding.best.as_ref().filter(|p| reason.knowledge_may_answer() && p.score >= bar);
+        let question = input.user_text.as_str();
+        let extracted = passage.and_then(|p| {
+            let text = self.knowledge.extract_answer(p, question, input.context.locale.as_deref())?;
+            Some((self.redactor.secrets(&text).into_owned(), p))
+        });
+        let Some((text, passage)) = extracted else {
+            return self.fallback_reply(input, prepared.intent.as_deref(), reason);
+        };
+        let mut reply = Reply::new(text, Source::Knowledge);
+        reply.fallback_reason = Some(reason);
+        reply.intent = prepared.intent.clone();
+        reply.sources =
+            vec![SourceRef { id: passage.id.clone(), title: passage.title.clone(), url: passage.url.clone() }];
+        reply
+    }
+
+    /// A knowledge-first answer keeps a person on offer, in the visitor's language.
+    pub(super) fn offer_person(&self, input: &ChatInput, reply: &mut Reply) {
+        let texts = &self.settings.handoff.offer;
+        let locale = input.context.locale.as_deref();
+        if let Some(offer) = pick_localized(texts, locale, &self.settings.fallback.default_locale) {
+            reply.text = format!("{}\n\n{offer}", reply.text.trim_end());
+        }
+        reply.handoff_offered = true;
     }
 
     /// The configured "not covered" text, when there is one: the reply without a model call.

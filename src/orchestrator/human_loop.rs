@@ -75,6 +75,7 @@ impl Orchestrator {
             ..stored(id, episode, "agent", self.keepable(&message.text), now)
         };
         self.durable.append_messages(&[row]).await?;
+        self.wake_feeds();
         match self.durable.handoff_answered(id, episode, now).await {
             Ok(Some((started_ms, true))) => {
                 self.metrics.handoff_first_response.observe((now - started_ms).max(0) as f64 / 1000.0);
@@ -97,35 +98,42 @@ impl Orchestrator {
         }
     }
 
-    /// question = what the visitor said before the first agent message; answer = what agents said.
+    /// One suggestion per exchange that mattered: each substantive answer of the team with the
+    /// visitor's message(s) just before it (greetings, requests for a person and pleasantries
+    /// skipped), unless a pending suggestion already asks the same question.
     async fn draft_suggestion(&self, id: &str, episode: i64) -> Result<(), StoreError> {
         let messages = self.durable.session_messages(id, episode).await?;
-        let Some(first_agent) = messages.iter().position(|m| m.role == "agent") else { return Ok(()) };
-        let joined = |items: &[SessionMessage], role: &str, separator: &str| {
-            items.iter().filter(|m| m.role == role).map(|m| m.text.as_str()).collect::<Vec<_>>().join(separator)
+        // A request for a person is a handoff intent never answered from the knowledge base.
+        let asks_for_person = |text: &str| {
+            self.intents
+                .route(text, None)
+                .is_some_and(|i| i.action == crate::config::IntentAction::Handoff && i.knowledge_first_score.is_none())
         };
-        let question = joined(&messages[..first_agent], "visitor", "\n");
-        let answer = joined(&messages, "agent", "\n\n");
-        if question.trim().is_empty() || answer.trim().is_empty() {
+        let found =
+            super::exchanges::exchanges(messages.iter().map(|m| (m.role.as_str(), m.text.as_str())), asks_for_person);
+        if found.is_empty() {
             return Ok(());
         }
-        let pending = self.durable.suggestions(Some("pending"), 0).await?;
-        if pending.iter().any(|p| crate::report::same_question(&p.question, &question, None)) {
-            tracing::info!("suggestion not drafted: a pending one asks the same question");
-            return Ok(());
+        let mut pending = self.durable.suggestions(Some("pending"), 0).await?;
+        for exchange in found {
+            if pending.iter().any(|p| crate::report::same_question(&p.question, &exchange.question, None)) {
+                tracing::info!("suggestion not drafted: a pending one asks the same question");
+                continue;
+            }
+            let record = SuggestionRecord {
+                id: uuid::Uuid::now_v7().simple().to_string(),
+                session_id: id.to_owned(),
+                question: exchange.question,
+                answer: exchange.answer,
+                status: "pending".to_owned(),
+                created_ms: now_ms(),
+                decided_ms: None,
+            };
+            self.durable.insert_suggestion(&record).await?;
+            self.metrics.kb_suggestions.with_label_values(&["created"]).inc();
+            tracing::info!(suggestion = %record.id, "knowledge-base suggestion drafted from an agent's answer");
+            pending.push(record);
         }
-        let record = SuggestionRecord {
-            id: uuid::Uuid::now_v7().simple().to_string(),
-            session_id: id.to_owned(),
-            question,
-            answer,
-            status: "pending".to_owned(),
-            created_ms: now_ms(),
-            decided_ms: None,
-        };
-        self.durable.insert_suggestion(&record).await?;
-        self.metrics.kb_suggestions.with_label_values(&["created"]).inc();
-        tracing::info!(suggestion = %record.id, "knowledge-base suggestion drafted from an agent's answer");
         Ok(())
     }
 

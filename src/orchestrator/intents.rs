@@ -10,6 +10,8 @@ pub struct Intent {
     pub action: IntentAction,
     pub addendum: Option<String>,
     pub reply: LocalizedText,
+    /// A handoff intent answered from the knowledge base when a passage is this relevant.
+    pub knowledge_first_score: Option<f32>,
 }
 
 /// All patterns of all intents in one set, so a message is scanned once, not once per pattern.
@@ -18,11 +20,21 @@ pub struct IntentRouter {
     set: RegexSet,
     /// For each pattern of `set`: its intent (index) and locale.
     owners: Vec<(usize, String)>,
+    /// Requests to act (every locale's patterns): they hand off even when knowledge could answer.
+    act: RegexSet,
+}
+
+fn case_insensitive_set<'a>(patterns: impl IntoIterator<Item = &'a String>) -> RegexSet {
+    RegexSetBuilder::new(patterns)
+        .case_insensitive(true)
+        .size_limit(64 << 20)
+        .build()
+        .unwrap_or_else(|e| panic!("intent patterns were validated at load: {e}"))
 }
 
 impl IntentRouter {
-    /// Patterns were checked one by one at config load, so the set compiles.
-    pub fn new(rules: &[IntentRule]) -> Self {
+    /// Patterns were checked one by one at config load, so the sets compile.
+    pub fn new(rules: &[IntentRule], act_patterns: &std::collections::BTreeMap<String, Vec<String>>) -> Self {
         let mut patterns = Vec::new();
         let mut owners = Vec::new();
         for (index, rule) in rules.iter().enumerate() {
@@ -33,11 +45,8 @@ impl IntentRouter {
                 }
             }
         }
-        let set = RegexSetBuilder::new(&patterns)
-            .case_insensitive(true)
-            .size_limit(64 << 20)
-            .build()
-            .unwrap_or_else(|e| panic!("intent patterns were validated at load: {e}"));
+        let set = case_insensitive_set(&patterns);
+        let act = case_insensitive_set(act_patterns.values().flatten());
         let intents = rules
             .iter()
             .map(|rule| Intent {
@@ -45,9 +54,16 @@ impl IntentRouter {
                 action: rule.action,
                 addendum: (!rule.addendum.trim().is_empty()).then(|| rule.addendum.clone()),
                 reply: rule.reply.clone(),
+                knowledge_first_score: rule.knowledge_first_score,
             })
             .collect();
-        Self { intents, set, owners }
+        Self { intents, set, owners, act }
+    }
+
+    /// "Cancel my order", "I want my money back for A-1001": the visitor asks for something to be
+    /// done, not for information.
+    pub fn asks_to_act(&self, text: &str) -> bool {
+        self.act.is_match(text)
     }
 
     /// The first intent (in configuration order) whose pattern matches, preferring patterns of the
@@ -85,7 +101,36 @@ mod tests {
     use crate::config::Settings;
 
     fn router() -> IntentRouter {
-        IntentRouter::new(&Settings::from_toml_overrides("").unwrap().intents)
+        let settings = Settings::from_toml_overrides("").unwrap();
+        IntentRouter::new(&settings.intents, &settings.handoff.act_patterns)
+    }
+
+    #[test]
+    fn requests_to_act_are_told_from_questions_in_four_languages() {
+        let router = router();
+        for act in [
+            "I want my money back for order A-1001",
+            "cancel my order",
+            "Please refund me",
+            "Can you cancel my order?",
+            "je veux être remboursé",
+            "Annulez ma commande",
+            "quiero que me devuelvan el dinero",
+            "Cancela mi pedido",
+            "Ich möchte eine Rückerstattung",
+            "Bitte stornieren Sie meine Bestellung",
+        ] {
+            assert!(router.asks_to_act(act), "{act}");
+        }
+        for question in [
+            "How long do refunds take?",
+            "How do I cancel my order?",
+            "Combien de temps prend un remboursement ?",
+            "¿Cuánto tardan los reembolsos?",
+            "Wie lange dauert eine Rückerstattung?",
+        ] {
+            assert!(!router.asks_to_act(question), "{question}");
+        }
     }
 
     fn routed(text: &str, locale: Option<&str>) -> Option<String> {

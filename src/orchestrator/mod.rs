@@ -4,6 +4,8 @@
 
 mod build;
 mod chat;
+mod exchanges;
+mod feed;
 mod grounding;
 mod human_loop;
 mod limits;
@@ -66,6 +68,8 @@ pub struct Orchestrator {
     prompt_cache_key: String,
     knowledge: Arc<KnowledgeBase>,
     redactor: Arc<crate::guard::Redactor>,
+    /// Notified when a message is written or a session changes hands (long polls wait on it).
+    posted: tokio::sync::Notify,
 }
 
 impl Orchestrator {

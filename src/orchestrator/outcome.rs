@@ -86,6 +86,8 @@ pub struct Reply {
     pub sources: Vec<crate::knowledge::SourceRef>,
     /// A real question the site's help content does not cover (low confidence, `unanswered`).
     pub not_covered: bool,
+    /// A handoff intent answered from the knowledge base, with a person offered in the text.
+    pub handoff_offered: bool,
 }
 
 impl Reply {
@@ -110,6 +112,7 @@ impl Reply {
             completion_id: None,
             sources: Vec::new(),
             not_covered: false,
+            handoff_offered: false,
         }
     }
 

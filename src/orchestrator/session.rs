@@ -250,6 +250,7 @@ impl Orchestrator {
             let _ = self.durable.clear_human(id).await;
         }
         self.publish_transition(id, &state, &request_id, TransitionContext::NONE).await;
+        self.wake_feeds();
         Ok(Some(SessionView::of(id, &state)))
     }
 

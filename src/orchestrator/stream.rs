@@ -48,12 +48,15 @@ impl Orchestrator {
         if let Some(reply) = prepared.decided.take() {
             return Ok(StreamStart::Decided(Box::new(self.conclude(&input, &prepared, reply).await)));
         }
+        let counter = self.tokenizer.get().await;
+        let grounding = self.grounding_for(&input, &prepared, &counter).await;
         if let Some(reason) = self.model_gate().await {
-            let reply = self.fallback_reply(&input, prepared.intent.as_deref(), reason);
+            let mut reply = self.without_model(&input, &prepared, &grounding, reason);
+            if prepared.handoff_offered {
+                self.offer_person(&input, &mut reply);
+            }
             return Ok(StreamStart::Decided(Box::new(self.conclude(&input, &prepared, reply).await)));
         }
-        let counter = self.tokenizer.get().await;
-        let grounding = self.ground(&input, &prepared, &counter).await;
         if grounding.not_covered {
             if let Some(reply) = self.not_covered_reply(&input, &prepared) {
                 return Ok(StreamStart::Decided(Box::new(self.conclude(&input, &prepared, reply).await)));
@@ -91,7 +94,10 @@ impl Orchestrator {
                 },
             }))),
             Err(reason) => {
-                let mut reply = self.fallback_reply(&input, prepared.intent.as_deref(), reason);
+                let mut reply = self.without_model(&input, &prepared, &grounding, reason);
+                if prepared.handoff_offered {
+                    self.offer_person(&input, &mut reply);
+                }
                 reply.attempts = run.attempts;
                 reply.upstream_ms = run.upstream_time.as_millis() as u64;
                 Ok(StreamStart::Decided(Box::new(self.conclude(&input, &prepared, reply).await)))

@@ -31,12 +31,22 @@ fn terms(question: &str, locale: Option<&str>) -> BTreeSet<String> {
     out
 }
 
+/// One word, once stemmed, in two spellings: equal, or one a prefix of the other by at most two
+/// letters (British and American spellings stem apart: `programm` and `program`).
+fn same_word(a: &str, b: &str) -> bool {
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    a == b || (short.len() >= 4 && long.len() - short.len() <= 2 && long.starts_with(short))
+}
+
+/// Jaccard similarity of two word sets, a word counting as shared when the other set has it in
+/// another spelling.
 fn jaccard(a: &BTreeSet<String>, b: &BTreeSet<String>) -> f64 {
-    let union = a.union(b).count();
+    let shared = a.iter().filter(|word| b.iter().any(|other| same_word(word, other))).count();
+    let union = a.len() + b.len() - shared;
     if union == 0 {
         return 1.0;
     }
-    a.intersection(b).count() as f64 / union as f64
+    shared as f64 / union as f64
 }
 
 /// Two wordings of one question (stemmed words, stop words aside), in `locale`'s language.
@@ -106,5 +116,17 @@ mod tests {
         assert_eq!(groups[0].count, 3);
         assert_eq!(groups[0].variants, ["do you sell a gift card", "Do you sell gift cards??"]);
         assert!(groups.iter().any(|g| g.question.starts_with("Can I pay") && g.count == 1));
+    }
+
+    #[test]
+    fn spellings_of_one_word_are_one_question_but_different_words_are_not() {
+        let groups = group(&[
+            asked("How does the loyalty programme work?", None),
+            asked("how does the loyalty program work", None),
+            asked("How does the loyalty card work?", None),
+        ]);
+        assert_eq!(groups.len(), 2, "{groups:?}");
+        assert_eq!(groups[0].count, 2);
+        assert!(!same_word("card", "cart") && !same_word("ship", "shipment") && same_word("programm", "program"));
     }
 }

@@ -189,6 +189,9 @@ async fn a_sign_in_posted_from_another_origin_gets_no_cookie() {
     let forged = login("https://evil.example".into()).await.unwrap();
     assert_eq!(forged.status(), 403);
     assert!(!forged.headers().contains_key("set-cookie"), "no session for a cross-site form");
+    assert_eq!(login("null".into()).await.unwrap().status(), 403, "a sandboxed frame's opaque origin");
+    let cross_site = client.post(app.url("/console/login")).header("sec-fetch-site", "cross-site");
+    assert_eq!(cross_site.form(&[("key", ADMIN)]).send().await.unwrap().status(), 403);
     let own = login(format!("http://{host}")).await.unwrap();
     assert_eq!(own.status(), 303, "the console's own page signs in");
     assert!(own.headers().contains_key("set-cookie"));

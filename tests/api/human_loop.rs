@@ -99,7 +99,8 @@ async fn an_agents_answer_becomes_a_suggestion_then_knowledge_the_next_visitor_i
         suggestion["question"].as_str().unwrap().contains("Do you ship waterproof tents to Iceland?"),
         "{suggestion}"
     );
-    assert_eq!(suggestion["answer"], format!("{AGENT_ANSWER}\n\nAnything else I can help with?"));
+    // The closing pleasantry is not part of what the bot should learn (issue 29).
+    assert_eq!(suggestion["answer"], AGENT_ANSWER);
     let id = suggestion["id"].as_str().unwrap().to_owned();
 
     // Approved with an edit: the title is the question, the body the part of the answer worth keeping.

@@ -8,6 +8,8 @@ mod services;
 mod anomaly;
 mod compat;
 mod console_replicas;
+mod conversations;
+mod conversations_loop;
 mod core;
 mod durability;
 mod faults;

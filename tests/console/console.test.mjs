@@ -94,8 +94,10 @@ test('a wrong key is refused, the admin key signs in, with a strict policy and c
   assert.equal(await page.textContent('.error'), 'That is not the admin key.');
   assert.equal((await context.cookies()).length, 0);
   await page.fill('#key', ADMIN);
+  await page.fill('#name', 'Ana Operator');
   await page.click('button[type=submit]');
   await page.waitForSelector('body[data-ready="true"]');
+  assert.equal(await page.textContent('#operator'), 'Ana Operator');
   const [cookie] = await context.cookies();
   assert.equal(cookie.httpOnly, true);
   assert.equal(cookie.sameSite, 'Strict');
@@ -135,6 +137,23 @@ test('a released session leaves the handoff page, and visitor text is only ever 
   assert.equal((await call('GET', '/admin/sessions/c-c', undefined, ADMIN)).body.mode, 'bot');
 });
 
+test('a reply from the console reaches the visitor\'s widget, signed with the operator\'s name', async () => {
+  await show('handoffs');
+  await page.click('tr[data-session="c-x"] button');
+  await page.waitForSelector('#transcript h3:text("Session c-x")');
+  const text = 'Hello from the console: your order ships today.';
+  await page.fill('#reply textarea', text);
+  await page.click('#reply button[type=submit]');
+  await page.waitForSelector(`#transcript .turn.agent .text:text("${text}")`);
+  assert.equal(await page.textContent('#transcript .turn.agent .who'), 'agent (Ana Operator)');
+  await page.screenshot({ path: join(SHOTS, 'handoffs-reply.png'), fullPage: true });
+  // What the kit's widget reads (pollReplies → GET /sessions/{id}/messages).
+  const polled = await call('GET', '/sessions/c-x/messages?waitMs=0');
+  assert.equal(polled.status, 200);
+  assert.deepEqual(polled.body.messages.filter((m) => m.role === 'agent').map((m) => [m.text, m.author]), [[text, 'Ana Operator']]);
+  assert.equal(polled.body.sessionMode, 'human');
+});
+
 test('an approved suggestion is found by the bot\'s search', async () => {
   await show('knowledge');
   const suggestion = page.locator('form.suggestion').first();
@@ -171,6 +190,27 @@ test('the kill switch asks first, then the next message falls back', async () =>
   const reply = await chat('c-after', 'Where is my order?');
   assert.equal(reply.body.fallbackReason, 'kill_switch');
   if (process.env.CONSOLE_DOCS_SCREENSHOT === '1') copyFileSync(join(SHOTS, 'overview.png'), join(ROOT, 'docs', 'console.png'));
+});
+
+test('the knowledge page pages through every document, filters them, and groups spellings of one question', async () => {
+  assert.equal((await call('PUT', '/admin/kill-switch', { enabled: false }, ADMIN)).status, 200);
+  const documents = Array.from({ length: 60 }, (_, i) => ({ id: `doc-${String(i).padStart(2, '0')}`, title: `Topic ${i}`, body: `Help text number ${i} about tents.` }));
+  assert.equal((await call('POST', '/admin/kb/import', { documents }, ADMIN)).status, 200);
+  for (const [session, question] of [['c-u1', 'How does the loyalty programme work?'], ['c-u2', 'how does the loyalty program work'], ['c-u3', 'Do you have a loyalty card?']]) {
+    await chat(session, question);
+  }
+  await show('knowledge');
+  assert.equal(await page.textContent('#document-count'), '50 of 61 documents');
+  await page.click('#more-documents');
+  await page.waitForFunction(() => document.querySelector('#document-count').textContent === '61 of 61 documents');
+  assert.equal(await page.locator('#more-documents').isHidden(), true, 'nothing more to load');
+  await page.fill('#document-filter input[name=q]', 'DOC-05');
+  await page.click('#document-filter button');
+  await page.waitForFunction(() => document.querySelector('#document-count').textContent.startsWith('1 of 1 document'));
+  assert.deepEqual(await page.locator('#documents li').evaluateAll((items) => items.map((li) => li.dataset.id)), ['doc-05']);
+  const loyalty = page.locator('#unanswered li', { hasText: 'loyalty program' });
+  assert.equal(await loyalty.locator('.count').textContent(), '2 ×', 'programme and program are one question');
+  await page.screenshot({ path: join(SHOTS, 'knowledge-documents.png'), fullPage: true });
 });
 
 test('a state change without the CSRF token is refused', async () => {
@@ -213,7 +253,9 @@ test('behind a trusted proxy speaking https the cookie is Secure; the console is
       headers: { 'Content-Type': 'application/x-www-form-urlencoded', 'X-Forwarded-Proto': 'https' }, body: `key=${ADMIN}` });
     assert.equal(signIn.status, 303);
     assert.match(signIn.headers.get('set-cookie'), /HttpOnly; SameSite=Strict; Max-Age=43200; Secure/);
-    assert.equal((await fetch(`${off.url}/console`)).status, 404);
+    const offPage = await fetch(`${off.url}/console`);
+    assert.equal(offPage.status, 404);
+    assert.match(await offPage.text(), /The velochat console is off[\s\S]*VELOCHAT_ADMIN_KEY/, 'it says why and how to turn it on');
   } finally {
     proxied.stop();
     off.stop();

@@ -11,6 +11,9 @@
  *     $w('#answer').text = answer.reply;
  *   });
  *
+ * When a person from your team takes over (`answer.handoff`), `followPerson(pollReplies, show)`
+ * shows their replies as they come, until the conversation is the bot's again.
+ *
  * It keeps the last turns, each bot reply with its `signature`, and sends them back as `history`.
  * The session id and those turns live in the tab's session storage, so a page reload continues the
  * conversation (a new tab starts a new one).
@@ -19,7 +22,13 @@ import { session } from 'wix-storage-frontend';
 
 const SESSION_KEY = 'velochatSessionId';
 const HISTORY_KEY = 'velochatHistory';
+const CURSOR_KEY = 'velochatReplyCursor';
 const KEEP_TURNS = 8;
+/** A poll that came back this fast with nothing (velochat unreachable) waits this long before the next. */
+const QUIET_POLL_MS = 1000;
+const RETRY_AFTER_QUIET_MS = 2000;
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The turns kept from before a reload; anything unreadable starts afresh. */
 function loadHistory(storage) {
@@ -61,5 +70,31 @@ export class ChatSession {
     this.history = this.history.slice(-KEEP_TURNS);
     this.storage.setItem(HISTORY_KEY, JSON.stringify(this.history));
     return answer;
+  }
+
+  /**
+   * While a person has the conversation: asks `poll` (the `pollReplies` web method) for their
+   * replies and calls `show({ id, text, author, at })` for each, until the conversation is the
+   * bot's again; resolves with `'bot'` then. Calling it while it already runs does nothing.
+   */
+  async followPerson(poll, show) {
+    if (this.following) return null;
+    this.following = true;
+    try {
+      let cursor = this.storage.getItem(CURSOR_KEY);
+      for (;;) {
+        const started = Date.now();
+        const answer = await poll(this.sessionId, cursor);
+        for (const message of answer.messages || []) show(message);
+        if (answer.cursor) {
+          cursor = answer.cursor;
+          this.storage.setItem(CURSOR_KEY, cursor);
+        }
+        if (answer.sessionMode === 'bot') return 'bot';
+        if (!(answer.messages || []).length && Date.now() - started < QUIET_POLL_MS) await sleep(RETRY_AFTER_QUIET_MS);
+      }
+    } finally {
+      this.following = false;
+    }
   }
 }

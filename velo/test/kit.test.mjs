@@ -134,7 +134,8 @@ test('Wix Chat: the bot answers visitors, ignores itself, and goes quiet when a 
   const mine = pending.find((s) => s.sessionId === sessionId);
   assert.ok(mine, 'a pending suggestion for the conversation');
   assert.equal(mine.question, 'Do you ship to Canada?');
-  assert.equal(mine.answer, 'Hi, Sam from support here!\n\nYes, we ship to Canada in 6 days.');
+  // Sam's greeting is not part of what the bot should learn (issue 29).
+  assert.equal(mine.answer, 'Yes, we ship to Canada in 6 days.');
   assert.equal(openai.requests.length, sent, 'no model call for any of it');
 });
 

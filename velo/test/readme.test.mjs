@@ -123,3 +123,29 @@ test('the velo README page code answers a typed question and ignores an empty on
   assert.equal(elements['#answer'].text, 'From the README snippet.');
   assert.equal(elements['#input'].value, '', 'the input is cleared');
 });
+
+test('the velo README page code shows a person\'s replies after a handoff, then the bot answers again', async () => {
+  const { session } = await import('wix-storage-frontend');
+  session.removeItem('velochatSessionId');
+  const code = snippet('../README.md', "$w('#send')");
+  const { $w, elements } = fakePage();
+  globalThis.$w = $w;
+  await load('page-handoff', code);
+  elements['#input'].value = 'I want to speak with a person';
+  const clicked = elements['#send'].click();
+  const sessionId = session.getItem('velochatSessionId');
+  await waitFor(() => elements['#answer'].text.includes('support team'));
+
+  const post = (path, body) => fetch(`${velochat.url}${path}`, { method: 'POST',
+    headers: { Authorization: `Bearer ${CALLER_KEY}`, 'Content-Type': 'application/json' }, body: body && JSON.stringify(body) });
+  assert.equal((await post(`/sessions/${sessionId}/messages`, { role: 'agent', text: 'Hi, Ana here: your parcel left today.', author: 'Ana' })).status, 202);
+  const shown = await waitFor(() => elements['#answer'].text.startsWith('Ana: ') && elements['#answer'].text);
+  assert.equal(shown, 'Ana: Hi, Ana here: your parcel left today.', 'the person\'s reply reaches the page');
+  assert.equal((await post(`/sessions/${sessionId}/release`)).status, 200);
+  await clicked; // the widget noticed the release and stopped asking
+  const calls = openai.requests.length;
+  elements['#input'].value = 'Do you ship to Norway?';
+  await elements['#send'].click();
+  assert.equal(elements['#answer'].text, 'From the README snippet.', 'the bot answers again');
+  assert.equal(openai.requests.length, calls + 1);
+});

@@ -136,10 +136,21 @@ async function handoffs() {
         render();
       },
     }, 'Release to the bot');
+    // A reply goes to the visitor through the same route as Wix Chat's (the widget polls it),
+    // signed with this operator's name.
+    const reply = el('form', { id: 'reply', onsubmit: async (e) => {
+      e.preventDefault();
+      const text = reply.elements.text.value.trim();
+      if (!text) return;
+      await api('POST', `/sessions/${encodeURIComponent(id)}/messages`, { role: 'agent', text });
+      say('Sent to the visitor.');
+      await open(id);
+    } }, el('textarea', { name: 'text', rows: 3, placeholder: 'Reply to the visitor', 'aria-label': 'Reply', required: true }),
+    el('button', { type: 'submit' }, 'Send'));
     detail.replaceChildren(el('h3', {}, `Session ${id}`),
       el('ol', { class: 'turns' }, t.messages.map((m) => el('li', { class: `turn ${m.role}` },
         el('span', { class: 'who' }, m.role === 'agent' && m.author ? `agent (${m.author})` : m.role), el('span', { class: 'text' }, m.text)))),
-      release);
+      reply, release);
   };
   const rows = data.handoffs.map((h) => el('tr', { 'data-session': h.sessionId },
     el('td', {}, el('button', { class: 'link', onclick: () => open(h.sessionId) }, h.sessionId)),
@@ -173,9 +184,15 @@ async function knowledge() {
   el('input', { name: 'title', placeholder: 'Title', required: true }), el('input', { name: 'url', placeholder: 'https://… (optional)' }),
   el('textarea', { name: 'body', placeholder: 'Markdown or plain text', rows: 6, required: true }), el('button', { type: 'submit' }, 'Save'));
 
-  const [docs, pending, report] = await Promise.all([api('GET', '/admin/kb/documents?limit=50'),
-    api('GET', '/admin/kb/suggestions?status=pending'), api('GET', '/admin/report?since=7d')]);
-  const docList = el('ul', { id: 'documents' }, docs.documents.map((d) => el('li', {}, el('strong', {}, d.title), ` ${d.id} `,
+  const [pending, report] = await Promise.all([api('GET', '/admin/kb/suggestions?status=pending'), api('GET', '/admin/report?since=7d')]);
+  // Documents a page at a time (the API's cursor), filtered by id or title.
+  const docList = el('ul', { id: 'documents' });
+  const docCount = el('p', { id: 'document-count', class: 'muted' });
+  const more = el('button', { type: 'button', id: 'more-documents', class: 'link', hidden: true }, 'More documents');
+  const filter = el('form', { id: 'document-filter', onsubmit: (e) => { e.preventDefault(); loadDocuments(false); } },
+    el('input', { name: 'q', placeholder: 'Filter by id or title', 'aria-label': 'Filter documents' }), el('button', { type: 'submit' }, 'Filter'));
+  let cursor = null;
+  const docItem = (d) => el('li', { 'data-id': d.id }, el('strong', {}, d.title), ` ${d.id} `,
     el('button', { class: 'link', onclick: async () => {
       const full = await api('GET', `/admin/kb/documents/${encodeURIComponent(d.id)}`);
       const f = editor.elements;
@@ -185,14 +202,29 @@ async function knowledge() {
       if (!window.confirm(`Delete ${d.id}?`)) return;
       await api('DELETE', `/admin/kb/documents/${encodeURIComponent(d.id)}`);
       render();
-    } }, 'delete'))));
+    } }, 'delete'));
+  async function loadDocuments(append) {
+    const q = filter.elements.q.value.trim();
+    const params = new URLSearchParams({ limit: '50' });
+    if (q) params.set('q', q);
+    if (append && cursor) params.set('cursor', cursor);
+    const docs = await api('GET', `/admin/kb/documents?${params}`);
+    if (!append) docList.replaceChildren();
+    docList.append(...docs.documents.map(docItem));
+    cursor = docs.nextCursor;
+    more.hidden = !cursor;
+    docCount.textContent = `${docList.children.length} of ${docs.total} document${docs.total === 1 ? '' : 's'}${q ? ` matching “${q}”` : ''}`;
+  }
+  more.addEventListener('click', () => loadDocuments(true));
+  await loadDocuments(false);
   const suggestions = el('div', { id: 'suggestions' }, pending.suggestions.length ? pending.suggestions.map((s) => {
     const form = el('form', { class: 'card suggestion', 'data-id': s.id, onsubmit: async (e) => {
       e.preventDefault();
-      await api('POST', `/admin/kb/suggestions/${s.id}/approve`, { title: form.elements.title.value, body: form.elements.body.value });
+      const title = form.elements.title.value.trim();
+      await api('POST', `/admin/kb/suggestions/${s.id}/approve`, { ...(title ? { title } : {}), body: form.elements.body.value });
       say('Approved: it is in the knowledge base now.');
       render();
-    } }, el('p', { class: 'question' }, s.question), el('input', { name: 'title', value: s.question.split('\n').pop().slice(0, 300), 'aria-label': 'Title' }),
+    } }, el('p', { class: 'question' }, s.question), el('input', { name: 'title', placeholder: 'Title (default: the answer\'s first sentence)', 'aria-label': 'Title' }),
     el('textarea', { name: 'body', rows: 3, 'aria-label': 'Answer' }, s.answer), el('button', { type: 'submit' }, 'Approve'),
     el('button', { type: 'button', class: 'danger', onclick: async () => { await api('POST', `/admin/kb/suggestions/${s.id}/reject`); render(); } }, 'Reject'));
     return form;
@@ -202,7 +234,7 @@ async function knowledge() {
     : el('li', { class: 'muted' }, 'none this week'));
   page.replaceChildren(el('h2', {}, 'Knowledge'), el('h3', {}, 'Search as the bot searches'), search, results,
     el('h3', {}, 'Pending suggestions'), suggestions, el('h3', {}, 'Unanswered questions (7 days)'), unanswered,
-    el('h3', {}, 'Documents'), docList, editor);
+    el('h3', {}, 'Documents'), filter, docCount, docList, more, editor);
 }
 
 async function review() {

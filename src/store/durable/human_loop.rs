@@ -35,32 +35,17 @@ pub struct HandoffRecord {
     pub released_ms: Option<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SuggestionRecord {
-    pub id: String,
-    pub session_id: String,
-    pub question: String,
-    pub answer: String,
-    /// `pending`, `approved` or `rejected`.
-    pub status: String,
-    pub created_ms: i64,
-    pub decided_ms: Option<i64>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct AnomalyRecord {
-    /// The clock hour alerted, `YYYY-MM-DDTHH` (UTC).
-    pub hour: String,
-    pub at_ms: i64,
-    pub last_hour_tokens: i64,
-    pub baseline_tokens: i64,
-    pub factor: Option<f64>,
-}
-
 #[async_trait]
 pub trait HumanLoopStore: Send + Sync {
     async fn append_messages(&self, messages: &[SessionMessage]) -> StoreResult<()>;
     async fn session_messages(&self, session_id: &str, episode: i64) -> StoreResult<Vec<SessionMessage>>;
+    /// Every message of the session (all episodes) written after the one with id `after_id`, by id.
+    async fn messages_after(
+        &self,
+        session_id: &str,
+        after_id: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<(i64, SessionMessage)>>;
 
     /// Records handoffs (each with the messages that led to it; a second record of an episode
     /// adds nothing) and transcript lines, in one transaction.
@@ -79,17 +64,6 @@ pub trait HumanLoopStore: Send + Sync {
     async fn handoff_released(&self, session_id: &str, episode: i64, at_ms: i64) -> StoreResult<()>;
     async fn handoffs_since(&self, since_ms: i64) -> StoreResult<Vec<HandoffRecord>>;
     async fn open_handoffs(&self) -> StoreResult<Vec<HandoffRecord>>;
-
-    async fn insert_suggestion(&self, record: &SuggestionRecord) -> StoreResult<()>;
-    /// Newest first; every status when `status` is None.
-    async fn suggestions(&self, status: Option<&str>, since_ms: i64) -> StoreResult<Vec<SuggestionRecord>>;
-    async fn suggestion(&self, id: &str) -> StoreResult<Option<SuggestionRecord>>;
-    /// `from` → `to`; false when the suggestion was not in `from` (decided elsewhere, or absent).
-    async fn move_suggestion(&self, id: &str, from: &str, to: &str, at_ms: Option<i64>) -> StoreResult<bool>;
-
-    /// Records an alerted anomaly; one per hour.
-    async fn record_anomaly(&self, record: &AnomalyRecord) -> StoreResult<()>;
-    async fn anomalies_since(&self, since_ms: i64) -> StoreResult<Vec<AnomalyRecord>>;
 }
 
 macro_rules! select_handoffs {
@@ -97,15 +71,6 @@ macro_rules! select_handoffs {
         concat!(
             "SELECT session_id, episode, started_ms, reason, awaited, first_agent_ms, sla_breached, released_ms ",
             "FROM velochat_handoffs ",
-            $rest
-        )
-    };
-}
-
-macro_rules! select_suggestions {
-    ($rest:literal) => {
-        concat!(
-            "SELECT id, session_id, question, answer, status, created_ms, decided_ms FROM velochat_suggestions ",
             $rest
         )
     };
@@ -121,18 +86,6 @@ fn handoff_from_row(row: &AnyRow) -> Result<HandoffRecord, sqlx::Error> {
         first_agent_ms: row.try_get("first_agent_ms")?,
         sla_breached: row.try_get::<i64, _>("sla_breached")? != 0,
         released_ms: row.try_get("released_ms")?,
-    })
-}
-
-fn suggestion_from_row(row: &AnyRow) -> Result<SuggestionRecord, sqlx::Error> {
-    Ok(SuggestionRecord {
-        id: row.try_get("id")?,
-        session_id: row.try_get("session_id")?,
-        question: row.try_get("question")?,
-        answer: row.try_get("answer")?,
-        status: row.try_get("status")?,
-        created_ms: row.try_get("created_ms")?,
-        decided_ms: row.try_get("decided_ms")?,
     })
 }
 
@@ -174,7 +127,18 @@ impl SqlStore {
     }
 }
 
-fn all<T>(rows: &[AnyRow], convert: fn(&AnyRow) -> Result<T, sqlx::Error>) -> StoreResult<Vec<T>> {
+fn message_from_row(row: &AnyRow) -> Result<SessionMessage, sqlx::Error> {
+    Ok(SessionMessage {
+        session_id: row.try_get("session_id")?,
+        episode: row.try_get("episode")?,
+        role: row.try_get("role")?,
+        text: row.try_get("text")?,
+        author: row.try_get("author")?,
+        at_ms: row.try_get("at_ms")?,
+    })
+}
+
+pub(super) fn all<T>(rows: &[AnyRow], convert: fn(&AnyRow) -> Result<T, sqlx::Error>) -> StoreResult<Vec<T>> {
     Ok(rows.iter().map(convert).collect::<Result<_, _>>()?)
 }
 
@@ -197,16 +161,25 @@ impl HumanLoopStore for SqlStore {
         .bind(episode)
         .fetch_all(&self.pool)
         .await?;
-        all(&rows, |row| {
-            Ok(SessionMessage {
-                session_id: row.try_get("session_id")?,
-                episode: row.try_get("episode")?,
-                role: row.try_get("role")?,
-                text: row.try_get("text")?,
-                author: row.try_get("author")?,
-                at_ms: row.try_get("at_ms")?,
-            })
-        })
+        all(&rows, message_from_row)
+    }
+
+    async fn messages_after(
+        &self,
+        session_id: &str,
+        after_id: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<(i64, SessionMessage)>> {
+        let rows = sqlx::query(&self.sql(
+            "SELECT id, session_id, episode, role, text, author, at_ms FROM velochat_session_messages
+             WHERE session_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+        ))
+        .bind(session_id.to_owned())
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        all(&rows, |row| Ok((row.try_get("id")?, message_from_row(row)?)))
     }
 
     async fn record_handoffs(
@@ -308,91 +281,5 @@ impl HumanLoopStore for SqlStore {
                 .fetch_all(&self.pool)
                 .await?;
         all(&rows, handoff_from_row)
-    }
-
-    async fn insert_suggestion(&self, r: &SuggestionRecord) -> StoreResult<()> {
-        let _writer = self.writing().await;
-        sqlx::query(&self.sql(
-            "INSERT INTO velochat_suggestions (id, session_id, question, answer, status, created_ms, decided_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        ))
-        .bind(r.id.clone())
-        .bind(r.session_id.clone())
-        .bind(r.question.clone())
-        .bind(r.answer.clone())
-        .bind(r.status.clone())
-        .bind(r.created_ms)
-        .bind(r.decided_ms)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn suggestions(&self, status: Option<&str>, since_ms: i64) -> StoreResult<Vec<SuggestionRecord>> {
-        let rows = sqlx::query(&self.sql(select_suggestions!(
-            "WHERE ($1 = '' OR status = $1) AND created_ms >= $2 ORDER BY created_ms DESC, id DESC LIMIT 1000"
-        )))
-        .bind(status.unwrap_or("").to_owned())
-        .bind(since_ms)
-        .fetch_all(&self.pool)
-        .await?;
-        all(&rows, suggestion_from_row)
-    }
-
-    async fn suggestion(&self, id: &str) -> StoreResult<Option<SuggestionRecord>> {
-        let row = sqlx::query(&self.sql(select_suggestions!("WHERE id = $1")))
-            .bind(id.to_owned())
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| suggestion_from_row(&r)).transpose()?)
-    }
-
-    async fn move_suggestion(&self, id: &str, from: &str, to: &str, at_ms: Option<i64>) -> StoreResult<bool> {
-        let _writer = self.writing().await;
-        let done = sqlx::query(
-            &self.sql("UPDATE velochat_suggestions SET status = $1, decided_ms = $2 WHERE id = $3 AND status = $4"),
-        )
-        .bind(to.to_owned())
-        .bind(at_ms)
-        .bind(id.to_owned())
-        .bind(from.to_owned())
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn record_anomaly(&self, r: &AnomalyRecord) -> StoreResult<()> {
-        let _writer = self.writing().await;
-        sqlx::query(&self.sql(
-            "INSERT INTO velochat_anomalies (hour, at_ms, last_hour_tokens, baseline_tokens, factor)
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (hour) DO NOTHING",
-        ))
-        .bind(r.hour.clone())
-        .bind(r.at_ms)
-        .bind(r.last_hour_tokens)
-        .bind(r.baseline_tokens)
-        .bind(r.factor)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn anomalies_since(&self, since_ms: i64) -> StoreResult<Vec<AnomalyRecord>> {
-        let rows = sqlx::query(&self.sql(
-            "SELECT hour, at_ms, last_hour_tokens, baseline_tokens, factor FROM velochat_anomalies
-             WHERE at_ms >= $1 ORDER BY at_ms",
-        ))
-        .bind(since_ms)
-        .fetch_all(&self.pool)
-        .await?;
-        all(&rows, |row| {
-            Ok(AnomalyRecord {
-                hour: row.try_get("hour")?,
-                at_ms: row.try_get("at_ms")?,
-                last_hour_tokens: row.try_get("last_hour_tokens")?,
-                baseline_tokens: row.try_get("baseline_tokens")?,
-                factor: row.try_get("factor")?,
-            })
-        })
     }
 }

@@ -42,8 +42,17 @@ pub trait KnowledgeStore: Send + Sync {
     /// Tombstones a live document; the new version, or None when there was none.
     async fn kb_delete(&self, site: &str, id: &str, now_ms: i64) -> StoreResult<Option<i64>>;
     async fn kb_get(&self, site: &str, id: &str) -> StoreResult<Option<KbRow>>;
-    /// Live documents with an id after `after`, in id order.
-    async fn kb_list(&self, site: &str, after: Option<&str>, limit: i64) -> StoreResult<Vec<KbRow>>;
+    /// Live documents with an id after `after`, in id order; `filter` keeps those whose id or
+    /// title contains it (case-insensitive).
+    async fn kb_list(
+        &self,
+        site: &str,
+        after: Option<&str>,
+        filter: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<KbRow>>;
+    /// How many live documents `kb_list` would page through with `filter`.
+    async fn kb_count(&self, site: &str, filter: Option<&str>) -> StoreResult<i64>;
     /// Every row (tombstones too) changed after `version`, oldest change first.
     async fn kb_changes(&self, site: &str, after_version: i64) -> StoreResult<Vec<KbRow>>;
     async fn kb_version(&self, site: &str) -> StoreResult<i64>;
@@ -76,6 +85,12 @@ fn kb_from_row(row: &AnyRow) -> Result<KbRow, sqlx::Error> {
         updated_ms: row.try_get("updated_ms")?,
         embeddings: row.try_get("embeddings")?,
     })
+}
+
+/// `%filter%` for `LIKE`, lower-cased, its own `%`, `_` and `\` taken literally; `%` for none.
+fn like_pattern(filter: Option<&str>) -> String {
+    let escaped = filter.unwrap_or("").to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    format!("%{escaped}%")
 }
 
 /// Bumps the site's version. In PostgreSQL the row lock is held to commit, so versions become
@@ -164,15 +179,37 @@ impl KnowledgeStore for SqlStore {
         Ok(row.map(|r| kb_from_row(&r)).transpose()?)
     }
 
-    async fn kb_list(&self, site: &str, after: Option<&str>, limit: i64) -> StoreResult<Vec<KbRow>> {
-        let sql = select_documents!("WHERE site = $1 AND deleted = 0 AND id > $2 ORDER BY id LIMIT $3");
+    async fn kb_list(
+        &self,
+        site: &str,
+        after: Option<&str>,
+        filter: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<KbRow>> {
+        let sql = select_documents!(
+            "WHERE site = $1 AND deleted = 0 AND id > $2
+               AND (lower(id) LIKE $3 ESCAPE '\\' OR lower(title) LIKE $3 ESCAPE '\\') ORDER BY id LIMIT $4"
+        );
         let rows = sqlx::query(&self.sql(sql))
             .bind(site.to_owned())
             .bind(after.unwrap_or("").to_owned())
+            .bind(like_pattern(filter))
             .bind(limit)
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.iter().map(kb_from_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn kb_count(&self, site: &str, filter: Option<&str>) -> StoreResult<i64> {
+        let row = sqlx::query(&self.sql(
+            "SELECT COUNT(*) FROM velochat_kb_documents WHERE site = $1 AND deleted = 0
+               AND (lower(id) LIKE $2 ESCAPE '\\' OR lower(title) LIKE $2 ESCAPE '\\')",
+        ))
+        .bind(site.to_owned())
+        .bind(like_pattern(filter))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get::<i64, _>(0)?)
     }
 
     async fn kb_changes(&self, site: &str, after_version: i64) -> StoreResult<Vec<KbRow>> {

@@ -7,13 +7,15 @@ mod knowledge;
 pub mod retry;
 mod schema;
 mod sql;
+mod suggestions;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-pub use human_loop::{AnomalyRecord, HandoffRecord, HumanLoopStore, SessionMessage, SuggestionRecord};
+pub use human_loop::{HandoffRecord, HumanLoopStore, SessionMessage};
 pub use knowledge::{KbRow, KnowledgeStore, UnansweredRecord};
 pub use sql::SqlStore;
+pub use suggestions::{AnomalyRecord, SuggestionRecord, SuggestionStore};
 
 pub type StoreResult<T> = Result<T, super::StoreError>;
 
@@ -72,7 +74,7 @@ pub struct HumanSession {
 }
 
 #[async_trait]
-pub trait DurableStore: KnowledgeStore + HumanLoopStore + Send + Sync {
+pub trait DurableStore: KnowledgeStore + HumanLoopStore + SuggestionStore + Send + Sync {
     fn backend(&self) -> &'static str;
 
     async fn append_events(&self, events: &[EventRecord]) -> StoreResult<()>;
