@@ -67,8 +67,12 @@ after(() => {
   hook?.close();
 });
 
-test('the README web method runs as written and reaches the model', async () => {
-  const { sendChatMessage } = await load('chat.web', snippet('../../README.md', "// backend/chat.web.js"));
+test('the README web method is the kit\'s own, and runs as written to reach the model', async () => {
+  const shown = snippet('../../README.md', "// backend/chat.web.js");
+  // snippet() drops a list item's 3-space indent; the file gets the same treatment.
+  const kit = readFileSync(new URL('../backend/chat.web.js', import.meta.url), 'utf8').replace(/^ {3}/gm, '');
+  assert.ok(kit.includes(shown.replace('// backend/chat.web.js\n', '')), 'one chat.web.js: the README shows the kit file as it is');
+  const { sendChatMessage } = await load('chat.web', shown);
   const answer = await sendChatMessage('readme-web-1', 'Where is my order?', [], { locale: 'en-US' });
   assert.equal(answer.reply, 'From the README snippet.');
   assert.equal(typeof answer.signature, 'string');
