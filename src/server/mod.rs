@@ -174,11 +174,7 @@ impl Connection {
 pub fn tls_acceptor(cert_path: &str, key_path: &str) -> anyhow::Result<TlsAcceptor> {
     use anyhow::Context;
     let certs = crate::config::pem::certificates("server.tls_cert", cert_path)?;
-    let key = rustls_pemfile::private_key(&mut std::io::BufReader::new(
-        std::fs::File::open(key_path).with_context(|| format!("server.tls_key: cannot open {key_path}"))?,
-    ))
-    .with_context(|| format!("server.tls_key: {key_path} is not PEM"))?
-    .with_context(|| format!("server.tls_key: no private key in {key_path}"))?;
+    let key = crate::config::pem::private_key("server.tls_key", key_path)?;
     let provider = std::sync::Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
     let mut config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
