@@ -191,11 +191,13 @@ impl Application {
             wake,
             worker_id: format!("{}-{}", address, uuid::Uuid::now_v7()),
         };
-        let background = vec![
+        let mut background = vec![
             tokio::spawn(worker.run(background_stop.clone())),
             orchestrator.knowledge().spawn_sync(background_stop.clone()),
-            tokio::spawn(housekeeping(orchestrator, ip_limiter, background_stop.clone())),
+            tokio::spawn(housekeeping(orchestrator.clone(), ip_limiter, background_stop.clone())),
         ];
+        // Documents without vectors of the model in use are embedded in the background.
+        background.extend(orchestrator.knowledge().spawn_embedding(background_stop.clone()));
         let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tracing::info!(%address, tls = tls.is_some(), durable = durable.backend(), store = store.health().as_str(),
                        model = %o.model, workers = crate::server::runtime::workers(), "velochat ready");

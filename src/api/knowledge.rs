@@ -235,3 +235,16 @@ pub async fn search(
         .collect();
     Ok(Json(json!({"results": results})))
 }
+
+/// How far the knowledge base is: documents, chunks, how many chunks have a vector of the
+/// embeddings model in use (the others are searched by keywords until the background task embeds
+/// them), and that model (null: keywords only).
+#[utoipa::path(get, path = "/admin/kb/status", tag = "knowledge",
+    responses(
+        (status = 200, description = "`{documents, chunks, embeddedChunks, model}`", body = crate::knowledge::KbStatus),
+        (status = 401, description = "Missing or invalid admin key"),
+        (status = 403, description = "Admin routes disabled")
+    ), security(("bearer" = [])))]
+pub async fn status(State(state): State<AppState>) -> Json<crate::knowledge::KbStatus> {
+    Json(state.orchestrator.knowledge().status())
+}

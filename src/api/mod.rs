@@ -86,6 +86,7 @@ pub fn router(state: AppState) -> Router {
             post(knowledge::import).layer(axum::extract::DefaultBodyLimit::max(state.settings.kb.import_limit_bytes)),
         )
         .route("/admin/kb/search", get(knowledge::search))
+        .route("/admin/kb/status", get(knowledge::status))
         .route("/admin/kb/suggestions", get(suggestions::list))
         .route(
             "/admin/kb/suggestions/{id}/approve",

@@ -47,7 +47,7 @@ impl Modify for BearerAuth {
         super::knowledge::list_documents,
         super::knowledge::get_document,
         super::knowledge::delete_document,
-        super::knowledge::search,
+        super::knowledge::status, super::knowledge::search,
         super::suggestions::list,
         super::suggestions::approve,
         super::suggestions::reject,
@@ -57,7 +57,7 @@ impl Modify for BearerAuth {
     ),
     components(schemas(super::chat::SendChatMessageRequest, super::chat::SendChatMessageResponse, super::chat::HistoryEntry, super::admin::KillSwitch,
         super::knowledge::Upserted, super::knowledge::ImportRequest, crate::knowledge::DocumentInput, crate::knowledge::SourceRef,
-        super::suggestions::SuggestionView, super::suggestions::ApproveRequest, super::compat::StreamEvent)),
+        super::suggestions::SuggestionView, super::suggestions::ApproveRequest, super::compat::StreamEvent, crate::knowledge::KbStatus)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

@@ -1,8 +1,7 @@
 //! `velochat kb import PATH` and `velochat kb search "question"`, against the configured database,
 //! for operators without curl.
 
-use crate::completion::breaker::Breaker;
-use crate::completion::client::{http_client, Endpoint};
+use crate::completion::client::http_client;
 use crate::config::Settings;
 use crate::knowledge::document::{validate_batch, MAX_IMPORT_DOCUMENTS};
 use crate::knowledge::embed::Embedder;
@@ -16,18 +15,9 @@ async fn open(settings: &Settings) -> anyhow::Result<KnowledgeBase> {
     let durable =
         crate::store::durable::connect(settings.storage.database_url.expose()).await.context("DATABASE_URL")?;
     let kb = &settings.kb;
-    let embedder = if kb.embeddings_model.trim().is_empty() {
-        None
-    } else {
-        let o = &settings.openai;
-        let client = http_client(Duration::from_millis(o.connect_timeout_ms), o.h2c, &o.ca_cert)?;
-        Some(Embedder {
-            endpoint: Endpoint::new(&client, &o.base_url, &o.api_key, &o.model, o.max_response_bytes),
-            breaker: Breaker::new(settings.breaker.clone(), |_| {}),
-            model: kb.embeddings_model.clone(),
-            timeout: Duration::from_millis(kb.embeddings_timeout_ms),
-        })
-    };
+    let o = &settings.openai;
+    let client = http_client(Duration::from_millis(o.connect_timeout_ms), o.h2c, &o.ca_cert)?;
+    let embedder = Embedder::from_settings(settings, &client, None);
     Ok(KnowledgeBase::new(kb, durable, embedder)?)
 }
 
@@ -85,12 +75,62 @@ fn markdown_folder(dir: &Path) -> anyhow::Result<Vec<DocumentInput>> {
         .collect()
 }
 
+/// One phase of an import, shown as a bar on a terminal and as plain lines (at most every tenth
+/// of the way) when the output is a file or a pipe.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    phase: &'static str,
+    last_line: std::sync::atomic::AtomicU64,
+}
+
+impl Progress {
+    fn new(phase: &'static str, total: u64) -> Self {
+        use std::io::IsTerminal;
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(total);
+            if let Ok(style) = indicatif::ProgressStyle::with_template("{prefix:>9} [{bar:40}] {pos}/{len} {elapsed}") {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            bar.set_prefix(phase);
+            bar
+        });
+        if bar.is_none() {
+            eprintln!("{phase}: 0/{total}");
+        }
+        Self { bar, phase, last_line: std::sync::atomic::AtomicU64::new(0) }
+    }
+
+    fn set(&self, done: u64, total: u64) {
+        match &self.bar {
+            Some(bar) => {
+                bar.set_length(total);
+                bar.set_position(done);
+            }
+            None => {
+                let step = (total / 10).max(1);
+                let last = self.last_line.load(std::sync::atomic::Ordering::Relaxed);
+                if done == total || done >= last + step {
+                    self.last_line.store(done, std::sync::atomic::Ordering::Relaxed);
+                    eprintln!("{}: {done}/{total}", self.phase);
+                }
+            }
+        }
+    }
+
+    fn finish(self) {
+        if let Some(bar) = self.bar {
+            bar.finish();
+        }
+    }
+}
+
 pub async fn import(settings: &Settings, path: &Path) -> anyhow::Result<()> {
     let inputs = read_documents(path)?;
     if inputs.is_empty() {
         bail!("{}: no documents", path.display());
     }
     // Every document is checked before any is stored.
+    let parsing = Progress::new("parsing", inputs.len() as u64);
     let mut documents = Vec::with_capacity(inputs.len());
     for batch in inputs.chunks(MAX_IMPORT_DOCUMENTS) {
         let offset = documents.len();
@@ -98,15 +138,39 @@ pub async fn import(settings: &Settings, path: &Path) -> anyhow::Result<()> {
             .extend(validate_batch(Some(batch.to_vec())).map_err(|e| {
                 anyhow::anyhow!("document {}: {}", offset + index_in(&e.field).unwrap_or(0), e.message)
             })?);
+        parsing.set(documents.len() as u64, inputs.len() as u64);
     }
+    parsing.finish();
     let kb = open(settings).await?;
     let total = documents.len();
-    let mut version = 0;
+    let storing = Progress::new("storing", total as u64);
+    let embedding = kb.status().model.is_some().then(|| Progress::new("embedding", 0));
+    let (mut version, mut stored) = (0, 0);
+    let mut embedded_before = 0;
     while !documents.is_empty() {
         let rest = documents.split_off(documents.len().min(MAX_IMPORT_DOCUMENTS));
-        version = kb.write(std::mem::replace(&mut documents, rest)).await?.version;
+        let batch = std::mem::replace(&mut documents, rest);
+        let count = batch.len();
+        let report = |done: usize, chunks: usize| {
+            if let Some(embedding) = &embedding {
+                embedding.set((embedded_before + done) as u64, (embedded_before + chunks) as u64);
+            }
+        };
+        let written = kb.write_reporting(batch, &report).await?;
+        embedded_before = kb.status().embedded_chunks;
+        version = written.version;
+        stored += count;
+        storing.set(stored as u64, total as u64);
     }
-    println!("imported {total} documents (knowledge base version {version})");
+    storing.finish();
+    if let Some(embedding) = embedding {
+        embedding.finish();
+    }
+    let status = kb.status();
+    println!(
+        "imported {total} documents (knowledge base version {version}; {} of {} chunks embedded)",
+        status.embedded_chunks, status.chunks
+    );
     Ok(())
 }
 

@@ -312,6 +312,24 @@ pub struct IntentRule {
     pub knowledge_first_score: Option<f32>,
 }
 
+/// Merging keyword and semantic results: a convex combination of their normalised scores (Bruch
+/// et al., 2023), or reciprocal-rank fusion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fusion {
+    Convex,
+    Rrf,
+}
+
+impl KbSettings {
+    /// The embeddings model search uses: none when `embeddings_model` is `off` (or empty) or there
+    /// is no model API key to call it with.
+    pub fn embeddings_model_in_use(&self, has_api_key: bool) -> Option<&str> {
+        let model = self.embeddings_model.trim();
+        (has_api_key && !model.is_empty() && !model.eq_ignore_ascii_case("off")).then_some(model)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum IntentAction {
@@ -350,6 +368,14 @@ pub struct KbSettings {
     pub embeddings_model: String,
     pub embeddings_min_similarity: f32,
     pub embeddings_timeout_ms: u64,
+    /// Recent questions whose vectors are kept in memory.
+    pub embeddings_cache: usize,
+    /// How the keyword and semantic lists are merged.
+    pub fusion: Fusion,
+    /// For `convex`: the semantic score's weight (the keyword score gets the rest).
+    pub semantic_weight: f32,
+    /// A query word in a document's title counts this much more than in its body.
+    pub title_boost: f32,
     pub sync_interval_ms: u64,
     pub import_limit_bytes: usize,
     pub not_covered: LocalizedText,

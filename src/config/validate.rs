@@ -75,6 +75,8 @@ impl Settings {
             "must be between 0 and 1",
         )?;
         check(k.embeddings_timeout_ms >= 1, "kb.embeddings_timeout_ms", "must be at least 1")?;
+        check((0.0..=1.0).contains(&k.semantic_weight), "kb.semantic_weight", "must be from 0 to 1")?;
+        check((0.0..=10.0).contains(&k.title_boost), "kb.title_boost", "must be from 0 to 10")?;
         check(k.sync_interval_ms >= 50, "kb.sync_interval_ms", "must be at least 50")?;
         check(k.import_limit_bytes >= 65_536, "kb.import_limit_bytes", "must be at least 65536")?;
         if !k.not_covered.is_empty() {

@@ -19,12 +19,14 @@ const WRITER_MEMORY_BYTES: usize = 32 * 1024 * 1024;
 #[error("the knowledge index failed: {0}")]
 pub struct IndexError(#[from] tantivy::TantivyError);
 
-/// One chunk to index: `text` is what is searched (the title and the passage).
+/// One chunk to index: `text` is what is searched (the title and the passage); `title` is also
+/// searched on its own, boosted.
 pub struct ChunkToIndex {
     pub doc_id: String,
     pub chunk: usize,
     pub lang: Lang,
     pub text: String,
+    pub title: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -44,6 +46,7 @@ struct Fields {
     chunk: Field,
     lang: Field,
     text: [Field; 4],
+    title: [Field; 4],
 }
 
 pub struct LexicalIndex {
@@ -53,6 +56,8 @@ pub struct LexicalIndex {
     fields: Fields,
     /// Languages with at least one chunk: a query skips the others' analysis and lookups.
     present: [AtomicBool; 4],
+    /// How much more a query word counts in a title.
+    title_boost: f32,
 }
 
 fn lang_slot(lang: Lang) -> usize {
@@ -60,18 +65,22 @@ fn lang_slot(lang: Lang) -> usize {
 }
 
 impl LexicalIndex {
-    pub fn new() -> Result<Self, IndexError> {
+    pub fn new(title_boost: f32) -> Result<Self, IndexError> {
         let mut schema = Schema::builder();
         let id = schema.add_text_field("doc_id", STRING | STORED);
         let chunk = schema.add_u64_field("chunk", STORED);
         let lang = schema.add_u64_field("lang", STORED);
-        let text = Lang::ALL.map(|lang| {
+        let mut analysed = |name: &str, lang: Lang| {
             let indexing = TextFieldIndexing::default()
                 .set_tokenizer(&format!("velochat_{}", lang.code()))
                 .set_index_option(IndexRecordOption::WithFreqs);
-            schema
-                .add_text_field(&format!("text_{}", lang.code()), TextOptions::default().set_indexing_options(indexing))
-        });
+            schema.add_text_field(
+                &format!("{name}_{}", lang.code()),
+                TextOptions::default().set_indexing_options(indexing),
+            )
+        };
+        let text = Lang::ALL.map(|lang| analysed("text", lang));
+        let title = Lang::ALL.map(|lang| analysed("title", lang));
         let index = Index::create_in_ram(schema.build());
         for lang in Lang::ALL {
             index.tokenizers().register(&format!("velochat_{}", lang.code()), lang.analyzer());
@@ -79,7 +88,8 @@ impl LexicalIndex {
         let writer = index.writer_with_num_threads(1, WRITER_MEMORY_BYTES)?;
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
         let present = Lang::ALL.map(|_| AtomicBool::new(false));
-        Ok(Self { index, reader, writer: Mutex::new(writer), fields: Fields { id, chunk, lang, text }, present })
+        let fields = Fields { id, chunk, lang, text, title };
+        Ok(Self { index, reader, writer: Mutex::new(writer), fields, present, title_boost })
     }
 
     /// Removes every chunk of `removed` documents, adds `added` chunks, and makes it searchable.
@@ -94,6 +104,7 @@ impl LexicalIndex {
             doc.add_u64(self.fields.chunk, chunk.chunk as u64);
             doc.add_u64(self.fields.lang, lang_slot(chunk.lang) as u64);
             doc.add_text(self.fields.text[lang_slot(chunk.lang)], &chunk.text);
+            doc.add_text(self.fields.title[lang_slot(chunk.lang)], &chunk.title);
             writer.add_document(doc)?;
         }
         writer.commit()?;
@@ -117,6 +128,7 @@ impl LexicalIndex {
             return Ok(Vec::new());
         }
         let mut matching: [Vec<TermQuery>; 4] = Default::default();
+        let mut titled: [Vec<TermQuery>; 4] = Default::default();
         let mut ceiling = [0f32; 4];
         for lang in Lang::ALL {
             let slot = lang_slot(lang);
@@ -138,6 +150,10 @@ impl LexicalIndex {
                 if doc_freq > 0 {
                     matching[slot].push(TermQuery::new(term, IndexRecordOption::WithFreqs));
                 }
+                let in_titles = Term::from_field_text(self.fields.title[slot], &text);
+                if self.title_boost > 0.0 && searcher.doc_freq(&in_titles)? > 0 {
+                    titled[slot].push(TermQuery::new(in_titles, IndexRecordOption::WithFreqs));
+                }
             }
         }
         // The visitor's language is boosted only when another language matches too: a boost
@@ -156,6 +172,11 @@ impl LexicalIndex {
                     Box::new(BoostQuery::new(Box::new(term_query), boost))
                 };
                 clauses.push((Occur::Should, clause));
+            }
+            // Title words rank a chunk higher (its relevance, over the body's ceiling, stays capped at 1).
+            for term_query in std::mem::take(&mut titled[slot]) {
+                clauses
+                    .push((Occur::Should, Box::new(BoostQuery::new(Box::new(term_query), boost * self.title_boost))));
             }
         }
         if clauses.is_empty() {
@@ -192,7 +213,7 @@ mod tests {
     use super::*;
 
     fn index_of(docs: &[(&str, Lang, &str)]) -> LexicalIndex {
-        let index = LexicalIndex::new().unwrap();
+        let index = LexicalIndex::new(0.5).unwrap();
         let added = docs
             .iter()
             .map(|(id, lang, text)| ChunkToIndex {
@@ -200,6 +221,7 @@ mod tests {
                 chunk: 0,
                 lang: *lang,
                 text: (*text).to_owned(),
+                title: text.lines().next().unwrap_or_default().to_owned(),
             })
             .collect();
         index.apply(&[], added).unwrap();

@@ -10,10 +10,12 @@ pub mod extract;
 mod index;
 pub mod language;
 mod retrieve;
+mod vectors;
 
 pub use chunk::ChunkLimits;
 pub use document::{Document, DocumentInput};
 pub use retrieve::{Grounding, Passage, SourceRef};
+pub use vectors::KbStatus;
 
 use crate::completion::tokens::TokenCounter;
 use crate::config::KbSettings;
@@ -39,6 +41,8 @@ pub enum KbError {
     Index(#[from] IndexError),
     #[error("the indexing task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    #[error("the embeddings endpoint did not answer")]
+    Embeddings,
 }
 
 /// A document as the index sees it (a tombstone when `!live`, so a late, older change is ignored).
@@ -110,7 +114,7 @@ impl KnowledgeBase {
             default_lang: Lang::of_locale(Some(&settings.default_locale), Lang::En),
             settings: settings.clone(),
             durable,
-            index: Arc::new(LexicalIndex::new()?),
+            index: Arc::new(LexicalIndex::new(settings.title_boost)?),
             docs: RwLock::new(HashMap::new()),
             live: std::sync::atomic::AtomicUsize::new(0),
             synced: AtomicI64::new(0),
@@ -142,6 +146,15 @@ impl KnowledgeBase {
 
     /// Stores `docs` under one version and indexes them here at once (other replicas follow).
     pub async fn write(&self, docs: Vec<Document>) -> Result<Written, KbError> {
+        self.write_reporting(docs, &|_, _| {}).await
+    }
+
+    /// `write`, telling `embedded` how many of the chunks have their embeddings so far.
+    pub async fn write_reporting(
+        &self,
+        docs: Vec<Document>,
+        embedded: &(dyn Fn(usize, usize) + Sync),
+    ) -> Result<Written, KbError> {
         let limits = self.limits();
         let chunked: Vec<(Document, Vec<String>)> = tokio::task::spawn_blocking(move || {
             let counter = TokenCounter::o200k();
@@ -153,7 +166,7 @@ impl KnowledgeBase {
                 .collect()
         })
         .await?;
-        let vectors = self.embed_chunks(&chunked).await;
+        let vectors = self.embed_chunks(&chunked, embedded).await;
         let now = chrono::Utc::now().timestamp_millis();
         let rows: Vec<KbRow> = chunked
             .iter()
@@ -168,7 +181,8 @@ impl KnowledgeBase {
                 version: 0,
                 deleted: false,
                 updated_ms: now,
-                embeddings: vectors.as_ref().and_then(|v| embed::encode(&self.settings.embeddings_model, v)),
+                vectors: vectors.as_ref().zip(self.embedder.as_ref()).and_then(|(v, e)| embed::encode(&e.model, v)),
+                legacy_embeddings: None,
             })
             .collect();
         let version = self.durable.kb_upsert(SITE, &rows).await?;
@@ -204,11 +218,11 @@ impl KnowledgeBase {
         let rows = self.durable.kb_changes(SITE, since).await?;
         let newest = rows.iter().map(|r| r.version).max().unwrap_or(since);
         let limits = self.limits();
-        let model = self.settings.embeddings_model.clone();
+        let model = self.embedder.as_ref().map(|e| e.model.clone());
         let default_lang = self.default_lang;
         let indexed: Vec<IndexedDoc> = tokio::task::spawn_blocking(move || {
             let counter = TokenCounter::o200k();
-            rows.into_iter().map(|row| from_row(row, &counter, limits, &model, default_lang)).collect()
+            rows.into_iter().map(|row| from_row(row, &counter, limits, model.as_deref(), default_lang)).collect()
         })
         .await?;
         let changed = self.install(indexed).await?;
@@ -263,6 +277,7 @@ impl KnowledgeBase {
                     chunk: i,
                     lang: d.lang,
                     text: format!("{}\n{}", d.title, text),
+                    title: d.title.clone(),
                 })
             })
             .collect();
@@ -305,35 +320,30 @@ impl KnowledgeBase {
             block_tokens,
         }
     }
-
-    /// One vector list per document (None where embeddings are off or failed).
-    async fn embed_chunks(&self, chunked: &[(Document, Vec<String>)]) -> Vec<Option<Vec<Vec<f32>>>> {
-        let Some(embedder) = &self.embedder else {
-            return vec![None; chunked.len()];
-        };
-        let texts: Vec<String> =
-            chunked.iter().flat_map(|(d, chunks)| chunks.iter().map(move |c| format!("{}\n{c}", d.title))).collect();
-        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let Some(mut vectors) = embedder.embed(&refs, embedder.timeout * 4).await else {
-            return vec![None; chunked.len()];
-        };
-        let mut out = Vec::with_capacity(chunked.len());
-        for (_, chunks) in chunked.iter().rev() {
-            out.push(Some(vectors.split_off(vectors.len() - chunks.len())));
-        }
-        out.reverse();
-        out
-    }
 }
 
 /// A stored row as the index needs it (chunked again: chunking is deterministic).
-fn from_row(row: KbRow, counter: &TokenCounter, limits: ChunkLimits, model: &str, default_lang: Lang) -> IndexedDoc {
+fn from_row(
+    row: KbRow,
+    counter: &TokenCounter,
+    limits: ChunkLimits,
+    model: Option<&str>,
+    default_lang: Lang,
+) -> IndexedDoc {
     let lang = Lang::of_locale(row.locale.as_deref(), default_lang);
     if row.deleted {
         return IndexedDoc::tombstone(row.id, row.version, lang);
     }
     let chunks = chunk::chunk(&row.body, counter, limits);
-    let vectors = row.embeddings.as_deref().and_then(|e| embed::decode(e, model, chunks.len())).unwrap_or_default();
+    // Vectors of another model (or none yet) are left out: the document is searched by keywords
+    // until the background task embeds it again.
+    let vectors = model
+        .and_then(|model| {
+            let binary = row.vectors.as_deref().and_then(|v| embed::decode(v, model, chunks.len()));
+            binary
+                .or_else(|| row.legacy_embeddings.as_deref().and_then(|e| embed::decode_legacy(e, model, chunks.len())))
+        })
+        .unwrap_or_default();
     let block_tokens = token_slots(chunks.len());
     IndexedDoc {
         id: row.id,

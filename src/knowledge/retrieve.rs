@@ -1,11 +1,12 @@
-//! Retrieval, shared by the chat path and `GET /admin/kb/search`: lexical (and, when configured,
-//! semantic) candidates fused by reciprocal rank, cut at a relevance threshold, one passage per
-//! document; and the reference message the model gets.
+//! Retrieval, shared by the chat path and `GET /admin/kb/search`: keyword and (with an embeddings
+//! model) semantic candidates, fused (a convex combination of their scores, or reciprocal rank),
+//! cut at a relevance threshold, one passage per document; and the reference message the model gets.
 
 use super::embed::{cosine, RRF_K};
 use super::language::Lang;
 use super::{KbError, KnowledgeBase};
 use crate::completion::tokens::TokenCounter;
+use crate::config::Fusion;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -57,13 +58,35 @@ not cover this question, and offer to connect the visitor with the support team.
 
 #[derive(Default)]
 struct Candidate {
-    fused: f32,
     lexical: f32,
     semantic: f32,
+    lexical_rank: Option<usize>,
+    semantic_rank: Option<usize>,
 }
 
+/// A document's further qualifying chunks add this share of their score to its best one's: a page
+/// that answers in several places outranks one lucky paragraph (at most two more count).
+const MORE_CHUNKS_WEIGHT: f32 = 0.1;
+
 impl KnowledgeBase {
-    /// The best `k` passages for `query` that pass the thresholds, best first.
+    /// One chunk's fused score.
+    fn fused(&self, c: &Candidate) -> f32 {
+        match self.settings.fusion {
+            Fusion::Convex => {
+                let w = self.settings.semantic_weight;
+                w * c.semantic.max(0.0) + (1.0 - w) * c.lexical
+            }
+            Fusion::Rrf => [c.lexical_rank, c.semantic_rank]
+                .into_iter()
+                .flatten()
+                .map(|rank| 1.0 / (RRF_K + rank as f32 + 1.0))
+                .sum(),
+        }
+    }
+
+    /// The best `k` passages for `query` that pass the thresholds, best first: keyword and
+    /// semantic candidates (the question's embedding is asked for while the keyword search runs),
+    /// fused per chunk, then per document.
     pub async fn search(
         &self,
         query: &str,
@@ -75,42 +98,61 @@ impl KnowledgeBase {
             return Ok(Vec::new());
         }
         let visitor = locale.map(|l| Lang::of_locale(Some(l), self.default_lang));
-        // Fusion needs a deep pool from both lists; lexical alone needs only enough to skip a
-        // document's second and third chunks (a smaller pool lets tantivy prune more).
+        // Fusion needs a deep pool from both lists; keywords alone need only enough to see a
+        // document's other chunks (a smaller pool lets tantivy prune more).
         let pool = if self.embedder.is_some() { (k * 4).max(20) } else { k * 3 };
-        let lexical = self.index.search(query, visitor, pool)?;
-        let semantic = self.semantic(query, pool, time_left).await;
+        // The embeddings request goes out first; the keyword search runs while it is in flight.
+        let (semantic, lexical) =
+            tokio::join!(self.semantic(query, pool, time_left), async { self.index.search(query, visitor, pool) });
         let mut candidates: HashMap<(String, usize), Candidate> = HashMap::new();
-        for (rank, hit) in lexical.into_iter().enumerate() {
+        for (rank, hit) in lexical?.into_iter().enumerate() {
             let c = candidates.entry((hit.doc_id, hit.chunk)).or_default();
-            c.fused += 1.0 / (RRF_K + rank as f32 + 1.0);
             c.lexical = hit.relevance;
+            c.lexical_rank = Some(rank);
         }
         for (rank, (doc_id, chunk, similarity)) in semantic.into_iter().enumerate() {
             let c = candidates.entry((doc_id, chunk)).or_default();
-            c.fused += 1.0 / (RRF_K + rank as f32 + 1.0);
             c.semantic = similarity;
+            c.semantic_rank = Some(rank);
         }
         let (min_lexical, min_semantic) = (self.settings.min_score, self.settings.embeddings_min_similarity);
-        let mut ranked: Vec<((String, usize), Candidate)> =
-            candidates.into_iter().filter(|(_, c)| c.lexical >= min_lexical || c.semantic >= min_semantic).collect();
-        ranked.sort_by(|a, b| b.1.fused.total_cmp(&a.1.fused).then_with(|| b.1.lexical.total_cmp(&a.1.lexical)));
+        // Per document: its best chunk, and the fused scores of the others that qualify.
+        let mut documents: HashMap<String, (usize, f32, f32, Vec<f32>)> = HashMap::new();
+        for ((doc_id, chunk), c) in candidates {
+            if c.lexical < min_lexical && c.semantic < min_semantic {
+                continue;
+            }
+            let (fused, relevance) = (self.fused(&c), c.lexical.max(c.semantic));
+            let entry = documents.entry(doc_id).or_insert((chunk, fused, relevance, Vec::new()));
+            if fused > entry.1 {
+                entry.3.push(entry.1);
+                (entry.0, entry.1, entry.2) = (chunk, fused, relevance);
+            } else if chunk != entry.0 {
+                entry.3.push(fused);
+            }
+        }
+        let mut ranked: Vec<(String, usize, f32, f32)> = documents
+            .into_iter()
+            .map(|(doc_id, (chunk, best, relevance, mut others))| {
+                others.sort_by(|a, b| b.total_cmp(a));
+                let more: f32 = others.iter().take(2).sum();
+                (doc_id, chunk, best + MORE_CHUNKS_WEIGHT * more, relevance)
+            })
+            .collect();
+        ranked.sort_by(|a, b| b.2.total_cmp(&a.2).then_with(|| b.3.total_cmp(&a.3)).then_with(|| a.0.cmp(&b.0)));
         let docs = self.docs.read();
         let mut passages: Vec<Passage> = Vec::with_capacity(k);
-        for ((doc_id, chunk), c) in ranked {
+        for (doc_id, chunk, _, relevance) in ranked {
             if passages.len() == k {
                 break;
             }
             let Some(doc) = docs.get(&doc_id).filter(|d| d.live) else { continue };
             let Some(text) = doc.chunks.get(chunk) else { continue };
-            if passages.iter().any(|p| p.id == doc_id) {
-                continue;
-            }
             passages.push(Passage {
                 id: doc.id.clone(),
                 title: doc.title.clone(),
                 url: doc.url.clone(),
-                score: c.lexical.max(c.semantic),
+                score: relevance,
                 text: text.clone(),
                 chunk,
                 version: doc.version,
@@ -119,14 +161,14 @@ impl KnowledgeBase {
         Ok(passages)
     }
 
-    /// Chunks nearest to the query's embedding (empty when embeddings are off or unavailable).
+    /// Chunks nearest to the query's embedding (empty when embeddings are off, not ready, or the
+    /// question's embedding did not come in time).
     async fn semantic(&self, query: &str, pool: usize, time_left: Duration) -> Vec<(String, usize, f32)> {
         let Some(embedder) = &self.embedder else { return Vec::new() };
         if !self.docs.read().values().any(|d| !d.vectors.is_empty()) {
             return Vec::new();
         }
-        let Some(mut vectors) = embedder.embed(&[query], time_left).await else { return Vec::new() };
-        let Some(query) = vectors.pop() else { return Vec::new() };
+        let Some(query) = embedder.question(query, time_left).await else { return Vec::new() };
         let docs = self.docs.read();
         let mut scored: Vec<(String, usize, f32)> = docs
             .values()

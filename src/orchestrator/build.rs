@@ -49,12 +49,8 @@ impl Orchestrator {
         let l = &s.limits;
         let o = &s.openai;
         let ladder = ladder(s, &with.upstream, &with.metrics);
-        let embedder = (!s.kb.embeddings_model.trim().is_empty()).then(|| Embedder {
-            endpoint: ladder.primary.clone(),
-            breaker: ladder.breaker.clone(),
-            model: s.kb.embeddings_model.clone(),
-            timeout: ms(s.kb.embeddings_timeout_ms),
-        });
+        // The embeddings model has its own breaker: its outage never opens the chat's.
+        let embedder = Embedder::from_settings(s, &with.upstream, Some(with.metrics.kb_embeddings.clone()));
         let knowledge = Arc::new(KnowledgeBase::new(&s.kb, with.durable.clone(), embedder)?);
         Ok(Self {
             ladder,

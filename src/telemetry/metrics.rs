@@ -65,6 +65,8 @@ pub struct Metrics {
     pub handoff_first_response: Histogram,
     pub handoff_sla_breaches: IntCounter,
     pub kb_suggestions: IntCounterVec,
+    /// Embeddings requests for knowledge search by outcome (ok, cached, failed, timeout, circuit_open).
+    pub kb_embeddings: IntCounterVec,
     pub spend_anomalies: IntCounter,
 }
 
@@ -212,6 +214,12 @@ impl Metrics {
                 "Knowledge-base suggestions drafted from agents' answers, and their decisions.",
                 &["status"],
             ),
+            kb_embeddings: counter_vec(
+                &r,
+                "velochat_kb_embeddings_total",
+                "Embeddings for knowledge search: ok, cached (a recent question), failed, timeout, circuit_open.",
+                &["outcome"],
+            ),
             spend_anomalies: counter(
                 &r,
                 "velochat_spend_anomalies_total",
@@ -250,6 +258,9 @@ impl Metrics {
         }
         for status in ["created", "approved", "rejected"] {
             self.kb_suggestions.with_label_values(&[status]);
+        }
+        for outcome in crate::knowledge::embed::OUTCOMES {
+            self.kb_embeddings.with_label_values(&[outcome]);
         }
         for period in BUDGET_PERIODS {
             self.budget_used_ratio.with_label_values(&[period]);

@@ -39,6 +39,9 @@ key = "{SIGNING_KEY}"
 database_url = "sqlite://{db_path}"
 [telemetry]
 log_level = "error"
+[kb]
+# Hybrid search is on by default with a key; the tests that want it say so (knowledge_hybrid.rs).
+embeddings_model = "off"
 "#
     )
 }

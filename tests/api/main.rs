@@ -24,6 +24,7 @@ mod http_wire;
 mod human_loop;
 mod human_loop_replicas;
 mod knowledge;
+mod knowledge_hybrid;
 mod knowledge_replicas;
 mod knowledge_safety;
 mod ladder;

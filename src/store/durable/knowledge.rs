@@ -21,8 +21,10 @@ pub struct KbRow {
     pub version: i64,
     pub deleted: bool,
     pub updated_ms: i64,
-    /// The chunks' embeddings, encoded by the knowledge module; None when lexical only.
-    pub embeddings: Option<String>,
+    /// The chunks' embeddings in the knowledge module's binary form; None when lexical only.
+    pub vectors: Option<Vec<u8>>,
+    /// The first version's text form of them (read, never written: upgraded databases).
+    pub legacy_embeddings: Option<String>,
 }
 
 /// A question the help content did not cover (redacted before it gets here).
@@ -56,6 +58,9 @@ pub trait KnowledgeStore: Send + Sync {
     /// Every row (tombstones too) changed after `version`, oldest change first.
     async fn kb_changes(&self, site: &str, after_version: i64) -> StoreResult<Vec<KbRow>>;
     async fn kb_version(&self, site: &str) -> StoreResult<i64>;
+    /// Stores the vectors of document `id` at `version` (under a new version, so every replica
+    /// reads them); None when the document changed meanwhile (or is gone).
+    async fn kb_set_vectors(&self, site: &str, id: &str, version: i64, vectors: &[u8]) -> StoreResult<Option<i64>>;
 
     async fn record_unanswered(&self, record: &UnansweredRecord) -> StoreResult<()>;
     async fn unanswered_since(&self, since_ms: i64) -> StoreResult<Vec<UnansweredRecord>>;
@@ -65,7 +70,7 @@ pub trait KnowledgeStore: Send + Sync {
 macro_rules! select_documents {
     ($rest:literal) => {
         concat!(
-            "SELECT id, title, body, url, locale, tags, version, deleted, updated_ms, embeddings ",
+            "SELECT id, title, body, url, locale, tags, version, deleted, updated_ms, embeddings, vectors ",
             "FROM velochat_kb_documents ",
             $rest
         )
@@ -83,7 +88,8 @@ fn kb_from_row(row: &AnyRow) -> Result<KbRow, sqlx::Error> {
         version: row.try_get("version")?,
         deleted: row.try_get::<i64, _>("deleted")? != 0,
         updated_ms: row.try_get("updated_ms")?,
-        embeddings: row.try_get("embeddings")?,
+        vectors: row.try_get("vectors")?,
+        legacy_embeddings: row.try_get("embeddings")?,
     })
 }
 
@@ -104,11 +110,11 @@ impl SqlStore {
         let version: i64 = sqlx::query(&self.sql(BUMP)).bind(site.to_owned()).fetch_one(&mut *tx).await?.try_get(0)?;
         let upsert = self.sql(
             "INSERT INTO velochat_kb_documents
-               (site, id, title, body, url, locale, tags, version, deleted, updated_ms, embeddings)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10)
+               (site, id, title, body, url, locale, tags, version, deleted, updated_ms, embeddings, vectors)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, NULL, $10)
              ON CONFLICT (site, id) DO UPDATE SET title = excluded.title, body = excluded.body, url = excluded.url,
                locale = excluded.locale, tags = excluded.tags, version = excluded.version, deleted = 0,
-               updated_ms = excluded.updated_ms, embeddings = excluded.embeddings",
+               updated_ms = excluded.updated_ms, embeddings = NULL, vectors = excluded.vectors",
         );
         for row in rows {
             sqlx::query(&upsert)
@@ -121,12 +127,46 @@ impl SqlStore {
                 .bind(row.tags.clone())
                 .bind(version)
                 .bind(row.updated_ms)
-                .bind(row.embeddings.clone())
+                .bind(row.vectors.clone())
                 .execute(&mut *tx)
                 .await?;
         }
         tx.commit().await?;
         Ok(version)
+    }
+
+    async fn kb_set_vectors_once(
+        &self,
+        site: &str,
+        id: &str,
+        version: i64,
+        vectors: &[u8],
+    ) -> StoreResult<Option<i64>> {
+        let mut tx = self.pool.begin().await?;
+        let unchanged =
+            sqlx::query(&self.sql(
+                "SELECT 1 FROM velochat_kb_documents WHERE site = $1 AND id = $2 AND version = $3 AND deleted = 0",
+            ))
+            .bind(site.to_owned())
+            .bind(id.to_owned())
+            .bind(version)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if unchanged.is_none() {
+            return Ok(None);
+        }
+        let next: i64 = sqlx::query(&self.sql(BUMP)).bind(site.to_owned()).fetch_one(&mut *tx).await?.try_get(0)?;
+        sqlx::query(&self.sql(
+            "UPDATE velochat_kb_documents SET vectors = $1, embeddings = NULL, version = $2 WHERE site = $3 AND id = $4",
+        ))
+        .bind(vectors.to_vec())
+        .bind(next)
+        .bind(site.to_owned())
+        .bind(id.to_owned())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(next))
     }
 
     /// Reads, then writes: in one transaction under the write gate, so no other writer of this
@@ -144,7 +184,7 @@ impl SqlStore {
         }
         let version: i64 = sqlx::query(&self.sql(BUMP)).bind(site.to_owned()).fetch_one(&mut *tx).await?.try_get(0)?;
         sqlx::query(&self.sql(
-            "UPDATE velochat_kb_documents SET deleted = 1, body = '', embeddings = NULL, version = $1, updated_ms = $2
+            "UPDATE velochat_kb_documents SET deleted = 1, body = '', embeddings = NULL, vectors = NULL, version = $1, updated_ms = $2
              WHERE site = $3 AND id = $4",
         ))
         .bind(version)
@@ -168,6 +208,11 @@ impl KnowledgeStore for SqlStore {
     async fn kb_delete(&self, site: &str, id: &str, now_ms: i64) -> StoreResult<Option<i64>> {
         let _writer = self.writing().await;
         self.retrying_busy(|| self.kb_delete_once(site, id, now_ms)).await
+    }
+
+    async fn kb_set_vectors(&self, site: &str, id: &str, version: i64, vectors: &[u8]) -> StoreResult<Option<i64>> {
+        let _writer = self.writing().await;
+        self.retrying_busy(|| self.kb_set_vectors_once(site, id, version, vectors)).await
     }
 
     async fn kb_get(&self, site: &str, id: &str) -> StoreResult<Option<KbRow>> {

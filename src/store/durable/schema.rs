@@ -126,4 +126,11 @@ pub(super) const MIGRATIONS: &[(i64, &[&str], &[&str])] = &[
         &["CREATE TABLE IF NOT EXISTS velochat_console_revocations (nonce TEXT PRIMARY KEY, expires_ms INTEGER NOT NULL)"],
         &["CREATE TABLE IF NOT EXISTS velochat_console_revocations (nonce TEXT PRIMARY KEY, expires_ms BIGINT NOT NULL)"],
     ),
+    // Knowledge-base vectors in binary (a quarter of the base64 text of `embeddings`, which stays
+    // readable for databases made before).
+    (
+        6,
+        &["ALTER TABLE velochat_kb_documents ADD COLUMN vectors BLOB"],
+        &["ALTER TABLE velochat_kb_documents ADD COLUMN IF NOT EXISTS vectors BYTEA"],
+    ),
 ];
