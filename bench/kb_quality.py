@@ -7,9 +7,17 @@ recall@1/3/5 and MRR through GET /admin/kb/search, beside a plain BM25 baseline 
 BM25Okapi on lower-cased word tokens) on the same pairs in the same run. Then, on 10,000 documents
 built from the FAQ's paragraphs: import time, query latency at that size, and RSS.
 
-Usage: bench/kb_quality.py BINARY [--json OUT] [--quality-only]
+Hybrid mode (`--hybrid`): a local stand-in for OpenAI's `/v1/embeddings` runs a real small model,
+WordLlama (its PyPI wheel ships the 256-dimension weights; loaded with downloads disabled), and
+velochat is measured with keywords only, hybrid with reciprocal-rank fusion and hybrid with the
+convex combination, beside rank-bm25, in one run. `KB_BENCH_WEIGHTS=0.3,0.5,0.7` also measures
+those semantic weights (how the default was chosen). The stand-in is a floor: text-embedding-3-small
+is far stronger.
+
+Usage: bench/kb_quality.py BINARY [--json OUT] [--quality-only] [--hybrid]
+Needs: python3 -m venv target/kb-bench-venv && target/kb-bench-venv/bin/pip install -r bench/requirements.txt
 """
-import html.parser, json, os, random, re, socket, statistics, subprocess, sys, tempfile, time, urllib.parse, urllib.request
+import html.parser, http.server, json, os, random, re, socket, statistics, subprocess, sys, tempfile, threading, time, urllib.parse, urllib.request
 
 from rank_bm25 import BM25Okapi
 
@@ -134,6 +142,62 @@ def baseline_ranks(pairs):
     return ranks
 
 
+class EmbeddingsStandIn(http.server.BaseHTTPRequestHandler):
+    """OpenAI's `POST /v1/embeddings` answered by WordLlama on this machine."""
+
+    model = None
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)))
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        vectors = self.model.embed(inputs, norm=True)
+        data = [{"object": "embedding", "index": i, "embedding": [float(x) for x in v]} for i, v in enumerate(vectors)]
+        out = json.dumps({"object": "list", "data": data, "model": body.get("model"),
+                          "usage": {"prompt_tokens": 0, "total_tokens": 0}}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+    def log_message(self, *args):
+        pass
+
+
+def embeddings_stand_in():
+    """Starts the stand-in; returns its /v1 base URL."""
+    import pathlib, wordllama
+    from wordllama import WordLlama
+    EmbeddingsStandIn.model = WordLlama.load(cache_dir=pathlib.Path(wordllama.__file__).parent, disable_download=True)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), EmbeddingsStandIn)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}/v1"
+
+
+def measure(binary, documents, pairs, extra):
+    with tempfile.TemporaryDirectory() as work:
+        proc, base = start(binary, work, extra)
+        try:
+            request("POST", f"{base}/admin/kb/import", {"documents": documents})
+            ranks, latencies = velochat_ranks(base, pairs)
+            return {**scores(ranks), "query_ms_p50": round(pct(latencies, 50), 2)}
+        finally:
+            proc.terminate(); proc.wait()
+
+
+def hybrid(binary, documents, pairs, result):
+    url = embeddings_stand_in()
+    common = {"OPENAI_API_KEY": "sk-bench-stand-in-0123456789", "OPENAI_BASE_URL": url,
+              "VELOCHAT_KB_EMBEDDINGS_MODEL": "wordllama-256", "VELOCHAT__KB__EMBEDDINGS_TIMEOUT_MS": "5000"}
+    result["velochat keywords"] = measure(binary, documents, pairs, {"VELOCHAT_KB_EMBEDDINGS_MODEL": "off"})
+    result["velochat hybrid, rrf"] = measure(binary, documents, pairs, {**common, "VELOCHAT__KB__FUSION": "rrf"})
+    result["velochat hybrid, convex (default weight)"] = measure(binary, documents, pairs, {**common, "VELOCHAT__KB__FUSION": "convex"})
+    for weight in filter(None, os.environ.get("KB_BENCH_WEIGHTS", "").split(",")):
+        result[f"velochat hybrid, convex {weight}"] = measure(
+            binary, documents, pairs, {**common, "VELOCHAT__KB__FUSION": "convex", "VELOCHAT__KB__SEMANTIC_WEIGHT": weight})
+
+
 def pct(values, p):
     values = sorted(values)
     return values[min(len(values) - 1, int(round(p / 100 * len(values) + 0.5)) - 1)]
@@ -145,6 +209,13 @@ def main():
     pairs = faq_pairs()
     documents = [{"id": f"faq-{n}", "title": f"Debian FAQ {n}", "body": answer} for n, _, answer in pairs]
     result = {"pairs": len(pairs), "baseline": scores(baseline_ranks(pairs))}
+    if "--hybrid" in sys.argv:
+        hybrid(binary, documents, pairs, result)
+        print(json.dumps(result, indent=2))
+        if out:
+            with open(out, "w") as f:
+                json.dump(result, f, indent=2)
+        return
     thresholds = os.environ.get("KB_BENCH_MIN_SCORES", "default,0").split(",")
     for min_score in thresholds:
         label = "velochat, kb.min_score " + ("default" if min_score == "default" else min_score)

@@ -94,7 +94,8 @@ impl Progress {
             bar.set_prefix(phase);
             bar
         });
-        if bar.is_none() {
+        // A phase whose size is not known yet (embedding) says so with its first step.
+        if bar.is_none() && total > 0 {
             eprintln!("{phase}: 0/{total}");
         }
         Self { bar, phase, last_line: std::sync::atomic::AtomicU64::new(0) }

@@ -58,7 +58,12 @@ not cover this question, and offer to connect the visitor with the support team.
 
 #[derive(Default)]
 struct Candidate {
+    /// Keyword relevance (0–1, capped): what the threshold looks at.
     lexical: f32,
+    /// The keyword score over the best hit's (1 for the best; capped relevance would tie them):
+    /// what convex fusion uses beside the cosine. Min-max on both lists measured worse on the
+    /// Debian FAQ (BENCHMARKS.md).
+    lexical_norm: f32,
     semantic: f32,
     lexical_rank: Option<usize>,
     semantic_rank: Option<usize>,
@@ -74,7 +79,7 @@ impl KnowledgeBase {
         match self.settings.fusion {
             Fusion::Convex => {
                 let w = self.settings.semantic_weight;
-                w * c.semantic.max(0.0) + (1.0 - w) * c.lexical
+                w * c.semantic.max(0.0) + (1.0 - w) * c.lexical_norm
             }
             Fusion::Rrf => [c.lexical_rank, c.semantic_rank]
                 .into_iter()
@@ -104,10 +109,13 @@ impl KnowledgeBase {
         // The embeddings request goes out first; the keyword search runs while it is in flight.
         let (semantic, lexical) =
             tokio::join!(self.semantic(query, pool, time_left), async { self.index.search(query, visitor, pool) });
+        let lexical = lexical?;
+        let top = lexical.first().map_or(1.0, |hit| hit.score.max(f32::MIN_POSITIVE));
         let mut candidates: HashMap<(String, usize), Candidate> = HashMap::new();
-        for (rank, hit) in lexical?.into_iter().enumerate() {
+        for (rank, hit) in lexical.into_iter().enumerate() {
             let c = candidates.entry((hit.doc_id, hit.chunk)).or_default();
             c.lexical = hit.relevance;
+            c.lexical_norm = hit.score / top;
             c.lexical_rank = Some(rank);
         }
         for (rank, (doc_id, chunk, similarity)) in semantic.into_iter().enumerate() {
