@@ -128,6 +128,11 @@ fn query_schema(path: &str, name: &str) -> Option<Value> {
             Some(json!({"type": "string", "enum": ["pending", "approved", "rejected"]}))
         }
         ("/admin/kb/documents", "cursor") => Some(json!({"type": "string", "pattern": "^[A-Za-z0-9._:-]{0,128}$"})),
+        ("/admin/kb/documents", "q") => Some(json!({"type": "string", "maxLength": 200})),
+        ("/sessions/{sessionId}/messages", "after") => Some(json!({"type": "string", "pattern": "^[0-9]{0,18}$"})),
+        ("/sessions/{sessionId}/messages", "waitMs") => {
+            Some(json!({"type": "integer", "minimum": 0, "maximum": 10000}))
+        }
         (_, "id") => Some(session_id()),
         _ => None,
     }

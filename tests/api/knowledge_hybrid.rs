@@ -67,6 +67,9 @@ async fn with_a_key_hybrid_search_is_on_by_default_and_off_when_told() {
     )
     .await;
     assert_eq!(found["results"][0]["id"], "returns", "found by meaning: {found}");
+    let off_topic =
+        get_json(&client, &format!("{}/admin/kb/search?q=Do%20you%20sell%20bicycles%3F", default.address), ADMIN).await;
+    assert_eq!(off_topic["results"], json!([]), "the threshold holds for both lists: {off_topic}");
 
     upstream.reset().await;
     let off = start(&with_key(vec![("VELOCHAT_KB_EMBEDDINGS_MODEL", "off".into())])).await;
