@@ -237,15 +237,6 @@ pub fn completion_id(reply: &Reply, request_id: &str) -> String {
 }
 
 /// velochat's own facts about the reply, beside OpenAI's fields (SDKs ignore unknown fields).
-/// One Server-Sent Event of a streamed completion (`"stream": true`).
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)] // documents the stream's shape; the relay writes the bytes itself
-pub struct StreamEvent {
-    /// A `chat.completion.chunk` as JSON (the last one carries `usage` and `velochat`), then `[DONE]`.
-    pub data: String,
-    pub event: Option<String>,
-}
-
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VelochatFields<'a> {
@@ -354,7 +345,7 @@ fn completion_body<'a>(reply: &'a Reply, model: &'a str, request_id: &'a str) ->
     responses(
         (status = 200, description = "`chat.completion`, or Server-Sent Events of `chat.completion.chunk` when streaming", content(
             (Object = "application/json"),
-            (StreamEvent = "text/event-stream")
+            (super::openapi::StreamEvent = "text/event-stream")
         )),
         (status = 400, description = "Invalid field, unsupported option (tools, functions, n > 1), model not allowed"),
         (status = 401, description = "Missing or invalid caller key"),

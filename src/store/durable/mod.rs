@@ -1,6 +1,7 @@
 //! Durable records: the event log, the webhook outbox and human-owned sessions. SQLite by default
 //! (a file created if missing), PostgreSQL when `DATABASE_URL` says so (many replicas).
 
+mod console;
 mod event_insert;
 mod human_loop;
 mod knowledge;
@@ -12,6 +13,7 @@ mod suggestions;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+pub use console::ConsoleStore;
 pub use human_loop::{HandoffRecord, HumanLoopStore, SessionMessage};
 pub use knowledge::{KbRow, KnowledgeStore, UnansweredRecord};
 pub use sql::SqlStore;
@@ -74,7 +76,7 @@ pub struct HumanSession {
 }
 
 #[async_trait]
-pub trait DurableStore: KnowledgeStore + HumanLoopStore + SuggestionStore + Send + Sync {
+pub trait DurableStore: KnowledgeStore + HumanLoopStore + SuggestionStore + ConsoleStore + Send + Sync {
     fn backend(&self) -> &'static str;
 
     async fn append_events(&self, events: &[EventRecord]) -> StoreResult<()>;
@@ -100,10 +102,6 @@ pub trait DurableStore: KnowledgeStore + HumanLoopStore + SuggestionStore + Send
     async fn purge_before(&self, cutoff_ms: i64) -> StoreResult<u64>;
     /// Erases everything kept about one session (privacy requests); returns rows removed.
     async fn erase_session(&self, session_id: &str, session_hash: &str) -> StoreResult<u64>;
-
-    /// Records a signed-out console session until its cookie would expire (and forgets expired ones).
-    async fn revoke_console_session(&self, nonce: &str, expires_ms: i64, now_ms: i64) -> StoreResult<()>;
-    async fn console_session_revoked(&self, nonce: &str) -> StoreResult<bool>;
 }
 
 /// Opens the store `url` names, creating the SQLite file or applying migrations as needed.

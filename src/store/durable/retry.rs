@@ -1,6 +1,8 @@
-//! Writing a batch until it is written: backing off from 50 ms to every 2 s while the database is
-//! away, and giving up only once the process is stopping and a few more attempts failed.
+//! Writing until it is written: a batch backs off from 50 ms to every 2 s while the database is
+//! away, giving up only once the process is stopping and a few more attempts failed; a request's
+//! write waits out a busy SQLite file for a few seconds instead of failing.
 
+use super::sql::SqlStore;
 use super::StoreResult;
 use std::future::Future;
 use std::time::Duration;
@@ -39,4 +41,37 @@ where
         delay = (delay * 2).min(MAX_BACKOFF);
     }
     false
+}
+
+/// How long a write waits out a busy SQLite file before it reports the store unavailable (well
+/// inside a caller's 14 s).
+const BUSY_RETRY_FOR: Duration = Duration::from_secs(8);
+
+/// SQLite's SQLITE_BUSY (5) and its extended codes (517 is BUSY_SNAPSHOT, 261 BUSY_RECOVERY).
+fn is_busy(error: &crate::store::StoreError) -> bool {
+    let crate::store::StoreError::Database(sqlx::Error::Database(db)) = error else { return false };
+    db.code().and_then(|c| c.parse::<i64>().ok()).is_some_and(|code| code & 0xff == 5)
+}
+
+impl SqlStore {
+    /// Runs `write` again while SQLite answers "database is locked" (another process, such as
+    /// `velochat kb import`, holds the file), for up to `BUSY_RETRY_FOR`: a busy store is a wait,
+    /// not a 503.
+    pub(super) async fn retrying_busy<T, F, Fut>(&self, mut write: F) -> StoreResult<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = StoreResult<T>>,
+    {
+        let started = std::time::Instant::now();
+        let mut delay = Duration::from_millis(5);
+        loop {
+            match write().await {
+                Err(e) if is_busy(&e) && started.elapsed() + delay < BUSY_RETRY_FOR => {
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_millis(200));
+                }
+                done => return done,
+            }
+        }
+    }
 }

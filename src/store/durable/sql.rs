@@ -32,16 +32,6 @@ fn dialect(backend: Backend, sql: Cow<'static, str>) -> Cow<'static, str> {
     }
 }
 
-/// How long a write waits out a busy SQLite file before it reports the store unavailable (well
-/// inside a caller's 14 s).
-const BUSY_RETRY_FOR: Duration = Duration::from_secs(8);
-
-/// SQLite's SQLITE_BUSY (5) and its extended codes (517 is BUSY_SNAPSHOT, 261 BUSY_RECOVERY).
-fn is_busy(error: &crate::store::StoreError) -> bool {
-    let crate::store::StoreError::Database(sqlx::Error::Database(db)) = error else { return false };
-    db.code().and_then(|c| c.parse::<i64>().ok()).is_some_and(|code| code & 0xff == 5)
-}
-
 /// `sqlite://velochat.db` opens (and creates) a file relative to the working directory.
 fn sqlite_url(url: &str) -> String {
     if url.contains(":memory:") || url.contains('?') {
@@ -149,27 +139,6 @@ impl SqlStore {
         match &self.write_gate {
             Some(gate) => Some(gate.lock().await),
             None => None,
-        }
-    }
-
-    /// Runs `write` again while SQLite answers "database is locked" (another process, such as
-    /// `velochat kb import`, holds the file), for up to `BUSY_RETRY_FOR`: a busy store is a wait,
-    /// not a 503.
-    pub(super) async fn retrying_busy<T, F, Fut>(&self, mut write: F) -> StoreResult<T>
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = StoreResult<T>>,
-    {
-        let started = std::time::Instant::now();
-        let mut delay = Duration::from_millis(5);
-        loop {
-            match write().await {
-                Err(e) if is_busy(&e) && started.elapsed() + delay < BUSY_RETRY_FOR => {
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_millis(200));
-                }
-                done => return done,
-            }
         }
     }
 
@@ -394,31 +363,6 @@ impl DurableStore for SqlStore {
         }
         tx.commit().await?;
         Ok(removed)
-    }
-
-    async fn revoke_console_session(&self, nonce: &str, expires_ms: i64, now_ms: i64) -> StoreResult<()> {
-        let _writer = self.writing().await;
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(&self.sql("DELETE FROM velochat_console_revocations WHERE expires_ms < $1"))
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(&self.sql(
-            "INSERT INTO velochat_console_revocations (nonce, expires_ms) VALUES ($1, $2) ON CONFLICT (nonce) DO NOTHING",
-        ))
-        .bind(nonce.to_owned())
-        .bind(expires_ms)
-        .execute(&mut *tx)
-        .await?;
-        Ok(tx.commit().await?)
-    }
-
-    async fn console_session_revoked(&self, nonce: &str) -> StoreResult<bool> {
-        let row = sqlx::query(&self.sql("SELECT 1 FROM velochat_console_revocations WHERE nonce = $1"))
-            .bind(nonce.to_owned())
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.is_some())
     }
 }
 
