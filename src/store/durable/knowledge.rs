@@ -143,19 +143,9 @@ impl SqlStore {
         vectors: &[u8],
     ) -> StoreResult<Option<i64>> {
         let mut tx = self.pool.begin().await?;
-        let unchanged =
-            sqlx::query(&self.sql(
-                "SELECT 1 FROM velochat_kb_documents WHERE site = $1 AND id = $2 AND version = $3 AND deleted = 0",
-            ))
-            .bind(site.to_owned())
-            .bind(id.to_owned())
-            .bind(version)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if unchanged.is_none() {
+        let Some(next) = self.next_version_of_live(&mut tx, site, id, Some(version)).await? else {
             return Ok(None);
-        }
-        let next: i64 = sqlx::query(&self.sql(BUMP)).bind(site.to_owned()).fetch_one(&mut *tx).await?.try_get(0)?;
+        };
         sqlx::query(&self.sql(
             "UPDATE velochat_kb_documents SET vectors = $1, embeddings = NULL, version = $2 WHERE site = $3 AND id = $4",
         ))
@@ -169,20 +159,37 @@ impl SqlStore {
         Ok(Some(next))
     }
 
+    /// Within `tx`: when document `id` is live (and at `version`, if given), bumps the site's version
+    /// and returns the new one for the change to carry; None leaves everything as it was.
+    async fn next_version_of_live(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        site: &str,
+        id: &str,
+        version: Option<i64>,
+    ) -> StoreResult<Option<i64>> {
+        let live = sqlx::query(&self.sql(
+            "SELECT 1 FROM velochat_kb_documents WHERE site = $1 AND id = $2 AND deleted = 0 AND ($3 < 0 OR version = $3)",
+        ))
+        .bind(site.to_owned())
+        .bind(id.to_owned())
+        .bind(version.unwrap_or(-1))
+        .fetch_optional(&mut **tx)
+        .await?;
+        if live.is_none() {
+            return Ok(None);
+        }
+        let next: i64 = sqlx::query(&self.sql(BUMP)).bind(site.to_owned()).fetch_one(&mut **tx).await?.try_get(0)?;
+        Ok(Some(next))
+    }
+
     /// Reads, then writes: in one transaction under the write gate, so no other writer of this
     /// process can slip in between.
     async fn kb_delete_once(&self, site: &str, id: &str, now_ms: i64) -> StoreResult<Option<i64>> {
         let mut tx = self.pool.begin().await?;
-        let live =
-            sqlx::query(&self.sql("SELECT 1 FROM velochat_kb_documents WHERE site = $1 AND id = $2 AND deleted = 0"))
-                .bind(site.to_owned())
-                .bind(id.to_owned())
-                .fetch_optional(&mut *tx)
-                .await?;
-        if live.is_none() {
+        let Some(version) = self.next_version_of_live(&mut tx, site, id, None).await? else {
             return Ok(None);
-        }
-        let version: i64 = sqlx::query(&self.sql(BUMP)).bind(site.to_owned()).fetch_one(&mut *tx).await?.try_get(0)?;
+        };
         sqlx::query(&self.sql(
             "UPDATE velochat_kb_documents SET deleted = 1, body = '', embeddings = NULL, vectors = NULL, version = $1, updated_ms = $2
              WHERE site = $3 AND id = $4",
