@@ -136,10 +136,7 @@ def main():
         done = subprocess.run([binary, "kb", "import", path], env=env, cwd=work, capture_output=True, text=True, check=True)
         result["import_1000"] = {"seconds": round(time.perf_counter() - started, 2), "printed": done.stdout.strip(),
                                  "progress_lines": done.stderr.strip().splitlines()}
-    print(json.dumps(result, indent=2))
-    if out:
-        with open(out, "w") as f:
-            json.dump(result, f, indent=2)
+    kb_quality.report(result, out)
 
 
 if __name__ == "__main__":

@@ -198,6 +198,14 @@ def hybrid(binary, documents, pairs, result):
             binary, documents, pairs, {**common, "VELOCHAT__KB__FUSION": "convex", "VELOCHAT__KB__SEMANTIC_WEIGHT": weight})
 
 
+def report(result, out):
+    """Prints the result, and writes it to `out` when given (`--json OUT`)."""
+    print(json.dumps(result, indent=2))
+    if out:
+        with open(out, "w") as f:
+            json.dump(result, f, indent=2)
+
+
 def pct(values, p):
     values = sorted(values)
     return values[min(len(values) - 1, int(round(p / 100 * len(values) + 0.5)) - 1)]
@@ -211,10 +219,7 @@ def main():
     result = {"pairs": len(pairs), "baseline": scores(baseline_ranks(pairs))}
     if "--hybrid" in sys.argv:
         hybrid(binary, documents, pairs, result)
-        print(json.dumps(result, indent=2))
-        if out:
-            with open(out, "w") as f:
-                json.dump(result, f, indent=2)
+        report(result, out)
         return
     thresholds = os.environ.get("KB_BENCH_MIN_SCORES", "default,0").split(",")
     for min_score in thresholds:
@@ -259,10 +264,7 @@ def main():
                                "rss_with_index_mib": round(rss_mib(proc.pid), 1)}
         finally:
             proc.terminate(); proc.wait()
-    print(json.dumps(result, indent=2))
-    if out:
-        with open(out, "w") as f:
-            json.dump(result, f, indent=2)
+    report(result, out)
 
 
 if __name__ == "__main__":
