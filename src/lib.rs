@@ -6,20 +6,18 @@
 
 pub mod api;
 pub mod budget;
+pub mod chat;
 pub mod cli;
 pub mod completion;
 pub mod config;
-pub mod console;
 pub mod domain;
 pub mod error_chain;
 pub mod guard;
+pub mod human_loop;
 pub mod knowledge;
-pub mod orchestrator;
 pub mod rate;
-pub mod report;
-pub mod server;
+pub mod review;
 pub mod startup;
-pub mod state;
 pub mod store;
 pub mod support;
 pub mod telemetry;

@@ -65,7 +65,7 @@ fn main() -> ExitCode {
         }
     };
     velochat::telemetry::init_logging(&settings);
-    let runtime = match velochat::server::runtime::build(settings.server.worker_threads) {
+    let runtime = match velochat::api::server::runtime::build(settings.server.worker_threads) {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");

@@ -2,16 +2,19 @@
 //! the layers together, runs until told to stop, and stops within its drain deadline.
 
 use crate::api;
+use crate::api::server::{is_loopback, serve, tls_acceptor, ServeOptions};
+use crate::api::state::{AppState, Lifecycle};
+use crate::chat::intents::IntentRouter;
+use crate::chat::{ChatService, Collaborators};
 use crate::completion::client::http_client;
 use crate::config::Settings;
 use crate::guard::ip_limit::IpLimiter;
 use crate::guard::{Authenticator, Signer};
-use crate::orchestrator::{Collaborators, Orchestrator};
+use crate::human_loop::{HumanLoop, HumanLoopParts};
 use crate::rate::Quota;
-use crate::server::{is_loopback, serve, tls_acceptor, ServeOptions};
-use crate::state::{AppState, Lifecycle};
+use crate::review::Review;
 use crate::store::memory::MemoryStore;
-use crate::store::{durable, StateStore};
+use crate::store::{durable, DurableStore, StateStore};
 use crate::support::{OutboxWorker, SupportOutbox, TranscriptSink, WebhookClient};
 use crate::telemetry::{EventSink, Metrics};
 use anyhow::{bail, Context};
@@ -35,6 +38,8 @@ pub struct Application {
     transcript_writer: JoinHandle<()>,
     /// Installed before the ready line, so a SIGTERM right after start-up is not lost.
     terminate: Option<tokio::signal::unix::Signal>,
+    store: Arc<dyn StateStore>,
+    durable: Arc<dyn DurableStore>,
 }
 
 /// Proxies whose `X-Forwarded-For` is believed (validated at load, so none is dropped here).
@@ -139,7 +144,22 @@ impl Application {
             EventSink::start(durable.clone(), s.events.queue_capacity, metrics.clone(), background_stop.clone());
         let (transcripts, transcript_writer) = TranscriptSink::start(durable.clone(), background_stop.clone());
         let wake = Arc::new(Notify::new());
-        let orchestrator = Arc::new(Orchestrator::new(
+        let redactor = crate::chat::redactor(s);
+        let knowledge = crate::chat::knowledge_base(s, &upstream, durable.clone(), &metrics)?;
+        let intents = Arc::new(IntentRouter::new(&s.intents, &s.handoff.act_patterns));
+        let person_rules = intents.clone();
+        let human_loop = Arc::new(HumanLoop::new(HumanLoopParts {
+            settings: settings.clone(),
+            store: store.clone(),
+            durable: durable.clone(),
+            metrics: metrics.clone(),
+            support: SupportOutbox::new(durable.clone(), wake.clone(), s.privacy.hash_salt.expose()),
+            transcripts,
+            redactor: redactor.clone(),
+            knowledge: knowledge.clone(),
+            asks_for_person: Box::new(move |text| person_rules.asks_for_person(text)),
+        }));
+        let chat = Arc::new(ChatService::new(
             settings.clone(),
             Collaborators {
                 store: store.clone(),
@@ -148,13 +168,16 @@ impl Application {
                 http: http.clone(),
                 metrics: metrics.clone(),
                 events,
-                support: SupportOutbox::new(durable.clone(), wake.clone(), s.privacy.hash_salt.expose()),
-                transcripts,
                 signer,
+                redactor,
+                knowledge: knowledge.clone(),
+                intents,
+                human: human_loop.clone(),
             },
-        )?);
+        ));
+        let review = Arc::new(Review::new(durable.clone(), chat.clone(), human_loop.clone(), metrics.clone()));
         // The index is built from the stored documents before the first request.
-        orchestrator.knowledge().sync().await.context("knowledge base")?;
+        knowledge.sync().await.context("knowledge base")?;
         let listener = bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
         let address = listener.local_addr()?;
         let tls = if s.server.tls_cert.is_empty() {
@@ -168,7 +191,10 @@ impl Application {
         let state = AppState {
             ip_limiter: ip_limiter.clone(),
             settings: settings.clone(),
-            orchestrator: orchestrator.clone(),
+            chat: chat.clone(),
+            human_loop: human_loop.clone(),
+            review,
+            knowledge: knowledge.clone(),
             auth: Arc::new(Authenticator::new(&s.auth.api_keys, &s.auth.admin_key)),
             lifecycle: Arc::new(Lifecycle::default()),
             metrics: metrics.clone(),
@@ -176,11 +202,12 @@ impl Application {
             console: (!s.auth.admin_key.expose().is_empty()).then(|| {
                 // Sign-outs must hold on every replica (Redis) or, alone, across a restart (the database).
                 let revocations = if s.storage.redis_url.is_empty() {
-                    crate::console::session::Revocations::Durable(durable.clone())
+                    crate::api::console::session::Revocations::Durable(durable.clone())
                 } else {
-                    crate::console::session::Revocations::Shared(store.clone())
+                    crate::api::console::session::Revocations::Shared(store.clone())
                 };
-                Arc::new(crate::console::Sessions::new(s.auth.admin_key.expose(), Some(revocations)))
+                let sessions = crate::api::console::Sessions::new(s.auth.admin_key.expose(), Some(revocations));
+                Arc::new(sessions.with_sign_in_limit(store.clone()))
             }),
         };
         let worker = OutboxWorker {
@@ -193,14 +220,23 @@ impl Application {
         };
         let mut background = vec![
             tokio::spawn(worker.run(background_stop.clone())),
-            orchestrator.knowledge().spawn_sync(background_stop.clone()),
-            tokio::spawn(housekeeping(orchestrator.clone(), ip_limiter, background_stop.clone())),
+            knowledge.spawn_sync(background_stop.clone()),
+            tokio::spawn(housekeeping(
+                Housekeeping {
+                    settings: settings.clone(),
+                    store: store.clone(),
+                    durable: durable.clone(),
+                    human_loop,
+                    ip_limiter,
+                },
+                background_stop.clone(),
+            )),
         ];
         // Documents without vectors of the model in use are embedded in the background.
-        background.extend(orchestrator.knowledge().spawn_embedding(background_stop.clone()));
+        background.extend(knowledge.spawn_embedding(background_stop.clone()));
         let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tracing::info!(%address, tls = tls.is_some(), durable = durable.backend(), store = store.health().as_str(),
-                       model = %o.model, workers = crate::server::runtime::workers(), "velochat ready");
+                       model = %o.model, workers = crate::api::server::runtime::workers(), "velochat ready");
         Ok(Self {
             listener,
             address,
@@ -211,6 +247,8 @@ impl Application {
             event_writer,
             transcript_writer,
             terminate,
+            store,
+            durable,
         })
     }
 
@@ -226,8 +264,14 @@ impl Application {
         self.state.lifecycle.clone()
     }
 
-    pub fn orchestrator(&self) -> Arc<Orchestrator> {
-        self.state.orchestrator.clone()
+    /// The services, for tests that look behind the HTTP edge.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The shared and durable stores, for tests that look behind the services.
+    pub fn stores(&self) -> (Arc<dyn StateStore>, Arc<dyn DurableStore>) {
+        (self.store.clone(), self.durable.clone())
     }
 
     /// Serves until shutdown begins (SIGTERM, Ctrl-C, or `Lifecycle::begin_shutdown`): readiness
@@ -297,9 +341,18 @@ async fn shutdown_signal(lifecycle: Arc<Lifecycle>, terminate: Option<tokio::sig
     lifecycle.begin_shutdown();
 }
 
+/// What the periodic chores touch.
+struct Housekeeping {
+    settings: Arc<Settings>,
+    store: Arc<dyn StateStore>,
+    durable: Arc<dyn DurableStore>,
+    human_loop: Arc<HumanLoop>,
+    ip_limiter: Arc<IpLimiter>,
+}
+
 /// Sweeps limiters and sessions, releases sessions past their human timeout, purges old records.
-async fn housekeeping(orchestrator: Arc<Orchestrator>, ip_limiter: Arc<IpLimiter>, stop: CancellationToken) {
-    let s = orchestrator.settings().clone();
+async fn housekeeping(chores: Housekeeping, stop: CancellationToken) {
+    let Housekeeping { settings: s, store, durable, human_loop, ip_limiter } = chores;
     let mut sweep = tokio::time::interval(ms(s.limits.sweep_interval_ms));
     let release_every = ms((s.handoff.release_after_ms / 10).clamp(1_000, 60_000));
     let mut release = tokio::time::interval(release_every);
@@ -311,21 +364,21 @@ async fn housekeeping(orchestrator: Arc<Orchestrator>, ip_limiter: Arc<IpLimiter
         tokio::select! {
             _ = stop.cancelled() => break,
             _ = sweep.tick() => {
-                orchestrator.store().sweep();
+                store.sweep();
                 ip_limiter.sweep();
             }
             _ = release.tick() => {
-                let released = orchestrator.release_expired().await;
+                let released = human_loop.release_expired().await;
                 if released > 0 {
                     tracing::info!(released, "sessions returned to the bot after the human timeout");
                 }
             }
             _ = sla.tick() => {
-                orchestrator.sla_sweep().await;
+                human_loop.sla_sweep().await;
             }
             _ = purge.tick() => {
                 let cutoff = chrono::Utc::now().timestamp_millis() - i64::from(s.events.retention_days) * 86_400_000;
-                match orchestrator.durable().purge_before(cutoff).await {
+                match durable.purge_before(cutoff).await {
                     Ok(0) => {}
                     Ok(rows) => tracing::info!(rows, "purged records past retention"),
                     Err(e) => tracing::warn!(error = %e, "retention purge failed"),

@@ -4,14 +4,16 @@ use super::error::ApiError;
 use super::extract::JsonBody;
 use super::extract::{Path, Query};
 use super::middleware::RequestContext;
+use crate::chat::ChatService;
 use crate::domain::SessionId;
-use crate::orchestrator::SessionView;
-use crate::state::AppState;
+use crate::human_loop::{HumanLoop, SessionView};
+use crate::review::Review;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use std::sync::Arc;
 use utoipa::ToSchema;
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
@@ -26,8 +28,8 @@ pub struct KillSwitch {
     (status = 401, description = "Missing or invalid admin key"),
     (status = 403, description = "Admin routes disabled (no VELOCHAT_ADMIN_KEY)")
 ), security(("bearer" = [])))]
-pub async fn get_kill_switch(State(state): State<AppState>) -> Response {
-    Json(json!({"enabled": state.orchestrator.store().kill_switch().await})).into_response()
+pub async fn get_kill_switch(State(chat): State<Arc<ChatService>>) -> Response {
+    Json(json!({"enabled": chat.kill_switch().await})).into_response()
 }
 
 /// Flips the kill switch (on every replica sharing the store). Logged with who and when.
@@ -40,18 +42,14 @@ pub async fn get_kill_switch(State(state): State<AppState>) -> Response {
     (status = 503, description = "The shared store did not take the change")
 ), security(("bearer" = [])))]
 pub async fn put_kill_switch(
-    State(state): State<AppState>,
+    State(chat): State<Arc<ChatService>>,
     Extension(ctx): Extension<RequestContext>,
     JsonBody(body): JsonBody<KillSwitch>,
 ) -> Result<Response, ApiError> {
     let enabled = body.enabled.ok_or_else(|| crate::domain::InvalidField::missing("enabled"))?;
-    state
-        .orchestrator
-        .store()
-        .set_kill_switch(enabled)
+    chat.set_kill_switch(enabled)
         .await
         .map_err(|e| ApiError::Unavailable(format!("kill switch not stored: {}", crate::error_chain::describe(&e))))?;
-    state.metrics.kill_switch.set(i64::from(enabled));
     tracing::warn!(enabled, by = "admin", requestId = %ctx.request_id, at = %chrono::Utc::now().to_rfc3339(), "kill switch flipped");
     Ok(Json(json!({"enabled": enabled})).into_response())
 }
@@ -71,11 +69,11 @@ fn session_id(raw: &str) -> Result<SessionId, ApiError> {
         (status = 404, description = "No state kept for that session")
     ), security(("bearer" = [])))]
 pub async fn get_session(
-    State(state): State<AppState>,
+    State(human): State<Arc<HumanLoop>>,
     Path(raw): Path<String>,
 ) -> Result<Json<SessionView>, ApiError> {
     let id = session_id(&raw)?;
-    state.orchestrator.session_view(id.as_str()).await.map(Json).ok_or(ApiError::SessionNotFound)
+    human.session_view(id.as_str()).await.map(Json).ok_or(ApiError::SessionNotFound)
 }
 
 /// Hands the session back to the bot (sends a `released` webhook event when a human owned it).
@@ -88,7 +86,7 @@ pub async fn get_session(
         (status = 403, description = "Admin routes disabled"),
         (status = 404, description = "No state kept for that session")
     ), security(("bearer" = [])))]
-pub async fn release_session(state: State<AppState>, path: Path<String>) -> Result<Json<SessionView>, ApiError> {
+pub async fn release_session(state: State<Arc<HumanLoop>>, path: Path<String>) -> Result<Json<SessionView>, ApiError> {
     super::sessions::release(state, path).await
 }
 
@@ -101,7 +99,10 @@ pub async fn release_session(state: State<AppState>, path: Path<String>) -> Resu
         (status = 401, description = "Missing or invalid key"),
         (status = 403, description = "Admin routes disabled")
     ), security(("bearer" = [])))]
-pub async fn take_over_session(state: State<AppState>, path: Path<String>) -> Result<Json<SessionView>, ApiError> {
+pub async fn take_over_session(
+    state: State<Arc<HumanLoop>>,
+    path: Path<String>,
+) -> Result<Json<SessionView>, ApiError> {
     super::sessions::handoff(state, path).await
 }
 
@@ -115,10 +116,9 @@ pub async fn take_over_session(state: State<AppState>, path: Path<String>) -> Re
         (status = 403, description = "Admin routes disabled"),
         (status = 503, description = "The durable store failed")
     ), security(("bearer" = [])))]
-pub async fn erase_session(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Response, ApiError> {
+pub async fn erase_session(State(human): State<Arc<HumanLoop>>, Path(raw): Path<String>) -> Result<Response, ApiError> {
     let id = session_id(&raw)?;
-    let rows =
-        state.orchestrator.erase(id.as_str()).await.map_err(|e| ApiError::Unavailable(format!("erase failed: {e}")))?;
+    let rows = human.erase(id.as_str()).await.map_err(|e| ApiError::Unavailable(format!("erase failed: {e}")))?;
     Ok(Json(json!({"sessionId": id.as_str(), "erased": true, "rowsRemoved": rows})).into_response())
 }
 
@@ -171,17 +171,16 @@ fn date_range(from: Option<&str>, to: Option<&str>) -> Result<(i64, i64), ApiErr
         (status = 403, description = "Admin routes disabled"),
         (status = 503, description = "The durable store failed")
     ), security(("bearer" = [])))]
-pub async fn report(State(state): State<AppState>, Query(query): Query<ReportQuery>) -> Result<Response, ApiError> {
-    let durable = state.orchestrator.durable().as_ref();
+pub async fn report(State(review): State<Arc<Review>>, Query(query): Query<ReportQuery>) -> Result<Response, ApiError> {
     let built = if query.from.is_some() || query.to.is_some() {
         let (since, until) = date_range(query.from.as_deref(), query.to.as_deref())?;
-        crate::report::build_between(durable, since, until, &state.settings).await
+        review.report_between(since, until).await
     } else {
         let since = query.since.as_deref().unwrap_or("7d");
-        let window = crate::report::parse_since(since).map_err(|e| {
+        let window = crate::review::parse_since(since).map_err(|e| {
             ApiError::Invalid(crate::domain::InvalidField::new("since", "invalid_field", e.to_string()))
         })?;
-        crate::report::build(durable, window, &state.settings).await
+        review.report_since(window).await
     };
     let report = built.map_err(|e| ApiError::Unavailable(format!("report failed: {e}")))?;
     Ok(Json(report).into_response())

@@ -1,13 +1,13 @@
-//! `POST /sendChatMessage`: parse into domain types, ask the orchestrator, map the reply.
+//! `POST /sendChatMessage`: parse into domain types, ask the chat service, map the reply.
 
 use super::error::{rate_limit_headers, ApiError};
 use super::extract::{JsonBody, Peer};
 use super::middleware::{ReplyLog, RequestContext};
+use crate::api::state::AppState;
+use crate::chat::{Caller, ChatInput, ModelOverrides, Reply, Route};
 use crate::domain::Deadline;
 use crate::domain::{InvalidField, RawTurn, SessionId, TypedContext, UserText};
 use crate::guard::Credential;
-use crate::orchestrator::{Caller, ChatInput, ModelOverrides, Reply, Route};
-use crate::state::AppState;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -143,7 +143,7 @@ pub fn reply_log(reply: &Reply) -> ReplyLog {
     }
 }
 
-/// The orchestrator's input: the raw body parsed into domain types.
+/// The chat service's input: the raw body parsed into domain types.
 fn chat_input(
     state: &AppState,
     ctx: &RequestContext,
@@ -198,7 +198,7 @@ pub async fn send_chat_message(
     JsonBody(body): JsonBody<SendChatMessageRequest>,
 ) -> Result<Response, ApiError> {
     let input = chat_input(&state, &ctx, headers, peer, body)?;
-    let reply = state.orchestrator.chat(input).await?;
+    let reply = state.chat.chat(input).await?;
     let body = SendChatMessageResponse {
         reply: reply.text.clone(),
         source: reply.source.as_str(),

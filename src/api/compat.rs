@@ -5,10 +5,10 @@ use super::chat::{caller, deadline, reply_log};
 use super::error::{rate_limit_headers, ApiError};
 use super::extract::{JsonBody, Peer};
 use super::middleware::RequestContext;
+use crate::api::state::AppState;
+use crate::chat::{ChatInput, ModelOverrides, Reply, Route};
 use crate::config::CompatSystemPrompt;
 use crate::domain::{InvalidField, RawTurn, SessionId, Source, TypedContext, UserText};
-use crate::orchestrator::{ChatInput, ModelOverrides, Reply, Route};
-use crate::state::AppState;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -365,10 +365,10 @@ pub async fn chat_completions(
 ) -> Result<Response, ApiError> {
     let request = parse_request(&state, &ctx, &headers, peer, body)?;
     if request.stream {
-        return super::stream::respond(state, ctx, request).await;
+        return super::stream::respond(state.chat.clone(), ctx, request).await;
     }
     let CompatRequest { input, model, .. } = request;
-    let reply = state.orchestrator.chat(input).await?;
+    let reply = state.chat.chat(input).await?;
     let mut response = Json(completion_body(&reply, &model, &ctx.request_id)).into_response();
     if let Some((_, decision)) = &reply.limit {
         rate_limit_headers(&mut response, decision);

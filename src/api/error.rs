@@ -1,8 +1,8 @@
 //! The HTTP edge's one error type: every refusal becomes `{"error": {"code", "message", ...}}`
 //! with its status decided in exactly one `match`.
 
+use crate::chat::ChatError;
 use crate::domain::InvalidField;
-use crate::orchestrator::ChatError;
 use crate::rate::Decision;
 use crate::store::LimitKind;
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};

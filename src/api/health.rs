@@ -1,6 +1,6 @@
 //! Liveness, readiness and metrics.
 
-use crate::state::AppState;
+use crate::api::state::AppState;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -20,20 +20,7 @@ pub async fn healthz() -> Response {
     (status = 503, description = "Shutting down")
 ))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    let o = &state.orchestrator;
-    let store = o.store().health();
-    let kill_switch = o.store().kill_switch().await;
-    let dropping = o.events_dropping();
-    let degraded = store == crate::store::StoreHealth::Degraded || dropping;
-    let mut body = json!({
-        "status": if degraded { "degraded" } else { "ready" },
-        "store": store.as_str(),
-        "events": if dropping { "dropping" } else { "ok" },
-        "durable": o.durable().backend(),
-        "upstream": {"apiKey": o.has_api_key(), "circuit": o.circuit_state().as_str()},
-        "killSwitch": kill_switch,
-        "tokenizer": if o.tokenizer_loaded() { "loaded" } else { "loading" },
-    });
+    let mut body = state.chat.readiness().await.body;
     if !state.lifecycle.is_ready() {
         body["status"] = json!("shutting_down");
         return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
@@ -48,12 +35,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     (status = 403, description = "Not served anonymously on a public address")
 ), security(("bearer" = [])))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let o = &state.orchestrator;
-    state.metrics.circuit_state.set(o.circuit_state().gauge());
-    state.metrics.kill_switch.set(i64::from(o.store().kill_switch().await));
     // The per-IP limiter lives in its edge layer, the others in the store.
-    state.metrics.limiter_keys.set((o.store().tracked_limiter_keys() + state.ip_limiter.tracked_keys()) as i64);
-    state.metrics.kb_documents.set(o.knowledge().document_count() as i64);
-    state.metrics.kb_chunks.set(o.knowledge().chunk_count() as i64);
+    state.chat.refresh_gauges(state.ip_limiter.tracked_keys()).await;
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render()).into_response()
 }

@@ -4,9 +4,9 @@
 use super::error::ApiError;
 use super::extract::{is_json, parse_json, read_body};
 use super::extract::{whole_number, Path, Query};
+use crate::api::state::AppState;
 use crate::domain::{check_identifier, InvalidField};
-use crate::knowledge::{DocumentInput, KbError};
-use crate::state::AppState;
+use crate::knowledge::{DocumentInput, KbError, KnowledgeBase};
 use crate::store::durable::KbRow;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use std::sync::Arc;
 use std::time::Duration;
 use utoipa::ToSchema;
 
@@ -68,7 +69,7 @@ pub async fn put_document(
     let body: DocumentInput = kb_body(request, &state).await?;
     document_id(&id)?;
     let doc = body.validate(Some(&id), "")?;
-    let written = state.orchestrator.knowledge().write(vec![doc]).await.map_err(unavailable)?;
+    let written = state.knowledge.write(vec![doc]).await.map_err(unavailable)?;
     Ok(Json(Upserted { id, version: written.version, chunks: written.chunks }))
 }
 
@@ -95,7 +96,7 @@ pub async fn import(State(state): State<AppState>, request: Request) -> Result<J
     let body: ImportRequest = kb_body(request, &state).await?;
     let documents = crate::knowledge::document::validate_batch(body.documents)?;
     let imported = documents.len();
-    let written = state.orchestrator.knowledge().write(documents).await.map_err(unavailable)?;
+    let written = state.knowledge.write(documents).await.map_err(unavailable)?;
     Ok(Json(json!({"imported": imported, "version": written.version})))
 }
 
@@ -134,7 +135,7 @@ fn summary(row: &KbRow, with_body: bool) -> serde_json::Value {
         (status = 503, description = "The durable store failed")
     ), security(("bearer" = [])))]
 pub async fn list_documents(
-    State(state): State<AppState>,
+    State(kb): State<Arc<KnowledgeBase>>,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let limit = whole_number(query.limit.as_deref(), "limit", DEFAULT_PAGE, 1..=MAX_PAGE)?;
@@ -146,16 +147,9 @@ pub async fn list_documents(
     if filter.is_some_and(|q| q.chars().count() > 200) {
         return Err(InvalidField::new("q", "invalid_field", "`q` must be at most 200 characters").into());
     }
-    let durable = state.orchestrator.knowledge().durable().clone();
-    let site = crate::knowledge::SITE;
-    let (rows, total) =
-        tokio::try_join!(durable.kb_list(site, cursor.as_deref(), filter, limit + 1), durable.kb_count(site, filter))
-            .map_err(|e| unavailable(e.into()))?;
-    let more = rows.len() as i64 > limit;
-    let page = &rows[..rows.len().min(limit as usize)];
-    let next = if more { page.last().map(|r| r.id.clone()) } else { None };
-    let documents: Vec<_> = page.iter().map(|r| summary(r, false)).collect();
-    Ok(Json(json!({"documents": documents, "nextCursor": next, "total": total})))
+    let page = kb.page(cursor.as_deref(), filter, limit).await.map_err(unavailable)?;
+    let documents: Vec<_> = page.rows.iter().map(|r| summary(r, false)).collect();
+    Ok(Json(json!({"documents": documents, "nextCursor": page.next_cursor, "total": page.total})))
 }
 
 /// One document, with its body.
@@ -169,11 +163,9 @@ pub async fn list_documents(
         (status = 404, description = "`document_not_found`"),
         (status = 503, description = "The durable store failed")
     ), security(("bearer" = [])))]
-pub async fn get_document(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn get_document(State(kb): State<Arc<KnowledgeBase>>, Path(id): Path<String>) -> Result<Response, ApiError> {
     document_id(&id)?;
-    let durable = state.orchestrator.knowledge().durable().clone();
-    let row = durable.kb_get(crate::knowledge::SITE, &id).await.map_err(|e| unavailable(e.into()))?;
-    let row = row.ok_or(ApiError::DocumentNotFound)?;
+    let row = kb.document(&id).await.map_err(unavailable)?.ok_or(ApiError::DocumentNotFound)?;
     Ok(Json(summary(&row, true)).into_response())
 }
 
@@ -188,9 +180,12 @@ pub async fn get_document(State(state): State<AppState>, Path(id): Path<String>)
         (status = 404, description = "`document_not_found`"),
         (status = 503, description = "The durable store failed")
     ), security(("bearer" = [])))]
-pub async fn delete_document(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn delete_document(
+    State(kb): State<Arc<KnowledgeBase>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     document_id(&id)?;
-    match state.orchestrator.knowledge().delete(&id).await.map_err(unavailable)? {
+    match kb.delete(&id).await.map_err(unavailable)? {
         true => Ok(StatusCode::NO_CONTENT.into_response()),
         false => Err(ApiError::DocumentNotFound),
     }
@@ -217,15 +212,13 @@ pub struct SearchQuery {
         (status = 403, description = "Admin routes disabled")
     ), security(("bearer" = [])))]
 pub async fn search(
-    State(state): State<AppState>,
+    State(kb): State<Arc<KnowledgeBase>>,
     Query(query): Query<SearchQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let q = crate::domain::UserText::parse(query.q.as_deref(), "q", 4000)?;
     let k = whole_number(query.k.as_deref(), "k", 5, 1..=50)?;
-    let kb = state.orchestrator.knowledge();
     let locale = query.locale.as_deref().filter(|l| !l.is_empty());
-    let timeout = Duration::from_millis(kb.settings().embeddings_timeout_ms);
-    let passages = kb.search(q.as_str(), locale, k, timeout).await.map_err(unavailable)?;
+    let passages = kb.search_like_chat(q.as_str(), locale, k).await.map_err(unavailable)?;
     let results: Vec<_> = passages
         .into_iter()
         .map(|p| {
@@ -245,6 +238,6 @@ pub async fn search(
         (status = 401, description = "Missing or invalid admin key"),
         (status = 403, description = "Admin routes disabled")
     ), security(("bearer" = [])))]
-pub async fn status(State(state): State<AppState>) -> Json<crate::knowledge::KbStatus> {
-    Json(state.orchestrator.knowledge().status())
+pub async fn status(State(kb): State<Arc<KnowledgeBase>>) -> Json<crate::knowledge::KbStatus> {
+    Json(kb.status())
 }

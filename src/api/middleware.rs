@@ -2,8 +2,8 @@
 //! authentication per route group.
 
 use super::error::{ApiError, ErrorCode};
+use crate::api::state::AppState;
 use crate::guard::{Authenticator, Credential};
-use crate::state::AppState;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderName, HeaderValue, Version};
 use axum::middleware::Next;
@@ -304,11 +304,13 @@ pub async fn require_admin(State(state): State<AppState>, request: Request, next
     } else {
         match context(&request) {
             Credential::Admin => next.run(request).await,
-            Credential::Missing => match crate::console::authorize(&state, request.method(), request.headers()).await {
-                Some(Ok(_)) => next.run(request).await,
-                Some(Err(refused)) => refused.into_response(),
-                None => ApiError::Unauthorized.into_response(),
-            },
+            Credential::Missing => {
+                match crate::api::console::authorize(&state, request.method(), request.headers()).await {
+                    Some(Ok(_)) => next.run(request).await,
+                    Some(Err(refused)) => refused.into_response(),
+                    None => ApiError::Unauthorized.into_response(),
+                }
+            }
             _ => ApiError::Unauthorized.into_response(),
         }
     };
@@ -326,7 +328,7 @@ pub struct ConsoleOperator(pub String);
 pub async fn require_backend(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let any_key = state.auth.has_caller_keys() || state.auth.has_admin_key();
     if context(&request) == Credential::Missing {
-        match crate::console::authorize(&state, request.method(), request.headers()).await {
+        match crate::api::console::authorize(&state, request.method(), request.headers()).await {
             Some(Ok(session)) => {
                 request.extensions_mut().insert(ConsoleOperator(session.operator));
                 return next.run(request).await;

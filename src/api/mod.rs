@@ -1,9 +1,10 @@
 //! The HTTP edge: one file per route group. Handlers parse into domain types, call the
-//! orchestrator and map the result; no business rules live here.
+//! one service (`FromRef` sub-states) and map the result; no business rules live here.
 
 pub mod admin;
 pub mod chat;
 pub mod compat;
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -12,11 +13,13 @@ pub mod middleware;
 pub mod openapi;
 mod openapi_constraints;
 pub mod operator;
+pub mod server;
 pub mod sessions;
+pub mod state;
 pub mod stream;
 pub mod suggestions;
 
-pub use crate::state::AppState;
+pub use state::AppState;
 
 use crate::guard::ip_limit::IpLimit;
 use axum::middleware::from_fn_with_state;
@@ -107,7 +110,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin)
         .merge(backend)
         .merge(health)
-        .merge(crate::console::router())
+        .merge(crate::api::console::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(state.settings.server.body_limit_bytes))

@@ -69,7 +69,7 @@ pub struct ApiDoc;
     (status = 403, description = "Not served anonymously on a public address")
 ), security(("bearer" = [])))]
 pub async fn openapi_json(
-    axum::extract::State(state): axum::extract::State<crate::state::AppState>,
+    axum::extract::State(state): axum::extract::State<crate::api::state::AppState>,
 ) -> axum::Json<serde_json::Value> {
     let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
     super::openapi_constraints::constrain(&mut doc, &state.settings);

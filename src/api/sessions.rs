@@ -4,11 +4,11 @@
 use super::error::ApiError;
 use super::extract::{whole_number, JsonBody, Path, Query};
 use crate::domain::{AgentMessage, SessionId};
-use crate::orchestrator::SessionView;
-use crate::state::AppState;
+use crate::human_loop::{HumanLoop, SessionView};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
+use std::sync::Arc;
 
 /// A human agent took over: the bot goes quiet for this session (a `handoff` webhook event).
 #[utoipa::path(post, path = "/sessions/{sessionId}/handoff", tag = "sessions",
@@ -20,9 +20,12 @@ use axum::Json;
         (status = 403, description = "No key configured on a public address"),
         (status = 503, description = "The shared session store failed")
     ), security(("bearer" = [])))]
-pub async fn handoff(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<SessionView>, ApiError> {
+pub async fn handoff(
+    State(human): State<Arc<HumanLoop>>,
+    Path(raw): Path<String>,
+) -> Result<Json<SessionView>, ApiError> {
     let id = SessionId::parse(Some(&raw), "sessionId")?;
-    let view = state.orchestrator.take_over(id.as_str()).await.map_err(unavailable)?;
+    let view = human.take_over(id.as_str()).await.map_err(unavailable)?;
     Ok(Json(view))
 }
 
@@ -37,9 +40,12 @@ pub async fn handoff(State(state): State<AppState>, Path(raw): Path<String>) -> 
         (status = 404, description = "No state kept for that session"),
         (status = 503, description = "The shared session store failed")
     ), security(("bearer" = [])))]
-pub async fn release(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<SessionView>, ApiError> {
+pub async fn release(
+    State(human): State<Arc<HumanLoop>>,
+    Path(raw): Path<String>,
+) -> Result<Json<SessionView>, ApiError> {
     let id = SessionId::parse(Some(&raw), "sessionId")?;
-    let view = state.orchestrator.release(id.as_str(), "released").await.map_err(unavailable)?;
+    let view = human.release(id.as_str(), "released").await.map_err(unavailable)?;
     view.map(Json).ok_or(ApiError::SessionNotFound)
 }
 
@@ -58,7 +64,7 @@ pub async fn release(State(state): State<AppState>, Path(raw): Path<String>) -> 
         (status = 503, description = "The message could not be kept; retry")
     ), security(("bearer" = [])))]
 pub async fn agent_message(
-    State(state): State<AppState>,
+    State(human): State<Arc<HumanLoop>>,
     Path(raw): Path<String>,
     operator: Option<axum::Extension<super::middleware::ConsoleOperator>>,
     JsonBody(body): JsonBody<serde_json::Value>,
@@ -69,7 +75,7 @@ pub async fn agent_message(
     if let Some(axum::Extension(operator)) = operator {
         message.author = Some(operator.0);
     }
-    let view = state.orchestrator.agent_message(id.as_str(), &message).await.map_err(unavailable)?;
+    let view = human.agent_message(id.as_str(), &message).await.map_err(unavailable)?;
     Ok((StatusCode::ACCEPTED, Json(view)))
 }
 
@@ -100,15 +106,14 @@ const MAX_WAIT_MS: u64 = 10_000;
         (status = 503, description = "The store failed; retry")
     ), security(("bearer" = [])))]
 pub async fn messages(
-    State(state): State<AppState>,
+    State(human): State<Arc<HumanLoop>>,
     Path(raw): Path<String>,
     Query(query): Query<MessagesQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let id = SessionId::parse(Some(&raw), "sessionId")?;
     let after: i64 = whole_number(query.after.as_deref(), "after", 0, 0..=i64::MAX)?;
     let wait_ms: u64 = whole_number(query.wait_ms.as_deref(), "waitMs", 0, 0..=MAX_WAIT_MS)?;
-    let feed = state
-        .orchestrator
+    let feed = human
         .messages_after(id.as_str(), after, std::time::Duration::from_millis(wait_ms))
         .await
         .map_err(unavailable)?;

@@ -5,14 +5,15 @@ use super::error::ApiError;
 use super::extract::{is_json, parse_json, read_body};
 use super::extract::{Path, Query};
 use super::rfc3339;
+use crate::api::state::AppState;
 use crate::domain::{check_identifier, InvalidField};
-use crate::orchestrator::{suggestion_document_id, SuggestionEdit, SuggestionError};
-use crate::state::AppState;
+use crate::human_loop::{suggestion_document_id, HumanLoop, SuggestionEdit, SuggestionError};
 use crate::store::durable::SuggestionRecord;
 use axum::extract::{Request, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use std::sync::Arc;
 use std::time::Duration;
 use utoipa::ToSchema;
 
@@ -81,7 +82,10 @@ pub struct ListQuery {
         (status = 403, description = "Admin routes disabled"),
         (status = 503, description = "The durable store failed")
     ), security(("bearer" = [])))]
-pub async fn list(State(state): State<AppState>, Query(query): Query<ListQuery>) -> Result<Json<Value>, ApiError> {
+pub async fn list(
+    State(human): State<Arc<HumanLoop>>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
     let status = match query.status.as_deref() {
         None | Some("") => None,
         Some(s) if STATUSES.contains(&s) => Some(s),
@@ -90,7 +94,7 @@ pub async fn list(State(state): State<AppState>, Query(query): Query<ListQuery>)
             return Err(InvalidField::new("status", "invalid_field", message).into());
         }
     };
-    let records = state.orchestrator.durable().suggestions(status, 0).await.map_err(|e| refused(e.into()))?;
+    let records = human.suggestions(status).await.map_err(|e| refused(e.into()))?;
     let suggestions: Vec<SuggestionView> = records.into_iter().map(Into::into).collect();
     Ok(Json(json!({ "suggestions": suggestions })))
 }
@@ -135,7 +139,7 @@ pub async fn approve(
     } else {
         SuggestionEdit::default()
     };
-    let (record, written) = state.orchestrator.approve_suggestion(&id, edit).await.map_err(refused)?;
+    let (record, written) = state.human_loop.approve_suggestion(&id, edit).await.map_err(refused)?;
     let document = json!({"id": suggestion_document_id(&id), "version": written.version, "chunks": written.chunks});
     let mut view = serde_json::to_value(SuggestionView::from(record)).unwrap_or_default();
     view["document"] = document;
@@ -153,8 +157,11 @@ pub async fn approve(
         (status = 409, description = "Already approved or rejected"),
         (status = 503, description = "The durable store failed")
     ), security(("bearer" = [])))]
-pub async fn reject(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<SuggestionView>, ApiError> {
+pub async fn reject(
+    State(human): State<Arc<HumanLoop>>,
+    Path(id): Path<String>,
+) -> Result<Json<SuggestionView>, ApiError> {
     check_identifier(&id, "id")?;
-    let record = state.orchestrator.reject_suggestion(&id).await.map_err(refused)?;
+    let record = human.reject_suggestion(&id).await.map_err(refused)?;
     Ok(Json(record.into()))
 }

@@ -29,14 +29,14 @@ pub async fn healthcheck(settings: &Settings) -> anyhow::Result<()> {
 
 /// Prints only the report on stdout (logs go to stderr).
 pub async fn report(settings: &Settings, since: &str, json: bool) -> anyhow::Result<()> {
-    let window = crate::report::parse_since(since)?;
+    let window = crate::review::parse_since(since)?;
     let durable =
         crate::store::durable::connect(settings.storage.database_url.expose()).await.context("DATABASE_URL")?;
-    let report = crate::report::build(durable.as_ref(), window, settings).await?;
+    let report = crate::review::build(durable.as_ref(), window, settings).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", crate::report::render_text(&report));
+        print!("{}", crate::review::render_text(&report));
     }
     Ok(())
 }

@@ -6,6 +6,7 @@ pub mod client;
 pub mod error;
 pub mod fallback;
 pub mod ladder;
+pub mod sse;
 pub mod structured;
 pub mod tokens;
 pub mod wire;

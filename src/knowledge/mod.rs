@@ -3,6 +3,7 @@
 //! default, PostgreSQL for replicas); each process keeps its own in-memory index and catches up
 //! with changes made elsewhere by polling the site's version.
 
+mod admin;
 mod chunk;
 pub mod document;
 pub mod embed;
@@ -10,11 +11,14 @@ pub mod extract;
 mod index;
 pub mod language;
 mod retrieve;
+pub mod similar;
 mod vectors;
 
+pub use admin::DocumentPage;
 pub use chunk::ChunkLimits;
 pub use document::{Document, DocumentInput};
 pub use retrieve::{Grounding, Passage, SourceRef};
+pub use similar::same_question;
 pub use vectors::KbStatus;
 
 use crate::completion::tokens::TokenCounter;

@@ -124,7 +124,7 @@ async fn the_null_first_recipe_through_the_service_writes_one_row_per_reply() {
     }
     let mut rows = 0;
     for _ in 0..50 {
-        rows = app.orchestrator.durable().events_since(0).await.unwrap().len();
+        rows = app.durable.events_since(0).await.unwrap().len();
         if rows == 4 {
             break;
         }

@@ -214,8 +214,8 @@ async fn forwarded_for_from_an_untrusted_peer_is_ignored() {
 #[tokio::test]
 async fn limiter_memory_stays_capped_under_rotating_session_ids() {
     let app = spawn_app_with(&keyed("[limits]\nmax_tracked_keys = 5000")).await;
-    let store = app.orchestrator.store().clone();
-    let quota = app.orchestrator.quotas().session;
+    let store = app.store.clone();
+    let quota = app.chat.quotas().session;
     for i in 0..100_000 {
         store.rate_check(velochat::store::LimitKind::Session, &format!("rotating-{i}"), quota).await;
     }

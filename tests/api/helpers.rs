@@ -2,10 +2,10 @@
 
 use serde_json::{json, Value};
 use std::sync::Arc;
+use velochat::api::state::Lifecycle;
 use velochat::config::Settings;
 use velochat::guard::Signer;
 use velochat::startup::Application;
-use velochat::state::Lifecycle;
 use wiremock::MockServer;
 
 pub const OPENAI_KEY: &str = "sk-test-openai-key-0123456789";
@@ -17,7 +17,10 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub upstream: MockServer,
     pub lifecycle: Arc<Lifecycle>,
-    pub orchestrator: Arc<velochat::orchestrator::Orchestrator>,
+    pub chat: Arc<velochat::chat::ChatService>,
+    pub human_loop: Arc<velochat::human_loop::HumanLoop>,
+    pub store: Arc<dyn velochat::store::StateStore>,
+    pub durable: Arc<dyn velochat::store::DurableStore>,
     pub signer: Signer,
     pub db_dir: Arc<tempfile::TempDir>,
     pub server: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -65,14 +68,18 @@ pub async fn spawn_app_on(upstream: MockServer, overrides: &str, db_dir: Option<
     let app = Application::build(settings).await.expect("app builds");
     let address = format!("http://{}", app.address());
     let lifecycle = app.lifecycle();
-    let orchestrator = app.orchestrator();
+    let (chat, human_loop) = (app.state().chat.clone(), app.state().human_loop.clone());
+    let (store, durable) = app.stores();
     let server = tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
         client: reqwest::Client::builder().build().expect("client"),
         upstream,
         lifecycle,
-        orchestrator,
+        chat,
+        human_loop,
+        store,
+        durable,
         signer: Signer::new(SIGNING_KEY.as_bytes()),
         db_dir,
         server,

@@ -291,7 +291,7 @@ async fn a_bad_agent_message_is_a_400_naming_the_field() {
         .unwrap();
     assert_eq!(bad_id.status(), 400);
     assert_eq!(app.upstream_calls().await, 0);
-    assert!(app.orchestrator.session_view("bad-1").await.is_none(), "nothing recorded for a refused message");
+    assert!(app.human_loop.session_view("bad-1").await.is_none(), "nothing recorded for a refused message");
 }
 
 #[tokio::test]

@@ -176,7 +176,7 @@ async fn every_reply_lands_in_the_event_log_without_raw_ids() {
     say(&app, "visitor-secret-id", "Where is my order?").await;
     say(&app, "visitor-secret-id", "Talk to a human please").await;
 
-    let events = wait_for_events(app.orchestrator.durable().as_ref(), 2).await;
+    let events = wait_for_events(app.durable.as_ref(), 2).await;
 
     assert_eq!(events.len(), 2);
     assert_eq!(events[0].source, "model");
@@ -193,7 +193,7 @@ async fn every_reply_lands_in_the_event_log_without_raw_ids() {
     let erased =
         app.client.delete(app.url("/admin/sessions/visitor-secret-id")).bearer_auth(ADMIN).send().await.unwrap();
     assert_eq!(erased.status(), 200);
-    assert!(app.orchestrator.durable().events_since(0).await.unwrap().is_empty(), "erased on request");
+    assert!(app.durable.events_since(0).await.unwrap().is_empty(), "erased on request");
     let gone = app.client.get(app.url("/admin/sessions/visitor-secret-id")).bearer_auth(ADMIN).send().await.unwrap();
     assert_eq!(gone.status(), 404);
 }
@@ -292,7 +292,7 @@ async fn the_weekly_review_matches_a_hand_computed_week() {
 #[tokio::test]
 async fn the_report_is_served_to_admins_too() {
     let app = spawn_app_with(&format!("[auth]\nadmin_key = \"{ADMIN}\"")).await;
-    app.orchestrator.durable().append_events(&scripted_week()).await.unwrap();
+    app.durable.append_events(&scripted_week()).await.unwrap();
     let report = json_of(app.client.get(app.url("/admin/report?since=7d")).bearer_auth(ADMIN)).await;
     assert_eq!(report["replies"], 8);
     let bad = app.client.get(app.url("/admin/report?since=soon")).bearer_auth(ADMIN).send().await.unwrap();
@@ -313,7 +313,7 @@ async fn records_past_retention_are_purged() {
     let app = spawn_app_on(MockServer::start().await, "[events]\nretention_days = 30", Some(dir)).await;
     let mut remaining = Vec::new();
     for _ in 0..50 {
-        remaining = app.orchestrator.durable().events_since(0).await.unwrap();
+        remaining = app.durable.events_since(0).await.unwrap();
         if remaining.len() == 1 {
             break;
         }

@@ -54,7 +54,8 @@ async fn a_missing_key_file_stops_start_up_naming_the_key() {
 /// keeping the bodies it was sent.
 async fn https_upstream(cert: &std::path::Path, key: &std::path::Path) -> (u16, Arc<Mutex<Vec<Value>>>) {
     use http_body_util::BodyExt;
-    let acceptor = velochat::server::tls_acceptor(&cert.display().to_string(), &key.display().to_string()).unwrap();
+    let acceptor =
+        velochat::api::server::tls_acceptor(&cert.display().to_string(), &key.display().to_string()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let seen = Arc::new(Mutex::new(Vec::new()));

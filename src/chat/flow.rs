@@ -1,12 +1,12 @@
 //! One visitor message, top to bottom: `prepare` (validate, limit, route, session) decides what it
 //! can without the model; `model_reply` asks it; `conclude` settles state, spend and records.
 
-use super::session::TransitionContext;
-use super::{ChatError, ChatInput, Orchestrator, Reply, Route};
+use super::{ChatError, ChatInput, ChatService, Reply, Route};
 use crate::completion::pick_localized;
 use crate::config::{IntentAction, LocalizedText};
 use crate::domain::Verifier;
 use crate::domain::{compact_history, CompactedHistory, HandoffReason, InvalidField, Role, SessionId, Source, Turn};
+use crate::human_loop::TransitionContext;
 use crate::rate::Decision;
 use crate::store::{LimitKind, Mode};
 
@@ -28,7 +28,7 @@ pub struct Prepared {
     pub handoff_offered: bool,
 }
 
-impl Orchestrator {
+impl ChatService {
     pub async fn chat(&self, mut input: ChatInput) -> Result<Reply, ChatError> {
         let prepared = self.prepare(&input).await?;
         // Compacted into `prepared.turns`; the raw entries are not kept while the model is asked.
@@ -129,7 +129,7 @@ impl Orchestrator {
                 message: None,
                 awaited: true,
             };
-            self.publish_transition(id, &state, rid, ctx).await;
+            self.human.publish_transition(id, &state, rid, ctx).await;
         }
         if state.mode != Mode::Human {
             return Ok(());
@@ -137,10 +137,10 @@ impl Orchestrator {
         let mut reply = match ours {
             Some(t) => self.handoff_reply(input, &self.settings.handoff.notice, HandoffReason::parse(&t.reason)),
             None => {
-                self.forward_to_agent(id, &state, &input.context, input.user_text.as_str()).await;
-                if self.sla_overdue(&state) {
+                self.human.forward_to_agent(id, &state, &input.context, input.user_text.as_str()).await;
+                if self.human.sla_overdue(&state) {
                     let started = state.human_since_ms.unwrap_or_default();
-                    self.breach(id, i64::from(state.handoffs), started, state.handoff_reason.as_deref()).await;
+                    self.human.breach(id, i64::from(state.handoffs), started, state.handoff_reason.as_deref()).await;
                     self.handoff_reply(input, &self.settings.handoff.sla_notice, Some(HandoffReason::SlaBreached))
                 } else {
                     self.handoff_reply(input, &self.settings.handoff.holding, Some(HandoffReason::HumanMode))
@@ -232,7 +232,7 @@ impl Orchestrator {
                         message: None,
                         awaited: true,
                     };
-                    self.publish_transition(id, after, rid, ctx).await;
+                    self.human.publish_transition(id, after, rid, ctx).await;
                     let notice =
                         self.handoff_reply(input, &self.settings.handoff.notice, HandoffReason::parse(&t.reason));
                     reply = Reply {

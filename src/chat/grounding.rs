@@ -1,9 +1,9 @@
 //! The knowledge base's part in a reply: which passages the prompt gets, the honest "not covered"
 //! when none fits a real question, and the record of that question for the weekly review.
 
-use super::chat::Prepared;
+use super::flow::Prepared;
 use super::intents::Intent;
-use super::{ChatInput, Orchestrator, Reply, Route};
+use super::{ChatInput, ChatService, Reply, Route};
 use crate::completion::pick_localized;
 use crate::completion::tokens::TokenCounter;
 use crate::domain::{FallbackReason, Source};
@@ -14,7 +14,7 @@ use std::time::Duration;
 /// Tries to write an unanswered question before giving up on it (it is a review aid, not a reply).
 const UNANSWERED_ATTEMPTS: u32 = 5;
 
-impl Orchestrator {
+impl ChatService {
     /// Passages for this message, or nothing when the knowledge base is off for the route or empty.
     /// `answerable`: no intent has its own instructions, so "not covered" applies.
     pub(super) async fn ground(&self, input: &ChatInput, answerable: bool, counter: &TokenCounter) -> Grounding {

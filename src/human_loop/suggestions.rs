@@ -1,7 +1,7 @@
 //! Operators' decisions on suggestions: approve (optionally edited) makes the answer a
 //! knowledge-base document `suggestion-{id}`, searchable at once; reject keeps it out.
 
-use super::Orchestrator;
+use super::HumanLoop;
 use crate::domain::InvalidField;
 use crate::knowledge::{DocumentInput, KbError, Written};
 use crate::store::durable::SuggestionRecord;
@@ -60,7 +60,7 @@ pub fn document_id(suggestion_id: &str) -> String {
     format!("suggestion-{suggestion_id}")
 }
 
-impl Orchestrator {
+impl HumanLoop {
     async fn pending_suggestion(&self, id: &str) -> Result<SuggestionRecord, SuggestionError> {
         let record = self.durable.suggestion(id).await?.ok_or(SuggestionError::NotFound)?;
         if record.status != "pending" {

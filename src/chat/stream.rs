@@ -1,12 +1,19 @@
 //! Streaming replies (the OpenAI-compatible route): everything before the first byte goes through
-//! the same flow and ladder as a plain reply; once the upstream stream has started, the HTTP edge
-//! relays it and hands the outcome back here to be settled.
+//! the same flow and ladder as a plain reply; once the upstream stream has started, `relay` reads
+//! it through the streaming output filter, sends the clean text on, and settles the outcome. A
+//! failure after the first byte ends with an error, a silent upstream is cut after the
+//! per-attempt timeout — never a hang.
 
-use super::chat::Prepared;
-use super::{ChatError, ChatInput, Orchestrator, Reply};
+use super::flow::Prepared;
+use super::{ChatError, ChatInput, ChatService, Reply};
+use crate::completion::sse::{SseDecoder, StreamPiece};
 use crate::completion::wire::Usage;
 use crate::domain::{FallbackReason, Source};
-use std::time::Duration;
+use crate::guard::stream_filter::StreamFilter;
+use crate::rate::Decision;
+use crate::store::LimitKind;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
 
 pub enum StreamStart {
     /// Decided before the first byte (rule, handoff, fallback): sent as a normal reply.
@@ -16,12 +23,36 @@ pub enum StreamStart {
 
 /// An upstream stream that has answered 200.
 pub struct LiveStream {
-    pub response: crate::completion::client::UpstreamBody,
-    pub meta: StreamMeta,
+    response: crate::completion::client::UpstreamBody,
+    meta: StreamMeta,
+}
+
+impl LiveStream {
+    /// The rate limit the message was counted against (for the response's headers).
+    pub fn limit(&self) -> Option<(LimitKind, Decision)> {
+        self.meta.prepared.limit
+    }
+}
+
+/// What a relay sends on: clean text as it comes, then how the stream ended.
+pub enum Relayed {
+    Text(String),
+    End(Box<RelayEnd>),
+}
+
+pub struct RelayEnd {
+    /// The settled reply (a fallback when the stream was cut).
+    pub reply: Reply,
+    /// The upstream broke off: what to tell the client instead of a last chunk.
+    pub error: Option<String>,
+    /// The output filter or the upstream's content filter stopped the text.
+    pub filtered: bool,
+    /// The upstream's finish reason (`stop` when it gave none).
+    pub finish_reason: String,
 }
 
 /// What is needed to settle a stream once it has ended.
-pub struct StreamMeta {
+struct StreamMeta {
     pub input: ChatInput,
     pub prepared: Prepared,
     pub model: String,
@@ -33,7 +64,7 @@ pub struct StreamMeta {
 }
 
 /// How a relayed stream ended.
-pub struct StreamEnd {
+struct StreamEnd {
     pub text: String,
     pub usage: Option<Usage>,
     pub finish_reason: Option<String>,
@@ -42,7 +73,7 @@ pub struct StreamEnd {
     pub upstream_time: Duration,
 }
 
-impl Orchestrator {
+impl ChatService {
     pub async fn chat_stream(&self, input: ChatInput) -> Result<StreamStart, ChatError> {
         let mut prepared = self.prepare(&input).await?;
         if let Some(reply) = prepared.decided.take() {
@@ -107,7 +138,7 @@ impl Orchestrator {
 
     /// Settles a relayed stream: usage (estimated with the tokenizer when the upstream sent none),
     /// budget, metrics and the event log.
-    pub async fn finish_stream(&self, meta: StreamMeta, end: StreamEnd) -> Reply {
+    async fn finish_stream(&self, meta: StreamMeta, end: StreamEnd) -> Reply {
         let StreamMeta { input, prepared, model, prompt_tokens, attempts, time_to_headers, grounding } = meta;
         let counter = self.tokenizer.get().await;
         let usage = end.usage.unwrap_or_else(|| {
@@ -139,5 +170,87 @@ impl Orchestrator {
         reply.attempts = attempts;
         reply.upstream_ms = upstream.as_millis() as u64;
         self.conclude(&input, &prepared, reply).await
+    }
+
+    /// Reads the upstream stream to its end (or the client's going away: `out` closed), sending
+    /// the filtered text on, then the settled outcome.
+    pub async fn relay(&self, live: LiveStream, out: mpsc::Sender<Relayed>) {
+        let LiveStream { mut response, meta } = live;
+        let idle = Duration::from_millis(self.settings.openai.timeout_ms);
+        let started = Instant::now();
+        let mut filter = StreamFilter::new(&self.output);
+        let mut decoder = SseDecoder::default();
+        let mut end = StreamEnd {
+            text: String::new(),
+            usage: None,
+            finish_reason: None,
+            problem: None,
+            upstream_time: Duration::ZERO,
+        };
+        let mut error: Option<String> = None;
+        let mut client_gone = false;
+        let mut upstream_done = false;
+        while !upstream_done && !client_gone && error.is_none() && end.problem.is_none() {
+            let bytes = match tokio::time::timeout(idle, response.chunk()).await {
+                Err(_) => {
+                    end.problem = Some(FallbackReason::UpstreamTimeout);
+                    error = Some("the upstream stopped sending".into());
+                    break;
+                }
+                Ok(Err(_)) => {
+                    end.problem = Some(FallbackReason::UpstreamError);
+                    error = Some("the upstream connection broke".into());
+                    break;
+                }
+                Ok(Ok(None)) => break,
+                Ok(Ok(Some(bytes))) => bytes,
+            };
+            let Ok(pieces) = decoder.push(&bytes) else {
+                end.problem = Some(FallbackReason::UpstreamInvalid);
+                error = Some("the upstream sent an oversized event".into());
+                break;
+            };
+            for piece in pieces {
+                match piece {
+                    StreamPiece::Text(text) => match filter.push(&text) {
+                        Ok(clean) => {
+                            end.text.push_str(&clean);
+                            if !clean.is_empty() && out.send(Relayed::Text(clean)).await.is_err() {
+                                client_gone = true;
+                            }
+                        }
+                        Err(_) => end.problem = Some(FallbackReason::LeakBlocked),
+                    },
+                    StreamPiece::Finish(reason) => end.finish_reason = Some(reason),
+                    StreamPiece::Usage(usage) => end.usage = Some(usage),
+                    StreamPiece::Error(message) => {
+                        end.problem = Some(FallbackReason::UpstreamError);
+                        error = Some(message);
+                    }
+                    StreamPiece::Done => upstream_done = true,
+                }
+            }
+        }
+        if end.problem.is_none() && !client_gone {
+            match filter.finish() {
+                Ok(rest) if !rest.is_empty() => {
+                    end.text.push_str(&rest);
+                    client_gone = out.send(Relayed::Text(rest)).await.is_err();
+                }
+                Ok(_) => {}
+                Err(_) => end.problem = Some(FallbackReason::LeakBlocked),
+            }
+        }
+        if end.finish_reason.as_deref() == Some("content_filter") {
+            end.problem = Some(FallbackReason::ContentFilter);
+        }
+        end.upstream_time = started.elapsed();
+        let filtered = matches!(end.problem, Some(FallbackReason::LeakBlocked | FallbackReason::ContentFilter));
+        let finish_reason = end.finish_reason.clone().unwrap_or_else(|| "stop".into());
+        drop(response);
+        let reply = self.finish_stream(meta, end).await;
+        if !client_gone {
+            let _ = out.send(Relayed::End(Box::new(RelayEnd { reply, error, filtered, finish_reason }))).await;
+        }
     }
 }

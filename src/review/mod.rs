@@ -3,10 +3,10 @@
 //! (waits for a person, SLA breaches, suggestions), unanswered questions and spend anomalies.
 
 mod human_loop;
+mod service;
 mod unanswered;
 
-pub use unanswered::same_question;
-
+pub use service::{Overview, Review};
 pub use unanswered::UnansweredGroup;
 
 use crate::config::Settings;

@@ -1,9 +1,8 @@
-//! Session ownership: the arrival of a message, handoffs and handbacks, and the admin operations.
+//! Session ownership: handoffs and handbacks, and the admin operations on a session.
 //! Every change goes through one atomic store update; the request that made a transition (and only
 //! it) records it durably and tells the support team.
 
-use super::repeat;
-use super::Orchestrator;
+use super::{now_ms, HumanLoop};
 use crate::domain::{HandoffReason, Turn, TypedContext};
 use crate::store::{Mode, SessionState, StoreError};
 use crate::support::{EventKind, SupportEvent};
@@ -25,7 +24,7 @@ pub struct SessionView {
 }
 
 impl SessionView {
-    pub(super) fn of(session_id: &str, s: &SessionState) -> Self {
+    pub(crate) fn of(session_id: &str, s: &SessionState) -> Self {
         Self {
             session_id: session_id.to_owned(),
             mode: s.mode,
@@ -40,14 +39,8 @@ impl SessionView {
     }
 }
 
-/// What the arrival of a message did to its session.
-pub(super) struct Arrival {
-    pub state: SessionState,
-    pub new_session: bool,
-}
-
 /// What a transition needs for its support event.
-pub(super) struct TransitionContext<'a> {
+pub struct TransitionContext<'a> {
     pub intent: Option<&'a str>,
     pub context: Option<&'a TypedContext>,
     pub transcript: &'a [Turn],
@@ -62,14 +55,10 @@ impl TransitionContext<'_> {
         TransitionContext { intent: None, context: None, transcript: &[], message: None, awaited: true };
 }
 
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
-impl Orchestrator {
+impl HumanLoop {
     /// Loads the session; after a restart or an eviction, a human owner is recovered from the
     /// durable store so the bot never talks over an agent.
-    pub(super) async fn load_or_recover(&self, id: &str) -> Option<SessionState> {
+    pub async fn load_or_recover(&self, id: &str) -> Option<SessionState> {
         if let Some(state) = self.store.load_session(id).await {
             return Some(state);
         }
@@ -99,80 +88,8 @@ impl Orchestrator {
         }
     }
 
-    /// Records the message: turn count, repeat detection, the release timeout, and a handoff when
-    /// the intent asks for one or the question comes for the N-th time.
-    pub(super) async fn arrive(
-        &self,
-        id: &str,
-        request_id: &str,
-        text: &str,
-        intent_handoff: bool,
-    ) -> Result<Arrival, StoreError> {
-        let existed = self.load_or_recover(id).await.is_some();
-        let h = &self.settings.handoff;
-        let words = repeat::words(text);
-        let kept = self.keepable(text);
-        let now = now_ms();
-        let release_after = h.release_after_ms as i64;
-        let state = self
-            .store
-            .update_session(id, &|s| {
-                if s.first_seen_ms == 0 {
-                    s.first_seen_ms = now;
-                }
-                s.last_seen_ms = now;
-                s.turns += 1;
-                s.last_repeat_count = 0;
-                s.remember_visitor(&kept, super::human_loop::RECENT_VISITOR);
-                if s.mode == Mode::Human {
-                    if s.human_since_ms.is_some_and(|since| now - since >= release_after) {
-                        s.hand_back("timeout", now, request_id);
-                    } else {
-                        return;
-                    }
-                }
-                let count =
-                    repeat::record(&mut s.recent_questions, words.clone(), h.repeat_similarity, h.recent_questions);
-                s.last_repeat_count = count;
-                if intent_handoff {
-                    s.hand_over(HandoffReason::Intent.as_str(), now, request_id);
-                } else if count >= h.repeat_count {
-                    s.hand_over(HandoffReason::RepeatedQuestion.as_str(), now, request_id);
-                }
-            })
-            .await?;
-        Ok(Arrival { state, new_session: !existed })
-    }
-
-    /// After a model reply: the low-confidence streak, and a handoff on `needsHuman` or on exactly
-    /// the K-th consecutive low-confidence reply.
-    pub(super) async fn after_model(
-        &self,
-        id: &str,
-        request_id: &str,
-        confidence: f64,
-        needs_human: bool,
-    ) -> Result<SessionState, StoreError> {
-        let h = &self.settings.handoff;
-        let now = now_ms();
-        let low = confidence < h.low_confidence_threshold;
-        self.store
-            .update_session(id, &|s| {
-                if s.mode == Mode::Human {
-                    return;
-                }
-                s.low_confidence_streak = if low { s.low_confidence_streak + 1 } else { 0 };
-                if needs_human && h.on_needs_human {
-                    s.hand_over(HandoffReason::NeedsHuman.as_str(), now, request_id);
-                } else if s.low_confidence_streak >= h.low_confidence_count {
-                    s.hand_over(HandoffReason::LowConfidence.as_str(), now, request_id);
-                }
-            })
-            .await
-    }
-
     /// Records a transition this request made: durably, then as a support event.
-    pub(super) async fn publish_transition(
+    pub async fn publish_transition(
         &self,
         id: &str,
         state: &SessionState,
@@ -216,7 +133,7 @@ impl Orchestrator {
     }
 
     /// Forwards a visitor message to the agent who owns the session, and keeps it in the transcript.
-    pub(super) async fn forward_to_agent(&self, id: &str, state: &SessionState, context: &TypedContext, text: &str) {
+    pub async fn forward_to_agent(&self, id: &str, state: &SessionState, context: &TypedContext, text: &str) {
         self.transcripts.line(self.visitor_line(id, state, text));
         let _ = self
             .support

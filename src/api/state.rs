@@ -1,10 +1,14 @@
-//! What every handler shares.
+//! What every handler shares, and the services a handler takes alone (axum `FromRef` sub-states).
 
+use crate::chat::ChatService;
 use crate::config::Settings;
 use crate::guard::ip_limit::IpLimiter;
 use crate::guard::Authenticator;
-use crate::orchestrator::Orchestrator;
+use crate::human_loop::HumanLoop;
+use crate::knowledge::KnowledgeBase;
+use crate::review::Review;
 use crate::telemetry::Metrics;
+use axum::extract::FromRef;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -36,7 +40,11 @@ impl Lifecycle {
 #[derive(Clone)]
 pub struct AppState {
     pub settings: Arc<Settings>,
-    pub orchestrator: Arc<Orchestrator>,
+    pub chat: Arc<ChatService>,
+    pub human_loop: Arc<HumanLoop>,
+    pub review: Arc<Review>,
+    /// The knowledge admin service (the chat service searches the same base).
+    pub knowledge: Arc<KnowledgeBase>,
     pub auth: Arc<Authenticator>,
     pub lifecycle: Arc<Lifecycle>,
     pub metrics: Arc<Metrics>,
@@ -45,5 +53,20 @@ pub struct AppState {
     /// Listening on a non-loopback address: metrics, OpenAPI and admin are never anonymous there.
     pub public_listener: bool,
     /// Console sign-in; None (console off) without an admin key.
-    pub console: Option<Arc<crate::console::Sessions>>,
+    pub console: Option<Arc<super::console::Sessions>>,
 }
+
+macro_rules! sub_state {
+    ($field:ident: $service:ty) => {
+        impl FromRef<AppState> for Arc<$service> {
+            fn from_ref(state: &AppState) -> Self {
+                state.$field.clone()
+            }
+        }
+    };
+}
+
+sub_state!(chat: ChatService);
+sub_state!(human_loop: HumanLoop);
+sub_state!(review: Review);
+sub_state!(knowledge: KnowledgeBase);

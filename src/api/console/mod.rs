@@ -7,7 +7,7 @@ pub mod session;
 
 use crate::api::error::ApiError;
 use crate::api::extract::Path;
-use crate::state::AppState;
+use crate::api::state::AppState;
 use axum::extract::{Form, FromRequest, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -126,7 +126,7 @@ async fn asset(State(state): State<AppState>, Path(name): Path<String>) -> Resul
 /// The cookie is `Secure` when the browser reached us over TLS: our own, or a trusted proxy's
 /// (`X-Forwarded-Proto: https`).
 fn over_https(state: &AppState, request: &Request) -> bool {
-    if request.extensions().get::<crate::server::OverTls>().is_some_and(|t| t.0) {
+    if request.extensions().get::<crate::api::server::OverTls>().is_some_and(|t| t.0) {
         return true;
     }
     let peer = request.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
@@ -185,8 +185,7 @@ async fn login(State(state): State<AppState>, request: Request) -> Result<Respon
     // Every attempt counts against the address, on whichever replica it lands: five wrong keys
     // in a minute leave no room for a sixth try.
     let client = state.ip_limiter.key_of(&request);
-    let store = state.orchestrator.store();
-    let decision = store.rate_check(crate::rate::LimitKind::ConsoleSignIn, &client, session::SIGN_IN_QUOTA).await;
+    let decision = sessions.sign_in_attempt(&client).await;
     if !decision.allowed {
         state.metrics.rate_limited.with_label_values(&["console_sign_in"]).inc();
         let message = "Too many sign-in attempts from this address: wait a minute.";

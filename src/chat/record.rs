@@ -1,10 +1,10 @@
-//! After a reply: metrics, the event log, and the log line's fields.
+//! After a reply: metrics, the event log, and an alerted spend anomaly kept for the review.
 
-use super::{ChatInput, Orchestrator, Reply};
+use super::{ChatInput, ChatService, Reply};
 use crate::domain::Source;
 use crate::store::EventRecord;
 
-impl Orchestrator {
+impl ChatService {
     pub(super) fn record_reply(
         &self,
         input: &ChatInput,
@@ -59,6 +59,24 @@ impl Orchestrator {
             repeat_question: reply.repeat_question,
             first_reply,
             model: reply.model.clone(),
+        });
+    }
+
+    /// Keeps an alerted spend anomaly for the weekly review (in the background: the reply waits
+    /// on nothing).
+    pub(super) fn keep_anomaly(&self, anomaly: crate::budget::SpendAnomaly) {
+        let record = crate::store::durable::AnomalyRecord {
+            hour: anomaly.hour,
+            at_ms: chrono::Utc::now().timestamp_millis(),
+            last_hour_tokens: anomaly.last_hour_tokens as i64,
+            baseline_tokens: anomaly.baseline_hourly_tokens as i64,
+            factor: anomaly.factor,
+        };
+        let durable = self.durable.clone();
+        tokio::spawn(async move {
+            if let Err(e) = durable.record_anomaly(&record).await {
+                tracing::warn!(error = %e, "spend anomaly not kept for the review");
+            }
         });
     }
 }

@@ -1,7 +1,7 @@
 //! What a visitor's own chat widget reads back while a person has the conversation: the session's
 //! messages after a cursor, waiting (a long poll inside Wix's 14 s) for the next one.
 
-use super::Orchestrator;
+use super::HumanLoop;
 use crate::store::durable::SessionMessage;
 use crate::store::{Mode, StoreError};
 use std::time::{Duration, Instant};
@@ -17,7 +17,7 @@ pub struct Feed {
     pub mode: Mode,
 }
 
-impl Orchestrator {
+impl HumanLoop {
     /// Messages of session `id` after `after`; when there are none, waits up to `wait` for one
     /// (or for the session to change hands), then answers with what there is.
     pub async fn messages_after(&self, id: &str, after: i64, wait: Duration) -> Result<Feed, StoreError> {

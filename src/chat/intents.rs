@@ -66,6 +66,11 @@ impl IntentRouter {
         self.act.is_match(text)
     }
 
+    /// A request for a person: a handoff intent never answered from the knowledge base.
+    pub fn asks_for_person(&self, text: &str) -> bool {
+        self.route(text, None).is_some_and(|i| i.action == IntentAction::Handoff && i.knowledge_first_score.is_none())
+    }
+
     /// The first intent (in configuration order) whose pattern matches, preferring patterns of the
     /// visitor's locale chain.
     pub fn route(&self, text: &str, locale: Option<&str>) -> Option<&Intent> {

@@ -1,30 +1,25 @@
-//! The human loop: what a handed-off session said (redacted, per handoff "episode"), agents'
-//! messages, the first-response time and the SLA, and the knowledge-base suggestion drafted from
-//! an agent's answer when the session goes back to the bot.
+//! What a handed-off session said (redacted, per handoff "episode"), agents' messages with the
+//! first-response time, and the knowledge-base suggestion drafted from an agent's answer when the
+//! session goes back to the bot.
 
-use super::session::{SessionView, TransitionContext};
-use super::Orchestrator;
-use crate::domain::{AgentMessage, Role, Turn};
+use super::ownership::{SessionView, TransitionContext};
+use super::{now_ms, HumanLoop};
+use crate::domain::AgentMessage;
 use crate::store::durable::{HandoffRecord, SessionMessage, SuggestionRecord};
-use crate::store::{Mode, SessionState, StoreError, Transition};
-use crate::support::{EventKind, SupportEvent};
+use crate::store::{SessionState, StoreError, Transition};
 
 /// The visitor messages kept in the session state: the ones that lead to a handoff.
-pub(super) const RECENT_VISITOR: usize = 3;
+pub const RECENT_VISITOR: usize = 3;
 /// Longer messages are cut before they are stored.
 const MAX_STORED_CHARS: usize = 2000;
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
 
 fn stored(session_id: &str, episode: i64, role: &str, text: String, at_ms: i64) -> SessionMessage {
     SessionMessage { session_id: session_id.to_owned(), episode, role: role.to_owned(), text, author: None, at_ms }
 }
 
-impl Orchestrator {
+impl HumanLoop {
     /// `text` as it may be kept: redacted like log lines, bounded.
-    pub(super) fn keepable(&self, text: &str) -> String {
+    pub fn keepable(&self, text: &str) -> String {
         let short: String = text.chars().take(MAX_STORED_CHARS).collect();
         self.redactor.log_line(&short).into_owned()
     }
@@ -103,12 +98,7 @@ impl Orchestrator {
     /// skipped), unless a pending suggestion already asks the same question.
     async fn draft_suggestion(&self, id: &str, episode: i64) -> Result<(), StoreError> {
         let messages = self.durable.session_messages(id, episode).await?;
-        // A request for a person is a handoff intent never answered from the knowledge base.
-        let asks_for_person = |text: &str| {
-            self.intents
-                .route(text, None)
-                .is_some_and(|i| i.action == crate::config::IntentAction::Handoff && i.knowledge_first_score.is_none())
-        };
+        let asks_for_person = |text: &str| (self.asks_for_person)(text);
         let found =
             super::exchanges::exchanges(messages.iter().map(|m| (m.role.as_str(), m.text.as_str())), asks_for_person);
         if found.is_empty() {
@@ -116,7 +106,7 @@ impl Orchestrator {
         }
         let mut pending = self.durable.suggestions(Some("pending"), 0).await?;
         for exchange in found {
-            if pending.iter().any(|p| crate::report::same_question(&p.question, &exchange.question, None)) {
+            if pending.iter().any(|p| crate::knowledge::same_question(&p.question, &exchange.question, None)) {
                 tracing::info!("suggestion not drafted: a pending one asks the same question");
                 continue;
             }
@@ -135,88 +125,5 @@ impl Orchestrator {
             pending.push(record);
         }
         Ok(())
-    }
-
-    /// A visitor still waits for the first agent message past `handoff.sla_ms`.
-    pub(super) fn sla_overdue(&self, state: &SessionState) -> bool {
-        let sla = self.settings.handoff.sla_ms as i64;
-        sla > 0
-            && state.mode == Mode::Human
-            && state.first_agent_ms.is_none()
-            && state.human_since_ms.is_some_and(|since| now_ms() - since >= sla)
-    }
-
-    /// Records a breach once (whichever replica or request gets there first): the counter and one
-    /// `sla_breached` event through the outbox.
-    pub(super) async fn breach(&self, id: &str, episode: i64, started_ms: i64, reason: Option<&str>) {
-        self.transcripts.flush().await;
-        match self.durable.handoff_breached(id, episode).await {
-            Ok(true) => {}
-            Ok(false) => return,
-            Err(e) => {
-                tracing::warn!(error = %e, "SLA breach not recorded; retried on the next sweep");
-                return;
-            }
-        }
-        self.metrics.handoff_sla_breaches.inc();
-        let waited = now_ms() - started_ms;
-        tracing::warn!(waited_ms = waited, "handoff SLA breached: no agent message yet");
-        let transcript: Vec<Turn> = match self.durable.session_messages(id, episode).await {
-            Ok(messages) => messages
-                .into_iter()
-                .map(|m| Turn { role: if m.role == "visitor" { Role::User } else { Role::Assistant }, content: m.text })
-                .collect(),
-            Err(_) => Vec::new(),
-        };
-        let _ = self
-            .support
-            .publish(SupportEvent {
-                kind: EventKind::SlaBreached,
-                session_id: id,
-                reason,
-                intent: None,
-                context: None,
-                transcript: &transcript,
-                message: None,
-                waited_ms: Some(waited),
-            })
-            .await;
-    }
-
-    /// Keeps an alerted spend anomaly for the weekly review (in the background: the reply waits
-    /// on nothing).
-    pub(super) fn keep_anomaly(&self, anomaly: crate::budget::SpendAnomaly) {
-        let record = crate::store::durable::AnomalyRecord {
-            hour: anomaly.hour,
-            at_ms: now_ms(),
-            last_hour_tokens: anomaly.last_hour_tokens as i64,
-            baseline_tokens: anomaly.baseline_hourly_tokens as i64,
-            factor: anomaly.factor,
-        };
-        let durable = self.durable.clone();
-        tokio::spawn(async move {
-            if let Err(e) = durable.record_anomaly(&record).await {
-                tracing::warn!(error = %e, "spend anomaly not kept for the review");
-            }
-        });
-    }
-
-    /// Every open handoff past the SLA with no agent message yet: breached (housekeeping).
-    pub async fn sla_sweep(&self) -> usize {
-        let sla = self.settings.handoff.sla_ms as i64;
-        if sla == 0 {
-            return 0;
-        }
-        let overdue = match self.durable.handoffs_awaiting(now_ms() - sla).await {
-            Ok(list) => list,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not list handoffs awaiting an agent");
-                return 0;
-            }
-        };
-        for handoff in &overdue {
-            self.breach(&handoff.session_id, handoff.episode, handoff.started_ms, Some(&handoff.reason)).await;
-        }
-        overdue.len()
     }
 }

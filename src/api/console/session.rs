@@ -83,6 +83,8 @@ pub struct Sessions {
     /// Sign-outs seen by this process (answers without a store round trip).
     revoked: Mutex<HashMap<String, i64>>,
     store: Option<Revocations>,
+    /// Where sign-in attempts are counted (shared by the replicas); none: not limited.
+    sign_ins: Option<std::sync::Arc<dyn crate::store::StateStore>>,
 }
 
 fn now_secs() -> i64 {
@@ -94,7 +96,27 @@ impl Sessions {
     pub fn new(admin_key: &str, store: Option<Revocations>) -> Self {
         let key: [u8; 32] =
             Sha256::new().chain_update(b"velochat-console-session\0").chain_update(admin_key).finalize().into();
-        Self { key, admin_key: admin_key.as_bytes().to_vec(), revoked: Mutex::default(), store }
+        Self { key, admin_key: admin_key.as_bytes().to_vec(), revoked: Mutex::default(), store, sign_ins: None }
+    }
+
+    /// Counts sign-in attempts per client in `store`.
+    pub fn with_sign_in_limit(mut self, store: std::sync::Arc<dyn crate::store::StateStore>) -> Self {
+        self.sign_ins = Some(store);
+        self
+    }
+
+    /// Counts one sign-in attempt from `client` against `SIGN_IN_QUOTA`.
+    pub async fn sign_in_attempt(&self, client: &str) -> crate::rate::Decision {
+        match &self.sign_ins {
+            Some(store) => store.rate_check(crate::rate::LimitKind::ConsoleSignIn, client, SIGN_IN_QUOTA).await,
+            None => crate::rate::Decision {
+                allowed: true,
+                limit: SIGN_IN_QUOTA.burst,
+                remaining: SIGN_IN_QUOTA.burst,
+                retry_after: std::time::Duration::ZERO,
+                reset: std::time::Duration::ZERO,
+            },
+        }
     }
 
     fn mac(&self, parts: &[&str]) -> HmacSha256 {

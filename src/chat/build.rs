@@ -1,8 +1,8 @@
-//! The orchestrator, built once from the settings and the few collaborators it shares with the
-//! rest of the process (stores, HTTP clients, metrics, event and support queues).
+//! The chat service, built once from the settings and the collaborators it shares with the rest of
+//! the process (stores, HTTP clients, metrics, the event queue, the knowledge base, the human loop).
 
 use super::intents::IntentRouter;
-use super::{Orchestrator, Quotas};
+use super::{ChatService, Quotas};
 use crate::budget::Budget;
 use crate::completion::breaker::Breaker;
 use crate::completion::client::Endpoint;
@@ -10,16 +10,16 @@ use crate::completion::tokens::SharedTokenizer;
 use crate::completion::{Ladder, LadderSettings, StaticReplies};
 use crate::config::Settings;
 use crate::guard::{OutputFilter, Redactor, Signer};
+use crate::human_loop::HumanLoop;
 use crate::knowledge::embed::Embedder;
 use crate::knowledge::{KbError, KnowledgeBase};
 use crate::rate::Quota;
 use crate::store::{DurableStore, StateStore};
-use crate::support::SupportOutbox;
 use crate::telemetry::{secrets_of, EventSink, Metrics};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// What the orchestrator uses but does not own.
+/// What the chat service uses but does not own.
 pub struct Collaborators {
     pub store: Arc<dyn StateStore>,
     pub durable: Arc<dyn DurableStore>,
@@ -29,40 +29,36 @@ pub struct Collaborators {
     pub http: reqwest::Client,
     pub metrics: Arc<Metrics>,
     pub events: EventSink,
-    pub support: SupportOutbox,
-    pub transcripts: crate::support::TranscriptSink,
     pub signer: Signer,
+    pub redactor: Arc<Redactor>,
+    pub knowledge: Arc<KnowledgeBase>,
+    pub intents: Arc<IntentRouter>,
+    pub human: Arc<HumanLoop>,
 }
 
 fn ms(value: u64) -> Duration {
     Duration::from_millis(value)
 }
 
-impl Orchestrator {
-    /// Fails only when the knowledge index cannot be created.
-    pub fn new(settings: Arc<Settings>, with: Collaborators) -> Result<Self, KbError> {
+impl ChatService {
+    pub fn new(settings: Arc<Settings>, with: Collaborators) -> Self {
         let s = &settings;
-        let secrets = secrets_of(s);
-        let redactor = Arc::new(Redactor::new(secrets.iter().map(String::as_str)));
         let tokenizer = SharedTokenizer::default();
         tokenizer.warm();
         let l = &s.limits;
         let o = &s.openai;
         let ladder = ladder(s, &with.upstream, &with.metrics);
-        // The embeddings model has its own breaker: its outage never opens the chat's.
-        let embedder = Embedder::from_settings(s, &with.upstream, Some(with.metrics.kb_embeddings.clone()));
-        let knowledge = Arc::new(KnowledgeBase::new(&s.kb, with.durable.clone(), embedder)?);
-        Ok(Self {
+        Self {
             ladder,
-            knowledge,
-            redactor: redactor.clone(),
+            knowledge: with.knowledge,
+            redactor: with.redactor.clone(),
             replies: StaticReplies::new(s.fallback.texts.clone(), &s.fallback.default_locale),
-            intents: IntentRouter::new(&s.intents, &s.handoff.act_patterns),
+            intents: with.intents,
             output: OutputFilter::new(
                 &s.output.allowed_link_hosts,
                 &s.prompt.system,
                 s.output.leak_window_chars,
-                redactor,
+                with.redactor,
             ),
             tokenizer,
             system_tokens: std::sync::OnceLock::new(),
@@ -82,12 +78,28 @@ impl Orchestrator {
             signer: with.signer,
             metrics: with.metrics,
             events: with.events,
-            support: with.support,
-            transcripts: with.transcripts,
-            posted: tokio::sync::Notify::new(),
+            human: with.human,
             settings,
-        })
+        }
     }
+}
+
+/// The redactor for everything kept or logged: the configured secrets and key shapes.
+pub fn redactor(settings: &Settings) -> Arc<Redactor> {
+    let secrets = secrets_of(settings);
+    Arc::new(Redactor::new(secrets.iter().map(String::as_str)))
+}
+
+/// The site's knowledge base; fails only when the index cannot be created. The embeddings model
+/// has its own breaker: its outage never opens the chat's.
+pub fn knowledge_base(
+    settings: &Settings,
+    upstream: &reqwest::Client,
+    durable: Arc<dyn DurableStore>,
+    metrics: &Metrics,
+) -> Result<Arc<KnowledgeBase>, KbError> {
+    let embedder = Embedder::from_settings(settings, upstream, Some(metrics.kb_embeddings.clone()));
+    Ok(Arc::new(KnowledgeBase::new(&settings.kb, durable, embedder)?))
 }
 
 /// Primary model, optional fallback model, breaker and the deadline arithmetic.

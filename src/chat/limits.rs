@@ -4,12 +4,12 @@
 //! Anonymous callers were limited per IP by the edge layer (`guard::ip_limit`) before their body
 //! was read; its decision still counts for the `RateLimit-*` headers.
 
-use super::{ChatInput, Orchestrator};
+use super::{ChatInput, ChatService};
 use crate::guard::client_ip::ip_key;
 use crate::rate::{Decision, Quota};
 use crate::store::LimitKind;
 
-impl Orchestrator {
+impl ChatService {
     /// Ok carries the most constrained limit that admitted the request.
     pub(super) async fn check_limits(
         &self,

@@ -1,13 +1,11 @@
 //! "Unanswered questions": what the help content did not cover, near-duplicates grouped (the same
 //! words once stemmed and stop words removed, or nearly so) and counted, most asked first.
 
-use crate::knowledge::language::Lang;
+use crate::knowledge::similar::{jaccard, terms, SAME_QUESTION};
 use crate::store::durable::UnansweredRecord;
 use serde::Serialize;
 use std::collections::BTreeSet;
 
-/// Two questions sharing this share of their words (Jaccard) are one question.
-const SAME_QUESTION: f64 = 0.6;
 const MAX_GROUPS: usize = 50;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -19,39 +17,6 @@ pub struct UnansweredGroup {
     /// Other wordings (at most five).
     pub variants: Vec<String>,
     pub last_asked: String,
-}
-
-fn terms(question: &str, locale: Option<&str>) -> BTreeSet<String> {
-    let mut analyzer = Lang::of_locale(locale, Lang::En).analyzer();
-    let mut stream = analyzer.token_stream(question);
-    let mut out = BTreeSet::new();
-    while stream.advance() {
-        out.insert(stream.token().text.clone());
-    }
-    out
-}
-
-/// One word, once stemmed, in two spellings: equal, or one a prefix of the other by at most two
-/// letters (British and American spellings stem apart: `programm` and `program`).
-fn same_word(a: &str, b: &str) -> bool {
-    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
-    a == b || (short.len() >= 4 && long.len() - short.len() <= 2 && long.starts_with(short))
-}
-
-/// Jaccard similarity of two word sets, a word counting as shared when the other set has it in
-/// another spelling.
-fn jaccard(a: &BTreeSet<String>, b: &BTreeSet<String>) -> f64 {
-    let shared = a.iter().filter(|word| b.iter().any(|other| same_word(word, other))).count();
-    let union = a.len() + b.len() - shared;
-    if union == 0 {
-        return 1.0;
-    }
-    shared as f64 / union as f64
-}
-
-/// Two wordings of one question (stemmed words, stop words aside), in `locale`'s language.
-pub fn same_question(a: &str, b: &str, locale: Option<&str>) -> bool {
-    a.eq_ignore_ascii_case(b) || jaccard(&terms(a, locale), &terms(b, locale)) >= SAME_QUESTION
 }
 
 pub fn group(records: &[UnansweredRecord]) -> Vec<UnansweredGroup> {
@@ -92,6 +57,7 @@ pub fn group(records: &[UnansweredRecord]) -> Vec<UnansweredGroup> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::knowledge::similar::same_word;
 
     fn asked(question: &str, locale: Option<&str>) -> UnansweredRecord {
         UnansweredRecord {

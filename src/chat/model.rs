@@ -2,7 +2,7 @@
 //! the ladder, and reading the answer back as plain, safe text.
 
 use super::prompt::{assemble, PromptParts};
-use super::{ChatInput, Orchestrator, Route};
+use super::{ChatInput, ChatService, Route};
 use crate::completion::client::Completion;
 use crate::completion::structured::{self, ModelAnswer};
 use crate::completion::tokens::TokenCounter;
@@ -26,13 +26,13 @@ impl ModelCall {
     }
 }
 
-impl Orchestrator {
+impl ChatService {
     /// Why the model must not be asked right now, if it must not.
     pub(super) async fn model_gate(&self) -> Option<FallbackReason> {
         if self.store.kill_switch().await {
             return Some(FallbackReason::KillSwitch);
         }
-        if !self.has_api_key() {
+        if !self.ladder.primary.has_key() {
             return Some(FallbackReason::NoApiKey);
         }
         if self.budget.exhausted(self.store.as_ref(), &self.metrics).await.is_some() {

@@ -1,0 +1,108 @@
+//! The human loop: who owns a session (bot or person), takeover and release, agents' messages and
+//! what the visitor's widget reads back, the first-response SLA, and the knowledge-base
+//! suggestions drafted from a person's answers.
+
+mod exchanges;
+mod feed;
+mod ownership;
+mod record;
+pub mod sla;
+mod suggestions;
+
+pub use feed::Feed;
+pub use ownership::{SessionView, TransitionContext};
+pub use record::RECENT_VISITOR;
+pub use suggestions::{document_id as suggestion_document_id, SuggestionEdit, SuggestionError};
+
+use crate::config::Settings;
+use crate::guard::Redactor;
+use crate::knowledge::KnowledgeBase;
+use crate::store::durable::SuggestionRecord;
+use crate::store::{DurableStore, StateStore, StoreError};
+use crate::support::{SupportOutbox, TranscriptSink};
+use crate::telemetry::Metrics;
+use std::sync::Arc;
+
+/// Whether a visitor's message only asks for a person (the chat service's intent rules answer it;
+/// such a message is never the question of a suggestion).
+pub type AsksForPerson = Box<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// What the human loop uses but does not own.
+pub struct HumanLoopParts {
+    pub settings: Arc<Settings>,
+    pub store: Arc<dyn StateStore>,
+    pub durable: Arc<dyn DurableStore>,
+    pub metrics: Arc<Metrics>,
+    pub support: SupportOutbox,
+    pub transcripts: TranscriptSink,
+    pub redactor: Arc<Redactor>,
+    pub knowledge: Arc<KnowledgeBase>,
+    pub asks_for_person: AsksForPerson,
+}
+
+pub struct HumanLoop {
+    settings: Arc<Settings>,
+    store: Arc<dyn StateStore>,
+    durable: Arc<dyn DurableStore>,
+    metrics: Arc<Metrics>,
+    support: SupportOutbox,
+    transcripts: TranscriptSink,
+    redactor: Arc<Redactor>,
+    knowledge: Arc<KnowledgeBase>,
+    asks_for_person: AsksForPerson,
+    /// Notified when a message is written or a session changes hands (long polls wait on it).
+    posted: tokio::sync::Notify,
+}
+
+impl HumanLoop {
+    pub fn new(parts: HumanLoopParts) -> Self {
+        let HumanLoopParts {
+            settings,
+            store,
+            durable,
+            metrics,
+            support,
+            transcripts,
+            redactor,
+            knowledge,
+            asks_for_person,
+        } = parts;
+        Self {
+            settings,
+            store,
+            durable,
+            metrics,
+            support,
+            transcripts,
+            redactor,
+            knowledge,
+            asks_for_person,
+            posted: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Suggestions with `status` (all when None), newest first.
+    pub async fn suggestions(&self, status: Option<&str>) -> Result<Vec<SuggestionRecord>, StoreError> {
+        self.durable.suggestions(status, 0).await
+    }
+
+    /// What was said in the session's current (or last) handoff. None when the session is unknown.
+    pub async fn transcript(
+        &self,
+        id: &str,
+    ) -> Result<Option<(SessionView, Vec<crate::store::durable::SessionMessage>)>, StoreError> {
+        let Some(view) = self.session_view(id).await else {
+            return Ok(None);
+        };
+        let messages = self.durable.session_messages(id, i64::from(view.handoffs)).await?;
+        Ok(Some((view, messages)))
+    }
+
+    pub fn session_hash(&self, session_id: &str) -> String {
+        crate::guard::hashed_id(self.settings.privacy.hash_salt.expose(), "session", session_id)
+    }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
