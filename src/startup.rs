@@ -202,11 +202,12 @@ impl Application {
             console: (!s.auth.admin_key.expose().is_empty()).then(|| {
                 // Sign-outs must hold on every replica (Redis) or, alone, across a restart (the database).
                 let revocations = if s.storage.redis_url.is_empty() {
-                    crate::api::console::session::Revocations::Durable(durable.clone())
+                    crate::guard::console_session::Revocations::Durable(durable.clone())
                 } else {
-                    crate::api::console::session::Revocations::Shared(store.clone())
+                    crate::guard::console_session::Revocations::Shared(store.clone())
                 };
-                let sessions = crate::api::console::Sessions::new(s.auth.admin_key.expose(), Some(revocations));
+                let sessions =
+                    crate::guard::console_session::Sessions::new(s.auth.admin_key.expose(), Some(revocations));
                 Arc::new(sessions.with_sign_in_limit(store.clone()))
             }),
         };

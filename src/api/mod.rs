@@ -16,7 +16,7 @@ pub mod operator;
 pub mod server;
 pub mod sessions;
 pub mod state;
-pub mod stream;
+
 pub mod suggestions;
 
 pub use state::AppState;

@@ -57,7 +57,7 @@ impl Modify for BearerAuth {
     ),
     components(schemas(super::chat::SendChatMessageRequest, super::chat::SendChatMessageResponse, super::chat::HistoryEntry, super::admin::KillSwitch,
         super::knowledge::Upserted, super::knowledge::ImportRequest, crate::knowledge::DocumentInput, crate::knowledge::SourceRef,
-        super::suggestions::SuggestionView, super::suggestions::ApproveRequest, StreamEvent, crate::knowledge::KbStatus)),
+        super::suggestions::SuggestionView, super::suggestions::ApproveRequest, super::compat::stream::StreamEvent, crate::knowledge::KbStatus)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -74,13 +74,4 @@ pub async fn openapi_json(
     let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
     super::openapi_constraints::constrain(&mut doc, &state.settings);
     axum::Json(doc)
-}
-
-/// One Server-Sent Event of a streamed completion (`"stream": true`).
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)] // documents the stream's shape; the relay writes the bytes itself
-pub struct StreamEvent {
-    /// A `chat.completion.chunk` as JSON (the last one carries `usage` and `velochat`), then `[DONE]`.
-    pub data: String,
-    pub event: Option<String>,
 }

@@ -53,7 +53,7 @@ pub struct AppState {
     /// Listening on a non-loopback address: metrics, OpenAPI and admin are never anonymous there.
     pub public_listener: bool,
     /// Console sign-in; None (console off) without an admin key.
-    pub console: Option<Arc<super::console::Sessions>>,
+    pub console: Option<Arc<crate::guard::console_session::Sessions>>,
 }
 
 macro_rules! sub_state {

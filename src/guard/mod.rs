@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod client_ip;
+pub mod console_session;
 pub mod ip_limit;
 pub mod output;
 pub mod redact;

@@ -23,7 +23,7 @@ const DOCUMENT_BATCH_TIMEOUT: Duration = Duration::from_secs(60);
 pub const RRF_K: f32 = 60.0;
 
 /// What one embeddings request came to, for `velochat_kb_embeddings_total{outcome}`.
-pub const OUTCOMES: [&str; 5] = ["ok", "cached", "failed", "timeout", "circuit_open"];
+pub use crate::telemetry::metrics::EMBEDDING_OUTCOMES as OUTCOMES;
 
 /// Recent questions' vectors: a visitor's "hi" or a popular question is embedded once.
 struct QuestionCache {

@@ -26,6 +26,8 @@ pub const DROP_REASONS: [&str; 5] = ["role", "empty", "unsigned", "overflow", "t
 pub const TOKEN_KINDS: [&str; 3] = ["prompt", "completion", "cached"];
 pub const BUDGET_PERIODS: [&str; 3] = ["monthly_tokens", "daily_tokens", "monthly_usd"];
 const WEBHOOK_RESULTS: [&str; 2] = ["delivered", "failed"];
+/// What one embeddings request for knowledge search came to.
+pub const EMBEDDING_OUTCOMES: [&str; 5] = ["ok", "cached", "failed", "timeout", "circuit_open"];
 
 const LATENCY_BUCKETS: &[f64] =
     &[0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 14.0];
@@ -259,7 +261,7 @@ impl Metrics {
         for status in ["created", "approved", "rejected"] {
             self.kb_suggestions.with_label_values(&[status]);
         }
-        for outcome in crate::knowledge::embed::OUTCOMES {
+        for outcome in EMBEDDING_OUTCOMES {
             self.kb_embeddings.with_label_values(&[outcome]);
         }
         for period in BUDGET_PERIODS {

@@ -3,18 +3,17 @@
 //! comes from the `/admin/*` JSON routes, which accept the session cookie in place of the admin
 //! key — with the CSRF token for every state change (`authorize`).
 
-pub mod session;
-
 use crate::api::error::ApiError;
 use crate::api::extract::Path;
 use crate::api::state::AppState;
+use crate::guard::console_session as session;
+pub use crate::guard::console_session::{ConsoleSession, Sessions};
 use axum::extract::{Form, FromRequest, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
-pub use session::{ConsoleSession, Sessions};
 
 const APP_HTML: &str = include_str!("assets/app.html");
 const LOGIN_HTML: &str = include_str!("assets/login.html");

@@ -8,6 +8,7 @@
 //! `velochat_redis_up` is 0, one log line marks each transition, and recovery is automatic.
 
 mod scripts;
+mod usage;
 
 use super::memory::MemoryStore;
 use super::{LimitKind, SessionState, SessionUpdate, StateStore, StoreError, StoreHealth, UsageTotals};
@@ -25,7 +26,6 @@ use tokio_util::sync::CancellationToken;
 
 /// One Redis call may take this long before the local fallback answers instead.
 const OP_TIMEOUT: Duration = Duration::from_millis(250);
-const USAGE_TTL_SECS: u64 = 40 * 24 * 3600;
 /// Optimistic attempts at one session update before the caller gets an error. Updates of one
 /// session from this replica queue on a local lock first, so only replicas contend here.
 const CAS_ATTEMPTS: u32 = 40;
@@ -176,68 +176,9 @@ impl RedisStore {
         }
     }
 
-    /// Local spending while down is added to the shared counters once Redis answers again.
-    async fn flush_pending_usage(&self) {
-        let pending: Vec<(String, UsageTotals)> = self.pending_usage.lock().drain().collect();
-        for (period, spent) in pending {
-            if self.add_shared(std::slice::from_ref(&period), spent).await.is_none() {
-                self.pending_usage.lock().entry(period).or_default().add(spent);
-            }
-        }
-    }
-
-    async fn add_shared(&self, periods: &[String], add: UsageTotals) -> Option<Vec<UsageTotals>> {
-        let keys: Vec<String> =
-            periods.iter().flat_map(|p| [self.key(&[p.as_str(), "tokens"]), self.key(&[p.as_str(), "usd"])]).collect();
-        let script = &self.add_usage;
-        let values: Vec<u64> = self
-            .call(|mut c| async move {
-                let mut invocation = script.prepare_invoke();
-                for key in &keys {
-                    invocation.key(key);
-                }
-                invocation.arg(add.tokens).arg(add.usd_micros).arg(USAGE_TTL_SECS);
-                invocation.invoke_async(&mut c).await
-            })
-            .await?;
-        let totals: Vec<UsageTotals> = values
-            .chunks(2)
-            .map(|pair| UsageTotals { tokens: pair[0], usd_micros: pair.get(1).copied().unwrap_or(0) })
-            .collect();
-        let mut known = self.known_usage.lock();
-        for (period, total) in periods.iter().zip(&totals) {
-            known.insert(period.clone(), *total);
-        }
-        Some(totals)
-    }
-
-    /// Last shared totals plus local spending counted for every replica: never under the truth
-    /// unless another replica spent more than this one.
-    fn conservative_usage(&self, periods: &[String]) -> Vec<UsageTotals> {
-        let known = self.known_usage.lock();
-        let pending = self.pending_usage.lock();
-        periods
-            .iter()
-            .map(|p| {
-                let mut total = known.get(p).copied().unwrap_or_default();
-                let local = pending.get(p).copied().unwrap_or_default();
-                total.tokens += local.tokens * u64::from(self.replicas);
-                total.usd_micros += local.usd_micros * u64::from(self.replicas);
-                total
-            })
-            .collect()
-    }
-
     async fn read_session(&self, id: &str) -> Option<Option<String>> {
         let key = self.key(&["session", id]);
         self.call(|mut c| async move { c.get::<_, Option<String>>(&key).await }).await
-    }
-}
-
-impl UsageTotals {
-    fn add(&mut self, other: UsageTotals) {
-        self.tokens += other.tokens;
-        self.usd_micros += other.usd_micros;
     }
 }
 

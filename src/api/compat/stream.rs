@@ -2,10 +2,11 @@
 //! `data: [DONE]`. A reply decided before the first byte (rule, handoff, fallback) is streamed like
 //! any other; a live stream is what the chat service's relay sends, mapped to chunks here.
 
-use super::chat::reply_log;
-use super::compat::{completion_id, fingerprint, usage_json, velochat_fields, CompatRequest};
-use super::error::{rate_limit_headers, ApiError};
-use super::middleware::{ReplyLog, RequestContext};
+use super::reply::{completion_id, fingerprint, usage_json, velochat_fields};
+use super::CompatRequest;
+use crate::api::chat::reply_log;
+use crate::api::error::{rate_limit_headers, ApiError};
+use crate::api::middleware::{ReplyLog, RequestContext};
 use crate::chat::{ChatService, Relayed, Reply, StreamStart};
 use crate::domain::Source;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -124,4 +125,13 @@ pub async fn respond(
     }
     response.extensions_mut().insert(log);
     Ok(response)
+}
+
+/// One Server-Sent Event of a streamed completion (`"stream": true`).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documents the stream's shape; `Chunks` writes the bytes
+pub struct StreamEvent {
+    /// A `chat.completion.chunk` as JSON (the last one carries `usage` and `velochat`), then `[DONE]`.
+    pub data: String,
+    pub event: Option<String>,
 }

@@ -1,18 +1,22 @@
 //! `POST /v1/chat/completions` and `GET /v1/models`: OpenAI's own shapes, so the official SDKs and
 //! the seed's Velo snippet work by changing one URL, behind the same guards as /sendChatMessage.
 
-use super::chat::{caller, deadline, reply_log};
-use super::error::{rate_limit_headers, ApiError};
-use super::extract::{JsonBody, Peer};
-use super::middleware::RequestContext;
+mod reply;
+pub mod stream;
+
+use crate::api::chat::{caller, deadline, reply_log};
+use crate::api::error::{rate_limit_headers, ApiError};
+use crate::api::extract::{JsonBody, Peer};
+use crate::api::middleware::RequestContext;
 use crate::api::state::AppState;
 use crate::chat::{ChatInput, ModelOverrides, Reply, Route};
 use crate::config::CompatSystemPrompt;
-use crate::domain::{InvalidField, RawTurn, SessionId, Source, TypedContext, UserText};
+use crate::domain::{InvalidField, RawTurn, SessionId, TypedContext, UserText};
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use reply::{completion_id, fingerprint, usage_json, velochat_fields, UsageBody, VelochatFields};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
@@ -220,74 +224,6 @@ pub fn parse_request(
     })
 }
 
-/// `system_fingerprint` marks replies that did not come from the model, so a caller (or the seed's
-/// Velo code) can tell a static fallback from a model answer without new fields.
-pub fn fingerprint(reply: &Reply) -> Option<&'static str> {
-    match reply.source {
-        Source::Model => None,
-        Source::Fallback => Some("velochat-fallback"),
-        Source::Rule => Some("velochat-rule"),
-        Source::Handoff => Some("velochat-handoff"),
-        Source::Knowledge => Some("velochat-knowledge"),
-    }
-}
-
-pub fn completion_id(reply: &Reply, request_id: &str) -> String {
-    reply.completion_id.clone().unwrap_or_else(|| format!("chatcmpl-{}", request_id.replace('-', "")))
-}
-
-/// velochat's own facts about the reply, beside OpenAI's fields (SDKs ignore unknown fields).
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct VelochatFields<'a> {
-    source: &'static str,
-    fallback_reason: Option<&'static str>,
-    handoff: bool,
-    handoff_reason: Option<&'static str>,
-    intent: Option<&'a str>,
-    request_id: &'a str,
-    /// Knowledge-base documents the reply was grounded in.
-    sources: &'a [crate::knowledge::SourceRef],
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    handoff_offered: bool,
-}
-
-pub fn velochat_fields<'a>(reply: &'a Reply, request_id: &'a str) -> VelochatFields<'a> {
-    VelochatFields {
-        source: reply.source.as_str(),
-        fallback_reason: reply.fallback_reason.map(|r| r.as_str()),
-        handoff: reply.is_handoff(),
-        handoff_reason: reply.handoff_reason.map(|r| r.as_str()),
-        intent: reply.intent.as_deref(),
-        request_id,
-        sources: &reply.sources,
-        handoff_offered: reply.handoff_offered,
-    }
-}
-
-#[derive(Serialize)]
-pub struct UsageBody {
-    prompt_tokens: u64,
-    completion_tokens: u64,
-    total_tokens: u64,
-    prompt_tokens_details: CachedTokens,
-}
-
-#[derive(Serialize)]
-struct CachedTokens {
-    cached_tokens: u64,
-}
-
-pub fn usage_json(reply: &Reply) -> UsageBody {
-    let u = &reply.usage;
-    UsageBody {
-        prompt_tokens: u.prompt_tokens,
-        completion_tokens: u.completion_tokens,
-        total_tokens: u.total_tokens.max(u.prompt_tokens + u.completion_tokens),
-        prompt_tokens_details: CachedTokens { cached_tokens: u.cached_tokens() },
-    }
-}
-
 /// A `chat.completion`, serialised straight from the reply (a `json!` tree cost ~40 allocations).
 #[derive(Serialize)]
 struct CompletionBody<'a> {
@@ -345,7 +281,7 @@ fn completion_body<'a>(reply: &'a Reply, model: &'a str, request_id: &'a str) ->
     responses(
         (status = 200, description = "`chat.completion`, or Server-Sent Events of `chat.completion.chunk` when streaming", content(
             (Object = "application/json"),
-            (super::openapi::StreamEvent = "text/event-stream")
+            (stream::StreamEvent = "text/event-stream")
         )),
         (status = 400, description = "Invalid field, unsupported option (tools, functions, n > 1), model not allowed"),
         (status = 401, description = "Missing or invalid caller key"),
@@ -365,7 +301,7 @@ pub async fn chat_completions(
 ) -> Result<Response, ApiError> {
     let request = parse_request(&state, &ctx, &headers, peer, body)?;
     if request.stream {
-        return super::stream::respond(state.chat.clone(), ctx, request).await;
+        return stream::respond(state.chat.clone(), ctx, request).await;
     }
     let CompatRequest { input, model, .. } = request;
     let reply = state.chat.chat(input).await?;
