@@ -1,8 +1,9 @@
-//! Console sign-in: a stateless session cookie (expiry and nonce, HMAC-signed with a key derived
-//! from the admin key, so rotating the key signs everyone out), a CSRF token derived from the same
-//! nonce, and sign-out revocation.
+//! Console sign-in: a stateless session cookie (expiry, nonce and operator, signed by the `cookie`
+//! crate's signed jar with a key derived from the admin key, so rotating the key signs everyone
+//! out), a CSRF token derived from the same nonce, and sign-out revocation.
 
 use crate::store::{DurableStore, StateStore, StoreError};
+use cookie::{Cookie, CookieJar, SameSite};
 use hmac::{Hmac, Mac};
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
@@ -79,6 +80,8 @@ fn revocation_key(nonce: &str) -> String {
 
 pub struct Sessions {
     key: [u8; 32],
+    /// Signs and verifies the cookie (HMAC-SHA256, derived from `key`).
+    cookie_key: cookie::Key,
     admin_key: Vec<u8>,
     /// Sign-outs seen by this process (answers without a store round trip).
     revoked: Mutex<HashMap<String, i64>>,
@@ -96,7 +99,15 @@ impl Sessions {
     pub fn new(admin_key: &str, store: Option<Revocations>) -> Self {
         let key: [u8; 32] =
             Sha256::new().chain_update(b"velochat-console-session\0").chain_update(admin_key).finalize().into();
-        Self { key, admin_key: admin_key.as_bytes().to_vec(), revoked: Mutex::default(), store, sign_ins: None }
+        let cookie_key = cookie::Key::derive_from(&key);
+        Self {
+            key,
+            cookie_key,
+            admin_key: admin_key.as_bytes().to_vec(),
+            revoked: Mutex::default(),
+            store,
+            sign_ins: None,
+        }
     }
 
     /// Counts sign-in attempts per client in `store`.
@@ -143,18 +154,19 @@ impl Sessions {
         let expires_at = now_secs() + LIFETIME.as_secs() as i64;
         let expiry = expires_at.to_string();
         let name = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(operator);
-        let tag = hex::encode(self.mac(&["session", &expiry, &nonce, &name]).finalize().into_bytes());
-        let session = ConsoleSession { nonce: nonce.clone(), expires_at, operator: operator.to_owned() };
-        (format!("{expiry}.{nonce}.{name}.{tag}"), session)
+        let mut jar = CookieJar::new();
+        jar.signed_mut(&self.cookie_key).add(Cookie::new(COOKIE, format!("{expiry}.{nonce}.{name}")));
+        let signed = jar.get(COOKIE).map(|c| c.value().to_owned()).unwrap_or_default();
+        let session = ConsoleSession { nonce, expires_at, operator: operator.to_owned() };
+        (signed, session)
     }
 
     /// The session a cookie value names, if it is genuine and unexpired (sign-outs not checked).
     fn genuine(&self, value: &str) -> Option<ConsoleSession> {
         use base64::Engine;
-        let mut parts = value.splitn(4, '.');
-        let (expiry, nonce, name, tag) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-        let tag = hex::decode(tag).ok()?;
-        self.mac(&["session", expiry, nonce, name]).verify_slice(&tag).ok()?;
+        let verified = CookieJar::new().signed(&self.cookie_key).verify(Cookie::new(COOKIE, value.to_owned()))?;
+        let mut parts = verified.value().splitn(3, '.');
+        let (expiry, nonce, name) = (parts.next()?, parts.next()?, parts.next()?);
         let expires_at: i64 = expiry.parse().ok()?;
         if expires_at <= now_secs() {
             return None;
@@ -207,9 +219,22 @@ impl Sessions {
     }
 }
 
-/// The value of cookie `name` in a `Cookie` header.
-pub fn cookie_value<'a>(header: &'a str, name: &str) -> Option<&'a str> {
-    header.split(';').map(str::trim).find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+/// The values of cookie `name` in a `Cookie` header.
+pub fn cookie_values(header: &str, name: &str) -> Vec<String> {
+    Cookie::split_parse(header).flatten().filter(|c| c.name() == name).map(|c| c.value().to_owned()).collect()
+}
+
+/// The `Set-Cookie` value for a session (`max_age` 0 with an empty value signs the browser out).
+pub fn set_cookie(value: &str, max_age: Duration, secure: bool) -> String {
+    let max_age = cookie::time::Duration::seconds(i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX));
+    Cookie::build((COOKIE, value))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .max_age(max_age)
+        .secure(secure)
+        .build()
+        .to_string()
 }
 
 #[cfg(test)]
@@ -263,7 +288,7 @@ mod tests {
 
     #[test]
     fn finds_the_cookie_among_others() {
-        assert_eq!(cookie_value("a=1; velochat_console=x.y.z; b=2", COOKIE), Some("x.y.z"));
-        assert_eq!(cookie_value("velochat_consoleX=1", COOKIE), None);
+        assert_eq!(cookie_values("a=1; velochat_console=x.y.z; b=2", COOKIE), ["x.y.z"]);
+        assert!(cookie_values("velochat_consoleX=1", COOKIE).is_empty());
     }
 }

@@ -1,10 +1,10 @@
 //! The per-IP limit for anonymous callers, as a tower layer in front of body parsing. One replica
-//! keeps its buckets in governor's keyed limiter (built by tower_governor from its key extractor);
-//! with `REDIS_URL` the same layer asks the shared store's GCRA, so N replicas allow 1× the limit.
+//! keeps its buckets in governor's keyed limiter; with `REDIS_URL` the same layer asks the shared
+//! store's GCRA, so N replicas allow 1× the limit.
 //!
-//! Why not `tower_governor::GovernorLayer` itself: authenticated callers are servers (every Wix
-//! visitor arrives from Wix's addresses) and must skip this limit, the Redis backend has to sit
-//! behind the same layer, and the decision feeds the response's `RateLimit-*` headers.
+//! Why plain governor and not `tower_governor::GovernorLayer`: authenticated callers are servers
+//! (every Wix visitor arrives from Wix's addresses) and must skip this limit, the Redis backend has
+//! to sit behind the same layer, and the decision feeds the response's `RateLimit-*` headers.
 
 use super::client_ip::{client_ip, forwarded_for, ip_key};
 use super::Credential;
@@ -15,13 +15,13 @@ use axum::middleware::Next;
 use axum::response::Response;
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::RateLimiter;
 use ipnet::IpNet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
-use tower_governor::governor::GovernorConfigBuilder;
-use tower_governor::key_extractor::KeyExtractor;
-use tower_governor::GovernorError;
 
 /// The client address behind trusted proxies (right-most untrusted `X-Forwarded-For` hop), IPv6
 /// grouped by /64.
@@ -30,21 +30,19 @@ pub struct ClientIpKey {
     trusted: Arc<Vec<IpNet>>,
 }
 
-impl KeyExtractor for ClientIpKey {
-    type Key = String;
-
-    fn extract<T>(&self, request: &http::Request<T>) -> Result<String, GovernorError> {
+impl ClientIpKey {
+    fn extract<T>(&self, request: &http::Request<T>) -> String {
         let peer = request
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip())
             .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
         let forwarded = forwarded_for(request.headers());
-        Ok(ip_key(client_ip(peer, forwarded.as_deref(), &self.trusted)))
+        ip_key(client_ip(peer, forwarded.as_deref(), &self.trusted))
     }
 }
 
-type KeyedLimiter = tower_governor::governor::SharedRateLimiter<String, StateInformationMiddleware>;
+type KeyedLimiter = RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock, StateInformationMiddleware>;
 
 enum Backend {
     Local(KeyedLimiter),
@@ -68,7 +66,7 @@ impl IpLimiter {
         let keys = ClientIpKey { trusted: Arc::new(trusted) };
         let backend = match shared {
             Some(store) => Backend::Shared(store),
-            None => Backend::Local(local_limiter(quota, keys.clone())?),
+            None => Backend::Local(local_limiter(quota)?),
         };
         Ok(Self { backend, keys, quota })
     }
@@ -80,7 +78,7 @@ impl IpLimiter {
 
     /// The bucket a request counts against.
     pub fn key_of<T>(&self, request: &http::Request<T>) -> String {
-        self.keys.extract(request).unwrap_or_else(|_| String::from("unknown"))
+        self.keys.extract(request)
     }
 
     pub async fn check(&self, key: &String) -> Decision {
@@ -131,12 +129,12 @@ impl IpLimiter {
     }
 }
 
-fn local_limiter(quota: Quota, keys: ClientIpKey) -> anyhow::Result<KeyedLimiter> {
-    let mut builder = GovernorConfigBuilder::default().key_extractor(keys).use_headers();
-    // `period` is the time one token takes to come back (not a count per second).
-    builder.period(Duration::from_nanos(quota.interval_ns())).burst_size(quota.burst);
-    let config = builder.finish().ok_or_else(|| anyhow::anyhow!("limits.ip_burst must be at least 1"))?;
-    Ok(config.limiter().clone())
+fn local_limiter(quota: Quota) -> anyhow::Result<KeyedLimiter> {
+    let burst = NonZeroU32::new(quota.burst).ok_or_else(|| anyhow::anyhow!("limits.ip_burst must be at least 1"))?;
+    // The period is the time one token takes to come back (not a count per second).
+    let period = governor::Quota::with_period(Duration::from_nanos(quota.interval_ns()))
+        .ok_or_else(|| anyhow::anyhow!("limits.ip_per_minute must be at least 1"))?;
+    Ok(RateLimiter::keyed(period.allow_burst(burst)).with_middleware::<StateInformationMiddleware>())
 }
 
 /// Renders a refusal (the API's 429 body and headers); passed in so guards never import the edge.

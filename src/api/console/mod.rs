@@ -71,7 +71,7 @@ fn sessions(state: &AppState) -> Result<&Sessions, ApiError> {
 pub async fn current(state: &AppState, headers: &HeaderMap) -> Option<ConsoleSession> {
     let sessions = state.console.as_deref()?;
     for value in console_cookies(headers) {
-        if let Some(session) = sessions.verify(value).await {
+        if let Some(session) = sessions.verify(&value).await {
             return Some(session);
         }
     }
@@ -79,9 +79,9 @@ pub async fn current(state: &AppState, headers: &HeaderMap) -> Option<ConsoleSes
 }
 
 /// The values of every console cookie the request carries.
-fn console_cookies(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+fn console_cookies(headers: &HeaderMap) -> impl Iterator<Item = String> + '_ {
     let cookies = headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok());
-    cookies.filter_map(|c| session::cookie_value(c, session::COOKIE))
+    cookies.flat_map(|c| session::cookie_values(c, session::COOKIE))
 }
 
 /// Text for an HTML attribute or element.
@@ -137,10 +137,8 @@ fn over_https(state: &AppState, request: &Request) -> bool {
     forwarded_https && peer.is_some_and(|ip| state.ip_limiter.trusts(ip))
 }
 
-fn session_cookie(value: &str, max_age: u64, secure: bool) -> HeaderValue {
-    let secure = if secure { "; Secure" } else { "" };
-    let cookie = format!("{}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}", session::COOKIE);
-    HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static(""))
+fn session_cookie(value: &str, max_age: std::time::Duration, secure: bool) -> HeaderValue {
+    HeaderValue::from_str(&session::set_cookie(value, max_age, secure)).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 fn see_console(cookie: HeaderValue) -> Response {
@@ -205,7 +203,7 @@ async fn login(State(state): State<AppState>, request: Request) -> Result<Respon
     }
     let (cookie, _) = sessions.issue(&session::operator_name(&name));
     tracing::info!(%client, "console sign-in");
-    Ok(see_console(session_cookie(&cookie, session::LIFETIME.as_secs(), secure)))
+    Ok(see_console(session_cookie(&cookie, session::LIFETIME, secure)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -226,7 +224,7 @@ async fn logout(State(state): State<AppState>, request: Request) -> Result<Respo
         return Err(ApiError::CsrfRequired);
     }
     sessions.revoke(&session).await.map_err(|e| ApiError::Unavailable(crate::error_chain::describe(&e)))?;
-    Ok(see_console(session_cookie("", 0, secure)))
+    Ok(see_console(session_cookie("", std::time::Duration::ZERO, secure)))
 }
 
 /// For `/admin/*` (and session control) requests without a key: a console session, and for
