@@ -77,11 +77,24 @@ pub async fn read_body<S: Send + Sync>(
         Ok(Err(BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)))) => {
             Err(ApiError::PayloadTooLarge(limit))
         }
+        // The edge's idle limit between body frames (tower-http) ran out.
+        Ok(Err(other)) if stalled(&other) => Err(ApiError::BodyTimeout),
         // hyper refusing the framing (bad chunk sizes), or the connection breaking.
         Ok(Err(other)) => {
             Err(ApiError::MalformedJson(format!("could not read the body: {}", crate::error_chain::describe(&other))))
         }
     }
+}
+
+fn stalled(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 /// Parses JSON, naming the path of the offending field (`history[2].content`).

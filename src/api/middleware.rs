@@ -1,5 +1,6 @@
-//! The edge middleware: request ids, one access-log line and the request metrics per request, and
-//! authentication per route group.
+//! Our own edge layers beside tower-http's: the request id's rules (kept when plain, else a
+//! UUIDv7), one access-log line and the request metrics per request, and authentication per route
+//! group.
 
 use super::error::{ApiError, ErrorCode};
 use crate::api::state::AppState;
@@ -13,6 +14,7 @@ use std::convert::Infallible;
 use std::future::Ready;
 use std::sync::Arc;
 use std::time::Instant;
+use tower_http::request_id::{MakeRequestId, RequestId};
 use tracing::Level;
 
 /// Set on every request by `edge`.
@@ -53,52 +55,75 @@ fn route_label(path: Option<&str>) -> &'static str {
     }
 }
 
-/// A caller's `X-Request-Id` is kept when it is short and plain; otherwise we make one.
-fn request_id(request: &Request) -> String {
-    request
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| {
-            !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
-        })
-        .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+/// A caller's `X-Request-Id` is kept when it is short and plain (it reaches log lines).
+fn plain_request_id(value: &HeaderValue) -> bool {
+    let v = value.as_bytes();
+    !v.is_empty() && v.len() <= 64 && v.iter().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))
 }
 
-const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+/// Drops a caller's request id that is not plain, so `SetRequestId` makes one instead.
+pub fn drop_unplain_request_id(mut request: Request) -> Request {
+    if request.headers().get(REQUEST_ID_HEADER).is_some_and(|v| !plain_request_id(v)) {
+        request.headers_mut().remove(REQUEST_ID_HEADER);
+    }
+    request
+}
 
-/// Every request: its id and context in, then metrics, the `X-Request-Id` header and the one log
-/// line out.
+/// New request ids are UUIDv7: they sort by time in logs and the event store.
+#[derive(Clone, Copy, Default)]
+pub struct MintRequestId;
+
+impl MakeRequestId for MintRequestId {
+    fn make_request_id<B>(&mut self, _: &http::Request<B>) -> Option<RequestId> {
+        HeaderValue::from_str(&uuid::Uuid::now_v7().to_string()).ok().map(RequestId::new)
+    }
+}
+
+pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+fn id_of<B>(request: &http::Request<B>) -> String {
+    let id = request.extensions().get::<RequestId>().map(RequestId::header_value);
+    id.or_else(|| request.headers().get(REQUEST_ID_HEADER)).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
+}
+
+/// The trace span every line logged while a request is handled carries (`TraceLayer`).
+pub fn request_span(request: &Request) -> tracing::Span {
+    tracing::info_span!("request", requestId = %id_of(request))
+}
+
+/// Every request: who is calling and its context in, then the request metrics and the one access
+/// line out (outside the trace span: the line carries the id itself).
 #[derive(Clone)]
-pub struct Edge {
+pub struct AccessLog {
     state: AppState,
 }
 
-impl Edge {
+impl AccessLog {
     pub fn new(state: &AppState) -> Self {
         Self { state: state.clone() }
     }
 }
 
-impl<S> tower::Layer<S> for Edge {
-    type Service = EdgeService<S>;
+impl<S> tower::Layer<S> for AccessLog {
+    type Service = AccessLogService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        EdgeService { state: self.state.clone(), inner }
+        AccessLogService { state: self.state.clone(), inner }
     }
 }
 
 #[derive(Clone)]
-pub struct EdgeService<S> {
+pub struct AccessLogService<S> {
     state: AppState,
     inner: S,
 }
 
-impl<S> tower::Service<Request> for EdgeService<S>
+impl<S, B> tower::Service<Request> for AccessLogService<S>
 where
-    S: tower::Service<Request, Response = Response, Error = Infallible>,
+    S: tower::Service<Request, Response = http::Response<B>, Error = Infallible>,
     S::Future: Send + 'static,
+    B: axum::body::HttpBody<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
 {
     type Response = Response;
     type Error = Infallible;
@@ -110,19 +135,18 @@ where
 
     fn call(&mut self, mut request: Request) -> Self::Future {
         let started = Instant::now();
-        let line_of = |id| RequestLine { id, route: "other", method: request.method().clone(), started };
+        let id = id_of(&request);
         if request.version() == Version::HTTP_11 && request.headers().get_all(header::HOST).iter().count() != 1 {
             // The rest of the connection cannot be trusted to be framed as its sender meant.
             let mut refused = ApiError::InvalidHost.into_response();
             refused.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-            let line = line_of(request_id(&request));
+            let line = RequestLine { id, route: "other", method: request.method().clone(), started };
             return Box::pin(std::future::ready(Ok(finish(refused, &self.state.metrics, line))));
         }
         // A chunked request may have come with a Content-Length that hyper dropped (RFC 9112 §6.3:
         // such framing is suspect): answer it, then close the connection.
         let close_after =
             request.version() <= Version::HTTP_11 && request.headers().contains_key(header::TRANSFER_ENCODING);
-        let id = request_id(&request);
         let route = route_label(request.extensions().get::<MatchedPath>().map(MatchedPath::as_str));
         let method = request.method().clone();
         let authorization = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
@@ -130,11 +154,9 @@ where
         request.extensions_mut().insert(credential);
         request.extensions_mut().insert(RequestContext { request_id: id.clone(), started, credential });
         let metrics = self.state.metrics.clone();
-        // Every line logged while the request is handled carries its id.
-        let span = tracing::info_span!("request", requestId = %id);
-        let handled = tracing::Instrument::instrument(self.inner.call(request), span);
-        Box::pin(futures_util::FutureExt::map(handled, move |answered| {
-            let Ok(mut response) = answered;
+        Box::pin(futures_util::FutureExt::map(self.inner.call(request), move |answered| {
+            let Ok(response) = answered;
+            let mut response = response.map(axum::body::Body::new);
             if close_after {
                 response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
@@ -155,8 +177,11 @@ fn finish(mut response: Response, metrics: &crate::telemetry::Metrics, line: Req
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
     metrics.record_request(route, status, elapsed.as_secs_f64());
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    // Answers made before the id layers (a refused Host) carry the id too.
+    if !response.headers().contains_key(REQUEST_ID_HEADER) {
+        if let Ok(value) = HeaderValue::from_str(&id) {
+            response.headers_mut().insert(REQUEST_ID_HEADER, value);
+        }
     }
     let error = response.extensions().get::<ErrorCode>().map(|c| c.0);
     let latency_ms = (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0;
@@ -296,10 +321,9 @@ pub async fn require_observer(State(state): State<AppState>, request: Request, n
     }
 }
 
-/// /admin/*: the admin key only; disabled without one. Nothing it answers (transcripts, documents,
-/// reports) may be kept by a browser or a shared cache.
+/// /admin/*: the admin key only; disabled without one.
 pub async fn require_admin(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let mut response = if !state.auth.has_admin_key() {
+    if !state.auth.has_admin_key() {
         ApiError::Disabled("admin routes are disabled: set VELOCHAT_ADMIN_KEY").into_response()
     } else {
         match context(&request) {
@@ -313,9 +337,7 @@ pub async fn require_admin(State(state): State<AppState>, request: Request, next
             }
             _ => ApiError::Unauthorized.into_response(),
         }
-    };
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    }
 }
 
 /// Who sent an agent message from the console: the name its operator signed in with.

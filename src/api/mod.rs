@@ -22,10 +22,15 @@ pub mod suggestions;
 pub use state::AppState;
 
 use crate::guard::ip_limit::IpLimit;
+use axum::http::{header, HeaderValue};
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use axum::Router;
 use error::ApiError;
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::RequestBodyTimeoutLayer;
+use tower_http::trace::TraceLayer;
 
 /// A stored time (ms since the epoch) as the API writes times: RFC 3339, UTC, milliseconds.
 pub(crate) fn rfc3339(ms: i64) -> Option<String> {
@@ -51,6 +56,7 @@ fn refuse_ip(state: &AppState) -> crate::guard::ip_limit::Refusal {
 }
 
 pub fn router(state: AppState) -> Router {
+    let body_idle = std::time::Duration::from_millis(state.settings.server.header_read_timeout_ms);
     let chat = Router::new()
         .route("/sendChatMessage", post(chat::send_chat_message))
         .route("/v1/chat/completions", post(compat::chat_completions))
@@ -97,7 +103,10 @@ pub fn router(state: AppState) -> Router {
                 .layer(axum::extract::DefaultBodyLimit::max(state.settings.kb.import_limit_bytes)),
         )
         .route("/admin/kb/suggestions/{id}/reject", post(suggestions::reject))
-        .route_layer(from_fn_with_state(state.clone(), middleware::require_admin));
+        .route_layer(from_fn_with_state(state.clone(), middleware::require_admin))
+        // Nothing /admin answers (transcripts, documents, reports), refusals included, may be kept
+        // by a browser or a shared cache.
+        .route_layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
     let backend = Router::new()
         .route("/sessions/{sessionId}/handoff", post(sessions::handoff))
         .route("/sessions/{sessionId}/release", post(sessions::release))
@@ -114,6 +123,31 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(state.settings.server.body_limit_bytes))
-        .layer(middleware::Edge::new(&state))
+        // The edge, outermost first: the request id (a caller's plain one kept, else a UUIDv7) in
+        // and out, the access line and metrics, the trace span every log line inside carries,
+        // security headers, and the idle limit between body frames (each body also has a deadline
+        // as a whole: `read_body`).
+        .layer(
+            tower::ServiceBuilder::new()
+                .map_request(middleware::drop_unplain_request_id)
+                .layer(SetRequestIdLayer::new(middleware::REQUEST_ID_HEADER, middleware::MintRequestId))
+                .layer(PropagateRequestIdLayer::new(middleware::REQUEST_ID_HEADER))
+                .layer(middleware::AccessLog::new(&state))
+                // Only the span: the access line is ours, and errors are logged once, at the edge.
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(middleware::request_span)
+                        .on_request(())
+                        .on_response(())
+                        .on_body_chunk(())
+                        .on_eos(())
+                        .on_failure(()),
+                )
+                .layer(SetResponseHeaderLayer::overriding(
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static("nosniff"),
+                ))
+                .layer(RequestBodyTimeoutLayer::new(body_idle)),
+        )
         .with_state(state)
 }

@@ -28,12 +28,27 @@ connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
 pub fn router() -> Router<AppState> {
+    use tower_http::set_header::SetResponseHeaderLayer;
+    let overriding = |name, value| SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value));
     Router::new()
         .route("/console", get(page))
         .route("/console/login", post(login))
         .route("/console/logout", post(logout))
         .route("/console/assets/{name}", get(asset))
         .route("/favicon.ico", get(favicon))
+        .route_layer(
+            tower::ServiceBuilder::new()
+                .layer(overriding(header::CONTENT_SECURITY_POLICY, CSP))
+                .layer(overriding(header::X_FRAME_OPTIONS, "DENY"))
+                // Not `no-referrer`: under it browsers post forms with `Origin: null`, which the
+                // sign-in's login-CSRF check cannot tell from a sandboxed attacker. Other sites
+                // still get no referrer.
+                .layer(overriding(header::REFERRER_POLICY, "same-origin"))
+                .layer(SetResponseHeaderLayer::if_not_present(
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static("no-store"),
+                )),
+        )
 }
 
 /// A speech bubble in the console's accent colour: browsers ask for `/favicon.ico` on every page.
@@ -46,16 +61,9 @@ async fn favicon() -> Response {
     response
 }
 
+/// The security headers come from the router's layers (and `nosniff` from the edge's).
 fn with_security_headers(mut response: Response, content_type: &'static str) -> Response {
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    // Not `no-referrer`: under it browsers post forms with `Origin: null`, which the sign-in's
-    // login-CSRF check cannot tell from a sandboxed attacker. Other sites still get no referrer.
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }
 
