@@ -17,7 +17,7 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 MAX_LINES = 400
 # Lowest first. A room may use rooms of its own layer or below.
 LAYERS = [
-    {"domain", "error_chain", "config", "rate"},
+    {"domain", "error_chain", "config", "rate", "retry"},
     {"store", "guard", "telemetry"},
     {"completion", "knowledge", "support", "budget"},
     {"human_loop"},

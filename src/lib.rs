@@ -16,6 +16,7 @@ pub mod guard;
 pub mod human_loop;
 pub mod knowledge;
 pub mod rate;
+pub mod retry;
 pub mod review;
 pub mod startup;
 pub mod store;

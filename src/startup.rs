@@ -66,24 +66,16 @@ fn check_exposure(settings: &Settings, addr: &SocketAddr) -> anyhow::Result<()> 
 /// The durable store, retried with backoff for `storage.connect_timeout_ms`: a replica started
 /// together with its database waits for it rather than exiting.
 async fn connect_durable(settings: &Settings) -> Result<Arc<dyn crate::store::DurableStore>, crate::store::StoreError> {
-    let give_up = tokio::time::Instant::now() + ms(settings.storage.connect_timeout_ms);
-    let mut delay = Duration::from_millis(250);
-    loop {
-        match durable::connect(settings.storage.database_url.expose()).await {
-            Ok(store) => return Ok(store),
-            Err(e) => {
-                let now = tokio::time::Instant::now();
-                if now >= give_up {
-                    return Err(e);
-                }
-                let wait = delay.min(give_up - now);
-                tracing::warn!(error = %crate::error_chain::describe(&e), retry_in_ms = wait.as_millis() as u64,
-                               "database not reachable yet; retrying");
-                tokio::time::sleep(wait).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
-        }
-    }
+    use backon::Retryable;
+    let backoff = crate::retry::exponential(Duration::from_millis(250), Duration::from_secs(5));
+    (|| durable::connect(settings.storage.database_url.expose()))
+        .retry(backoff.with_total_delay(Some(ms(settings.storage.connect_timeout_ms))))
+        .sleep(tokio::time::sleep)
+        .notify(|e, wait| {
+            tracing::warn!(error = %crate::error_chain::describe(e), retry_in_ms = wait.as_millis() as u64,
+                           "database not reachable yet; retrying");
+        })
+        .await
 }
 
 async fn state_store(
@@ -148,12 +140,13 @@ impl Application {
         let knowledge = crate::chat::knowledge_base(s, &upstream, durable.clone(), &metrics)?;
         let intents = Arc::new(IntentRouter::new(&s.intents, &s.handoff.act_patterns));
         let person_rules = intents.clone();
+        let outbox = SupportOutbox::new(durable.clone(), wake.clone(), s.privacy.hash_salt.expose());
         let human_loop = Arc::new(HumanLoop::new(HumanLoopParts {
             settings: settings.clone(),
             store: store.clone(),
             durable: durable.clone(),
             metrics: metrics.clone(),
-            support: SupportOutbox::new(durable.clone(), wake.clone(), s.privacy.hash_salt.expose()),
+            support: outbox.clone(),
             transcripts,
             redactor: redactor.clone(),
             knowledge: knowledge.clone(),
@@ -165,7 +158,7 @@ impl Application {
                 store: store.clone(),
                 durable: durable.clone(),
                 upstream,
-                http: http.clone(),
+                alerts: outbox,
                 metrics: metrics.clone(),
                 events,
                 signer,
@@ -214,6 +207,12 @@ impl Application {
         let worker = OutboxWorker {
             durable: durable.clone(),
             webhook: WebhookClient::new(http.clone(), &s.webhook.url, &s.webhook.secret, ms(s.webhook.timeout_ms)),
+            alerts: WebhookClient::new(
+                http.clone(),
+                &s.budget.alert_webhook_url,
+                &s.webhook.secret,
+                ms(s.webhook.timeout_ms),
+            ),
             settings: s.webhook.clone(),
             metrics: metrics.clone(),
             wake,

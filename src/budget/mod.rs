@@ -7,6 +7,7 @@ pub mod anomaly;
 use crate::completion::wire::Usage;
 use crate::config::{BudgetSettings, ModelPrice};
 use crate::store::{StateStore, UsageTotals};
+use crate::support::SupportOutbox;
 use crate::telemetry::Metrics;
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
@@ -60,7 +61,8 @@ struct Snapshot {
 
 pub struct Budget {
     settings: BudgetSettings,
-    http: reqwest::Client,
+    /// Alerts leave through the durable, signed outbox (as handoff events do).
+    alerts: SupportOutbox,
     snapshot: Mutex<Option<Snapshot>>,
     alerted: Mutex<HashSet<String>>,
     anomaly: AnomalyWatch,
@@ -106,9 +108,9 @@ pub fn cost_micros(price: Option<&ModelPrice>, usage: &Usage) -> u64 {
 }
 
 impl Budget {
-    pub fn new(settings: BudgetSettings, http: reqwest::Client) -> Self {
+    pub fn new(settings: BudgetSettings, alerts: SupportOutbox) -> Self {
         let anomaly = AnomalyWatch::new(settings.anomaly_factor, settings.anomaly_min_tokens);
-        Self { settings, http, snapshot: Mutex::new(None), alerted: Mutex::new(HashSet::new()), anomaly }
+        Self { settings, alerts, snapshot: Mutex::new(None), alerted: Mutex::new(HashSet::new()), anomaly }
     }
 
     pub fn enabled(&self) -> bool {
@@ -196,7 +198,7 @@ impl Budget {
             metrics.spend_anomalies.inc();
             tracing::warn!(last_hour_tokens = anomaly.last_hour_tokens, baseline_hourly_tokens = anomaly.baseline_hourly_tokens,
                            hour = %anomaly.hour, "spend anomaly");
-            self.send(anomaly.clone());
+            self.send(anomaly.event, anomaly);
         }
         Booked { alerts, anomaly }
     }
@@ -240,32 +242,21 @@ impl Budget {
         for alert in &alerts {
             tracing::warn!(budget = alert.budget, threshold_percent = alert.threshold_percent, used = alert.used,
                            limit = alert.limit, period = %alert.period, "budget alert");
-            self.send(alert.clone());
+            self.send(alert.event, alert);
         }
         alerts
     }
 
-    fn send<T: Serialize + Send + 'static>(&self, alert: T) {
+    /// Queues an alert for the alert webhook (in the background: the reply waits on nothing).
+    fn send<T: Serialize>(&self, kind: &'static str, alert: &T) {
         if self.settings.alert_webhook_url.is_empty() {
             return;
         }
-        let http = self.http.clone();
-        let url = self.settings.alert_webhook_url.clone();
+        let payload = serde_json::to_string(alert).unwrap_or_default();
+        let alerts = self.alerts.clone();
         tokio::spawn(async move {
-            for attempt in 0..3u32 {
-                let body = serde_json::to_vec(&alert).unwrap_or_default();
-                let request = http
-                    .post(&url)
-                    .timeout(Duration::from_secs(5))
-                    .header("content-type", "application/json")
-                    .body(body);
-                match request.send().await {
-                    Ok(r) if r.status().is_success() => return,
-                    Ok(r) => tracing::warn!(status = r.status().as_u16(), attempt, "budget alert webhook refused"),
-                    Err(e) => tracing::warn!(error = %e, attempt, "budget alert webhook failed"),
-                }
-                tokio::time::sleep(Duration::from_millis(500 * 2u64.pow(attempt))).await;
-            }
+            // A failure is logged by the outbox; the alert is then lost, like any unwritten event.
+            let _ = alerts.publish_alert(kind, payload).await;
         });
     }
 }

@@ -25,8 +25,8 @@ pub struct Collaborators {
     pub durable: Arc<dyn DurableStore>,
     /// The model API's client (the shared one unless `openai.h2c`).
     pub upstream: reqwest::Client,
-    /// The shared client, for budget alerts.
-    pub http: reqwest::Client,
+    /// Where budget alerts and spend anomalies are queued.
+    pub alerts: crate::support::SupportOutbox,
     pub metrics: Arc<Metrics>,
     pub events: EventSink,
     pub signer: Signer,
@@ -62,7 +62,7 @@ impl ChatService {
             ),
             tokenizer,
             system_tokens: std::sync::OnceLock::new(),
-            budget: Budget::new(s.budget.clone(), with.http),
+            budget: Budget::new(s.budget.clone(), with.alerts),
             quotas: Quotas {
                 session: Quota { burst: l.session_burst, per_minute: l.session_per_minute },
                 visitor: Quota { burst: l.visitor_burst, per_minute: l.visitor_per_minute },

@@ -93,6 +93,13 @@ pub fn summary(event: &SupportEvent<'_>) -> String {
     line
 }
 
+/// Outbox kinds that go to the alert webhook (`budget.alert_webhook_url`), not the handoff one.
+pub const ALERT_KINDS: [&str; 2] = ["budget_alert", "spend_anomaly"];
+
+/// Alerts are ordered among themselves, apart from every session's events.
+const ALERT_STREAM: &str = "velochat-alerts";
+
+#[derive(Clone)]
 pub struct SupportOutbox {
     durable: Arc<dyn DurableStore>,
     wake: Arc<Notify>,
@@ -129,25 +136,42 @@ impl SupportOutbox {
             payload: serde_json::to_string(&payload).unwrap_or_else(|_| "{}".into()),
             created_ms: chrono::Utc::now().timestamp_millis(),
         };
-        let mut delay = Duration::from_millis(20);
-        let mut attempt = 0;
-        loop {
-            match self.durable.enqueue(&row).await {
-                Ok(()) => break,
-                Err(e) if attempt < 3 => {
-                    tracing::warn!(error = %e, "outbox write failed; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay *= 4;
-                    attempt += 1;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, event = event.kind.as_str(), "outbox write failed: support event not recorded");
-                    return Err(e);
-                }
-            }
+        self.enqueue(row).await?;
+        Ok(id)
+    }
+
+    /// A budget alert or spend anomaly (`kind` one of `ALERT_KINDS`): delivered to the alert
+    /// webhook through the same outbox, signed and retried like a handoff event.
+    pub async fn publish_alert(&self, kind: &'static str, payload: String) -> Result<String, crate::store::StoreError> {
+        let id = uuid::Uuid::now_v7().to_string();
+        let row = OutboxEvent {
+            id: id.clone(),
+            session_id: ALERT_STREAM.to_owned(),
+            session_hash: String::new(),
+            kind: kind.to_owned(),
+            payload,
+            created_ms: chrono::Utc::now().timestamp_millis(),
+        };
+        self.enqueue(row).await?;
+        Ok(id)
+    }
+
+    /// Writes the row (retrying briefly: a request waits on it) and wakes the delivery worker.
+    async fn enqueue(&self, row: OutboxEvent) -> Result<(), crate::store::StoreError> {
+        use backon::Retryable;
+        let backoff =
+            crate::retry::exponential(Duration::from_millis(20), Duration::from_millis(320)).with_max_times(3);
+        let written = (|| self.durable.enqueue(&row))
+            .retry(backoff)
+            .sleep(tokio::time::sleep)
+            .notify(|e, _| tracing::warn!(error = %e, "outbox write failed; retrying"))
+            .await;
+        if let Err(e) = written {
+            tracing::error!(error = %e, event = %row.kind, "outbox write failed: support event not recorded");
+            return Err(e);
         }
         self.wake.notify_one();
-        Ok(id)
+        Ok(())
     }
 }
 

@@ -5,6 +5,7 @@ mod helpers;
 mod raw_upstream;
 mod services;
 
+mod alerts_outbox;
 mod anomaly;
 mod compat;
 mod console_replicas;

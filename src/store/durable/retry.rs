@@ -4,6 +4,7 @@
 
 use super::sql::SqlStore;
 use super::StoreResult;
+use backon::Retryable;
 use std::future::Future;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -15,32 +16,29 @@ const ATTEMPTS_WHEN_STOPPING: u32 = 4;
 
 /// Runs `write` until it succeeds; false when it gave up at shutdown. `what` and `records` name
 /// the batch in the log (the first failures, then one line in ten: an outage must not flood it).
-pub async fn until_written<F, Fut>(stop: &CancellationToken, what: &str, records: usize, mut write: F) -> bool
+pub async fn until_written<F, Fut>(stop: &CancellationToken, what: &str, records: usize, write: F) -> bool
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = StoreResult<()>>,
 {
-    let mut delay = FIRST_BACKOFF;
+    let mut attempt = 0u64;
     let mut attempts_stopping = 0;
-    for attempt in 1u64.. {
-        let error = match write().await {
-            Ok(()) => return true,
-            Err(error) => error,
-        };
-        if attempt <= 3 || attempt % 10 == 0 {
-            let cause = crate::error_chain::describe(&error);
-            tracing::warn!(error = %cause, what, records, attempt, "durable write failed; retrying");
-        }
-        if stop.is_cancelled() {
-            attempts_stopping += 1;
-            if attempts_stopping >= ATTEMPTS_WHEN_STOPPING {
-                return false;
+    let written = write
+        .retry(crate::retry::exponential(FIRST_BACKOFF, MAX_BACKOFF))
+        .sleep(tokio::time::sleep)
+        .when(|error| {
+            attempt += 1;
+            if attempt <= 3 || attempt % 10 == 0 {
+                let cause = crate::error_chain::describe(error);
+                tracing::warn!(error = %cause, what, records, attempt, "durable write failed; retrying");
             }
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(MAX_BACKOFF);
-    }
-    false
+            if stop.is_cancelled() {
+                attempts_stopping += 1;
+            }
+            attempts_stopping < ATTEMPTS_WHEN_STOPPING
+        })
+        .await;
+    written.is_ok()
 }
 
 /// How long a write waits out a busy SQLite file before it reports the store unavailable (well
@@ -57,21 +55,12 @@ impl SqlStore {
     /// Runs `write` again while SQLite answers "database is locked" (another process, such as
     /// `velochat kb import`, holds the file), for up to `BUSY_RETRY_FOR`: a busy store is a wait,
     /// not a 503.
-    pub(super) async fn retrying_busy<T, F, Fut>(&self, mut write: F) -> StoreResult<T>
+    pub(super) async fn retrying_busy<T, F, Fut>(&self, write: F) -> StoreResult<T>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = StoreResult<T>>,
     {
-        let started = std::time::Instant::now();
-        let mut delay = Duration::from_millis(5);
-        loop {
-            match write().await {
-                Err(e) if is_busy(&e) && started.elapsed() + delay < BUSY_RETRY_FOR => {
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_millis(200));
-                }
-                done => return done,
-            }
-        }
+        let backoff = crate::retry::exponential(Duration::from_millis(5), Duration::from_millis(200));
+        write.retry(backoff.with_total_delay(Some(BUSY_RETRY_FOR))).sleep(tokio::time::sleep).when(is_busy).await
     }
 }
