@@ -67,10 +67,15 @@ fn check_exposure(settings: &Settings, addr: &SocketAddr) -> anyhow::Result<()> 
 /// together with its database waits for it rather than exiting.
 async fn connect_durable(settings: &Settings) -> Result<Arc<dyn crate::store::DurableStore>, crate::store::StoreError> {
     use backon::Retryable;
-    let backoff = crate::retry::exponential(Duration::from_millis(250), Duration::from_secs(5));
+    let give_up = tokio::time::Instant::now() + ms(settings.storage.connect_timeout_ms);
     (|| durable::connect(settings.storage.database_url.expose()))
-        .retry(backoff.with_total_delay(Some(ms(settings.storage.connect_timeout_ms))))
+        .retry(crate::retry::exponential(Duration::from_millis(250), Duration::from_secs(5)))
         .sleep(tokio::time::sleep)
+        // Tries until the deadline, the last wait cut to end on it.
+        .adjust(move |_, next| {
+            let left = give_up.saturating_duration_since(tokio::time::Instant::now());
+            next.filter(|_| !left.is_zero()).map(|wait| wait.min(left))
+        })
         .notify(|e, wait| {
             tracing::warn!(error = %crate::error_chain::describe(e), retry_in_ms = wait.as_millis() as u64,
                            "database not reachable yet; retrying");

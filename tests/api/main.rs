@@ -34,6 +34,7 @@ mod limits_edge;
 mod process;
 mod redteam;
 mod replicas;
+mod schema_upgrade;
 mod telemetry;
 mod tls;
 mod validation;

@@ -17,13 +17,11 @@ impl ConsoleStore for SqlStore {
     async fn revoke_console_session(&self, nonce: &str, expires_ms: i64, now_ms: i64) -> StoreResult<()> {
         let _writer = self.writing().await;
         let mut tx = self.pool.begin().await?;
-        sqlx::query(&self.sql("DELETE FROM velochat_console_revocations WHERE expires_ms < $1"))
+        sqlx::query("DELETE FROM velochat_console_revocations WHERE expires_ms < $1")
             .bind(now_ms)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(&self.sql(
-            "INSERT INTO velochat_console_revocations (nonce, expires_ms) VALUES ($1, $2) ON CONFLICT (nonce) DO NOTHING",
-        ))
+        sqlx::query("INSERT INTO velochat_console_revocations (nonce, expires_ms) VALUES ($1, $2) ON CONFLICT (nonce) DO NOTHING")
         .bind(nonce.to_owned())
         .bind(expires_ms)
         .execute(&mut *tx)
@@ -32,7 +30,7 @@ impl ConsoleStore for SqlStore {
     }
 
     async fn console_session_revoked(&self, nonce: &str) -> StoreResult<bool> {
-        let row = sqlx::query(&self.sql("SELECT 1 FROM velochat_console_revocations WHERE nonce = $1"))
+        let row = sqlx::query("SELECT 1 FROM velochat_console_revocations WHERE nonce = $1")
             .bind(nonce.to_owned())
             .fetch_optional(&self.pool)
             .await?;

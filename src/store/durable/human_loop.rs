@@ -110,7 +110,6 @@ impl SqlStore {
                 "INSERT INTO velochat_session_messages (session_id, episode, role, text, author, at_ms) VALUES {}",
                 rows.join(", ")
             );
-            let sql = self.sql(sql);
             let mut query = sqlx::query(&sql);
             for m in block {
                 query = query
@@ -153,10 +152,10 @@ impl HumanLoopStore for SqlStore {
     }
 
     async fn session_messages(&self, session_id: &str, episode: i64) -> StoreResult<Vec<SessionMessage>> {
-        let rows = sqlx::query(&self.sql(
+        let rows = sqlx::query(
             "SELECT session_id, episode, role, text, author, at_ms FROM velochat_session_messages
              WHERE session_id = $1 AND episode = $2 ORDER BY at_ms, id",
-        ))
+        )
         .bind(session_id.to_owned())
         .bind(episode)
         .fetch_all(&self.pool)
@@ -170,10 +169,10 @@ impl HumanLoopStore for SqlStore {
         after_id: i64,
         limit: i64,
     ) -> StoreResult<Vec<(i64, SessionMessage)>> {
-        let rows = sqlx::query(&self.sql(
+        let rows = sqlx::query(
             "SELECT id, session_id, episode, role, text, author, at_ms FROM velochat_session_messages
              WHERE session_id = $1 AND id > $2 ORDER BY id LIMIT $3",
-        ))
+        )
         .bind(session_id.to_owned())
         .bind(after_id)
         .bind(limit)
@@ -189,13 +188,11 @@ impl HumanLoopStore for SqlStore {
     ) -> StoreResult<()> {
         let _writer = self.writing().await;
         let mut tx = self.pool.begin().await?;
-        let insert = self.sql(
-            "INSERT INTO velochat_handoffs
+        let insert = "INSERT INTO velochat_handoffs
                (session_id, episode, started_ms, reason, awaited, first_agent_ms, sla_breached, released_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (session_id, episode) DO NOTHING",
-        );
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (session_id, episode) DO NOTHING";
         for (r, led_to_it) in handoffs {
-            let added = sqlx::query(&insert)
+            let added = sqlx::query(insert)
                 .bind(r.session_id.clone())
                 .bind(r.episode)
                 .bind(r.started_ms)
@@ -217,10 +214,10 @@ impl HumanLoopStore for SqlStore {
 
     async fn handoff_answered(&self, session_id: &str, episode: i64, at_ms: i64) -> StoreResult<Option<(i64, bool)>> {
         let _writer = self.writing().await;
-        let row = sqlx::query(&self.sql(
+        let row = sqlx::query(
             "UPDATE velochat_handoffs SET first_agent_ms = $1
              WHERE session_id = $2 AND episode = $3 AND first_agent_ms IS NULL RETURNING started_ms, awaited",
-        ))
+        )
         .bind(at_ms)
         .bind(session_id.to_owned())
         .bind(episode)
@@ -231,10 +228,10 @@ impl HumanLoopStore for SqlStore {
 
     async fn handoff_breached(&self, session_id: &str, episode: i64) -> StoreResult<bool> {
         let _writer = self.writing().await;
-        let done = sqlx::query(&self.sql(
+        let done = sqlx::query(
             "UPDATE velochat_handoffs SET sla_breached = 1 WHERE session_id = $1 AND episode = $2
              AND sla_breached = 0 AND first_agent_ms IS NULL AND released_ms IS NULL",
-        ))
+        )
         .bind(session_id.to_owned())
         .bind(episode)
         .execute(&self.pool)
@@ -243,10 +240,10 @@ impl HumanLoopStore for SqlStore {
     }
 
     async fn handoffs_awaiting(&self, before_ms: i64) -> StoreResult<Vec<HandoffRecord>> {
-        let rows = sqlx::query(&self.sql(select_handoffs!(
+        let rows = sqlx::query(select_handoffs!(
             "WHERE started_ms < $1 AND first_agent_ms IS NULL AND sla_breached = 0 AND released_ms IS NULL
              ORDER BY started_ms LIMIT 500"
-        )))
+        ))
         .bind(before_ms)
         .fetch_all(&self.pool)
         .await?;
@@ -255,10 +252,10 @@ impl HumanLoopStore for SqlStore {
 
     async fn handoff_released(&self, session_id: &str, episode: i64, at_ms: i64) -> StoreResult<()> {
         let _writer = self.writing().await;
-        sqlx::query(&self.sql(
+        sqlx::query(
             "UPDATE velochat_handoffs SET released_ms = $1
              WHERE session_id = $2 AND episode = $3 AND released_ms IS NULL",
-        ))
+        )
         .bind(at_ms)
         .bind(session_id.to_owned())
         .bind(episode)
@@ -268,7 +265,7 @@ impl HumanLoopStore for SqlStore {
     }
 
     async fn handoffs_since(&self, since_ms: i64) -> StoreResult<Vec<HandoffRecord>> {
-        let rows = sqlx::query(&self.sql(select_handoffs!("WHERE started_ms >= $1 ORDER BY started_ms")))
+        let rows = sqlx::query(select_handoffs!("WHERE started_ms >= $1 ORDER BY started_ms"))
             .bind(since_ms)
             .fetch_all(&self.pool)
             .await?;
@@ -276,10 +273,9 @@ impl HumanLoopStore for SqlStore {
     }
 
     async fn open_handoffs(&self) -> StoreResult<Vec<HandoffRecord>> {
-        let rows =
-            sqlx::query(&self.sql(select_handoffs!("WHERE released_ms IS NULL ORDER BY started_ms DESC LIMIT 500")))
-                .fetch_all(&self.pool)
-                .await?;
+        let rows = sqlx::query(select_handoffs!("WHERE released_ms IS NULL ORDER BY started_ms DESC LIMIT 500"))
+            .fetch_all(&self.pool)
+            .await?;
         all(&rows, handoff_from_row)
     }
 }

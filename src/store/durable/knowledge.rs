@@ -107,17 +107,15 @@ const BUMP: &str = "INSERT INTO velochat_kb_state (site, version) VALUES ($1, 1)
 impl SqlStore {
     async fn kb_upsert_once(&self, site: &str, rows: &[KbRow]) -> StoreResult<i64> {
         let mut tx = self.pool.begin().await?;
-        let version: i64 = sqlx::query(&self.sql(BUMP)).bind(site.to_owned()).fetch_one(&mut *tx).await?.try_get(0)?;
-        let upsert = self.sql(
-            "INSERT INTO velochat_kb_documents
+        let version: i64 = sqlx::query(BUMP).bind(site.to_owned()).fetch_one(&mut *tx).await?.try_get(0)?;
+        let upsert = "INSERT INTO velochat_kb_documents
                (site, id, title, body, url, locale, tags, version, deleted, updated_ms, embeddings, vectors)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, NULL, $10)
              ON CONFLICT (site, id) DO UPDATE SET title = excluded.title, body = excluded.body, url = excluded.url,
                locale = excluded.locale, tags = excluded.tags, version = excluded.version, deleted = 0,
-               updated_ms = excluded.updated_ms, embeddings = NULL, vectors = excluded.vectors",
-        );
+               updated_ms = excluded.updated_ms, embeddings = NULL, vectors = excluded.vectors";
         for row in rows {
-            sqlx::query(&upsert)
+            sqlx::query(upsert)
                 .bind(site.to_owned())
                 .bind(row.id.clone())
                 .bind(row.title.clone())
@@ -146,9 +144,7 @@ impl SqlStore {
         let Some(next) = self.next_version_of_live(&mut tx, site, id, Some(version)).await? else {
             return Ok(None);
         };
-        sqlx::query(&self.sql(
-            "UPDATE velochat_kb_documents SET vectors = $1, embeddings = NULL, version = $2 WHERE site = $3 AND id = $4",
-        ))
+        sqlx::query("UPDATE velochat_kb_documents SET vectors = $1, embeddings = NULL, version = $2 WHERE site = $3 AND id = $4")
         .bind(vectors.to_vec())
         .bind(next)
         .bind(site.to_owned())
@@ -168,9 +164,7 @@ impl SqlStore {
         id: &str,
         version: Option<i64>,
     ) -> StoreResult<Option<i64>> {
-        let live = sqlx::query(&self.sql(
-            "SELECT 1 FROM velochat_kb_documents WHERE site = $1 AND id = $2 AND deleted = 0 AND ($3 < 0 OR version = $3)",
-        ))
+        let live = sqlx::query("SELECT 1 FROM velochat_kb_documents WHERE site = $1 AND id = $2 AND deleted = 0 AND ($3 < 0 OR version = $3)")
         .bind(site.to_owned())
         .bind(id.to_owned())
         .bind(version.unwrap_or(-1))
@@ -179,7 +173,7 @@ impl SqlStore {
         if live.is_none() {
             return Ok(None);
         }
-        let next: i64 = sqlx::query(&self.sql(BUMP)).bind(site.to_owned()).fetch_one(&mut **tx).await?.try_get(0)?;
+        let next: i64 = sqlx::query(BUMP).bind(site.to_owned()).fetch_one(&mut **tx).await?.try_get(0)?;
         Ok(Some(next))
     }
 
@@ -190,10 +184,8 @@ impl SqlStore {
         let Some(version) = self.next_version_of_live(&mut tx, site, id, None).await? else {
             return Ok(None);
         };
-        sqlx::query(&self.sql(
-            "UPDATE velochat_kb_documents SET deleted = 1, body = '', embeddings = NULL, vectors = NULL, version = $1, updated_ms = $2
-             WHERE site = $3 AND id = $4",
-        ))
+        sqlx::query("UPDATE velochat_kb_documents SET deleted = 1, body = '', embeddings = NULL, vectors = NULL, version = $1, updated_ms = $2
+             WHERE site = $3 AND id = $4")
         .bind(version)
         .bind(now_ms)
         .bind(site.to_owned())
@@ -223,7 +215,7 @@ impl KnowledgeStore for SqlStore {
     }
 
     async fn kb_get(&self, site: &str, id: &str) -> StoreResult<Option<KbRow>> {
-        let row = sqlx::query(&self.sql(select_documents!("WHERE site = $1 AND id = $2 AND deleted = 0")))
+        let row = sqlx::query(select_documents!("WHERE site = $1 AND id = $2 AND deleted = 0"))
             .bind(site.to_owned())
             .bind(id.to_owned())
             .fetch_optional(&self.pool)
@@ -242,7 +234,7 @@ impl KnowledgeStore for SqlStore {
             "WHERE site = $1 AND deleted = 0 AND id > $2
                AND (lower(id) LIKE $3 ESCAPE '\\' OR lower(title) LIKE $3 ESCAPE '\\') ORDER BY id LIMIT $4"
         );
-        let rows = sqlx::query(&self.sql(sql))
+        let rows = sqlx::query(sql)
             .bind(site.to_owned())
             .bind(after.unwrap_or("").to_owned())
             .bind(like_pattern(filter))
@@ -253,10 +245,10 @@ impl KnowledgeStore for SqlStore {
     }
 
     async fn kb_count(&self, site: &str, filter: Option<&str>) -> StoreResult<i64> {
-        let row = sqlx::query(&self.sql(
+        let row = sqlx::query(
             "SELECT COUNT(*) FROM velochat_kb_documents WHERE site = $1 AND deleted = 0
                AND (lower(id) LIKE $2 ESCAPE '\\' OR lower(title) LIKE $2 ESCAPE '\\')",
-        ))
+        )
         .bind(site.to_owned())
         .bind(like_pattern(filter))
         .fetch_one(&self.pool)
@@ -266,12 +258,12 @@ impl KnowledgeStore for SqlStore {
 
     async fn kb_changes(&self, site: &str, after_version: i64) -> StoreResult<Vec<KbRow>> {
         let sql = select_documents!("WHERE site = $1 AND version > $2 ORDER BY version, id");
-        let rows = sqlx::query(&self.sql(sql)).bind(site.to_owned()).bind(after_version).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(sql).bind(site.to_owned()).bind(after_version).fetch_all(&self.pool).await?;
         Ok(rows.iter().map(kb_from_row).collect::<Result<_, _>>()?)
     }
 
     async fn kb_version(&self, site: &str) -> StoreResult<i64> {
-        let row = sqlx::query(&self.sql("SELECT version FROM velochat_kb_state WHERE site = $1"))
+        let row = sqlx::query("SELECT version FROM velochat_kb_state WHERE site = $1")
             .bind(site.to_owned())
             .fetch_optional(&self.pool)
             .await?;
@@ -280,23 +272,20 @@ impl KnowledgeStore for SqlStore {
 
     async fn record_unanswered(&self, record: &UnansweredRecord) -> StoreResult<()> {
         let _writer = self.writing().await;
-        sqlx::query(
-            &self
-                .sql("INSERT INTO velochat_unanswered (ts_ms, session_hash, locale, question) VALUES ($1, $2, $3, $4)"),
-        )
-        .bind(record.ts_ms)
-        .bind(record.session_hash.clone())
-        .bind(record.locale.clone())
-        .bind(record.question.clone())
-        .execute(&self.pool)
-        .await?;
+        sqlx::query("INSERT INTO velochat_unanswered (ts_ms, session_hash, locale, question) VALUES ($1, $2, $3, $4)")
+            .bind(record.ts_ms)
+            .bind(record.session_hash.clone())
+            .bind(record.locale.clone())
+            .bind(record.question.clone())
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
     async fn unanswered_since(&self, since_ms: i64) -> StoreResult<Vec<UnansweredRecord>> {
-        let rows = sqlx::query(&self.sql(
+        let rows = sqlx::query(
             "SELECT ts_ms, session_hash, locale, question FROM velochat_unanswered WHERE ts_ms >= $1 ORDER BY ts_ms",
-        ))
+        )
         .bind(since_ms)
         .fetch_all(&self.pool)
         .await?;

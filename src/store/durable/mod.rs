@@ -6,7 +6,6 @@ mod event_insert;
 mod human_loop;
 mod knowledge;
 pub mod retry;
-mod schema;
 mod sql;
 mod suggestions;
 

@@ -1,11 +1,10 @@
 //! One implementation for both backends through sqlx's `Any` driver; only the DDL and the claim
 //! query differ. Booleans are stored as 0/1 integers, which both backends decode alike.
 
-use super::schema::MIGRATIONS;
 use super::*;
 use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::migrate::{Migrate, Migrator};
 use sqlx::{AnyPool, Row};
-use std::borrow::Cow;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,14 +21,6 @@ pub struct SqlStore {
     /// SQLite takes one writer at a time: writers queue here instead of in SQLite's busy handler,
     /// which sleeps in steps of milliseconds (None on PostgreSQL, which has row locks).
     write_gate: Option<tokio::sync::Mutex<()>>,
-}
-
-/// SQLite's `?N` is the same numbered placeholder as PostgreSQL's `$N`.
-fn dialect(backend: Backend, sql: Cow<'static, str>) -> Cow<'static, str> {
-    match backend {
-        Backend::Postgres => sql,
-        Backend::Sqlite => Cow::Owned(sql.replace('$', "?")),
-    }
 }
 
 /// `sqlite://velochat.db` opens (and creates) a file relative to the working directory.
@@ -142,42 +133,56 @@ impl SqlStore {
         }
     }
 
-    /// A statement (a literal, or one built at run time) in this backend's placeholder syntax.
-    pub(super) fn sql(&self, text: impl Into<Cow<'static, str>>) -> Cow<'static, str> {
-        dialect(self.backend, text.into())
+    /// The schema as sqlx migrations (`migrations/sqlite`, `migrations/postgres`), embedded in the
+    /// binary. A database made before them (versions in `velochat_migrations`) is adopted first:
+    /// those versions are recorded as applied, so it upgrades in place.
+    async fn migrate(&self) -> StoreResult<()> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        self.adopt_legacy_schema(migrator).await?;
+        migrator.run(&self.pool).await.map_err(sqlx::Error::from)?;
+        Ok(())
     }
 
-    async fn migrate(&self) -> StoreResult<()> {
+    async fn adopt_legacy_schema(&self, migrator: &Migrator) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         if self.backend == Backend::Postgres {
-            // Replicas starting together migrate one at a time.
+            // Replicas starting together adopt one at a time.
             sqlx::query("SELECT pg_advisory_xact_lock(7423911)").execute(&mut *tx).await?;
         }
-        sqlx::query("CREATE TABLE IF NOT EXISTS velochat_migrations (version BIGINT PRIMARY KEY)")
-            .execute(&mut *tx)
-            .await?;
+        let legacy_table = match self.backend {
+            Backend::Sqlite => "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'velochat_migrations'",
+            Backend::Postgres => "SELECT 1 FROM information_schema.tables WHERE table_name = 'velochat_migrations'",
+        };
+        if sqlx::query(legacy_table).fetch_optional(&mut *tx).await?.is_none() {
+            return Ok(());
+        }
         let done: Vec<i64> = sqlx::query("SELECT version FROM velochat_migrations")
             .fetch_all(&mut *tx)
             .await?
             .iter()
             .map(|row| row.try_get::<i64, _>(0))
             .collect::<Result<_, _>>()?;
-        for (version, sqlite, postgres) in MIGRATIONS {
-            if done.contains(version) {
-                continue;
-            }
-            let statements = if self.backend == Backend::Postgres { postgres } else { sqlite };
-            for statement in statements.iter() {
-                sqlx::query(statement).execute(&mut *tx).await?;
-            }
-            sqlx::query(&self.sql("INSERT INTO velochat_migrations (version) VALUES ($1)"))
-                .bind(*version)
-                .execute(&mut *tx)
-                .await?;
+        tx.ensure_migrations_table().await.map_err(sqlx::Error::from)?;
+        for migration in migrator.iter().filter(|m| done.contains(&m.version)) {
+            sqlx::query(
+                "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+                 VALUES ($1, $2, TRUE, $3, 0) ON CONFLICT (version) DO NOTHING",
+            )
+            .bind(migration.version)
+            .bind(migration.description.to_string())
+            .bind(migration.checksum.to_vec())
+            .execute(&mut *tx)
+            .await?;
         }
         Ok(tx.commit().await?)
     }
 }
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 
 #[async_trait]
 impl DurableStore for SqlStore {
@@ -200,7 +205,7 @@ impl DurableStore for SqlStore {
     }
 
     async fn events_since(&self, since_ms: i64) -> StoreResult<Vec<EventRecord>> {
-        let rows = sqlx::query(&self.sql("SELECT * FROM velochat_events WHERE ts_ms >= $1 ORDER BY ts_ms, id"))
+        let rows = sqlx::query("SELECT * FROM velochat_events WHERE ts_ms >= $1 ORDER BY ts_ms, id")
             .bind(since_ms)
             .fetch_all(&self.pool)
             .await?;
@@ -209,10 +214,10 @@ impl DurableStore for SqlStore {
 
     async fn enqueue(&self, event: &OutboxEvent) -> StoreResult<()> {
         let _writer = self.writing().await;
-        sqlx::query(&self.sql(
+        sqlx::query(
             "INSERT INTO velochat_outbox (id, session_id, session_hash, kind, payload, created_ms, next_attempt_ms)
              VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (id) DO NOTHING",
-        ))
+        )
         .bind(event.id.clone())
         .bind(event.session_id.clone())
         .bind(event.session_hash.clone())
@@ -227,10 +232,10 @@ impl DurableStore for SqlStore {
     async fn claim_due(&self, worker: &str, now_ms: i64, lease_ms: i64, limit: i64) -> StoreResult<Vec<OutboxRow>> {
         let _writer = self.writing().await;
         let claim = match self.backend {
-            Backend::Postgres => Cow::Borrowed(CLAIM_POSTGRES),
-            Backend::Sqlite => self.sql(CLAIM_SQLITE),
+            Backend::Postgres => CLAIM_POSTGRES,
+            Backend::Sqlite => CLAIM_SQLITE,
         };
-        let rows = sqlx::query(&claim)
+        let rows = sqlx::query(claim)
             .bind(now_ms + lease_ms)
             .bind(worker.to_owned())
             .bind(now_ms)
@@ -256,9 +261,9 @@ impl DurableStore for SqlStore {
 
     async fn mark_delivered(&self, seq: i64, now_ms: i64) -> StoreResult<()> {
         let _writer = self.writing().await;
-        sqlx::query(&self.sql(
+        sqlx::query(
             "UPDATE velochat_outbox SET delivered_ms = $1, claimed_until_ms = 0, last_error = NULL WHERE seq = $2",
-        ))
+        )
         .bind(now_ms)
         .bind(seq)
         .execute(&self.pool)
@@ -268,9 +273,9 @@ impl DurableStore for SqlStore {
 
     async fn mark_retry(&self, seq: i64, next_attempt_ms: i64, error: &str) -> StoreResult<()> {
         let _writer = self.writing().await;
-        sqlx::query(&self.sql(
+        sqlx::query(
             "UPDATE velochat_outbox SET next_attempt_ms = $1, claimed_until_ms = 0, last_error = $2 WHERE seq = $3",
-        ))
+        )
         .bind(next_attempt_ms)
         .bind(error.chars().take(500).collect::<String>())
         .bind(seq)
@@ -288,10 +293,10 @@ impl DurableStore for SqlStore {
 
     async fn set_human(&self, session_id: &str, since_ms: i64, reason: &str) -> StoreResult<()> {
         let _writer = self.writing().await;
-        sqlx::query(&self.sql(
+        sqlx::query(
             "INSERT INTO velochat_human_sessions (session_id, since_ms, reason) VALUES ($1, $2, $3)
              ON CONFLICT (session_id) DO UPDATE SET since_ms = excluded.since_ms, reason = excluded.reason",
-        ))
+        )
         .bind(session_id.to_owned())
         .bind(since_ms)
         .bind(reason.to_owned())
@@ -302,7 +307,7 @@ impl DurableStore for SqlStore {
 
     async fn clear_human(&self, session_id: &str) -> StoreResult<bool> {
         let _writer = self.writing().await;
-        let done = sqlx::query(&self.sql("DELETE FROM velochat_human_sessions WHERE session_id = $1"))
+        let done = sqlx::query("DELETE FROM velochat_human_sessions WHERE session_id = $1")
             .bind(session_id.to_owned())
             .execute(&self.pool)
             .await?;
@@ -310,19 +315,15 @@ impl DurableStore for SqlStore {
     }
 
     async fn human_session(&self, session_id: &str) -> StoreResult<Option<HumanSession>> {
-        let row = sqlx::query(
-            &self.sql("SELECT session_id, since_ms, reason FROM velochat_human_sessions WHERE session_id = $1"),
-        )
-        .bind(session_id.to_owned())
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query("SELECT session_id, since_ms, reason FROM velochat_human_sessions WHERE session_id = $1")
+            .bind(session_id.to_owned())
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(|r| human_from_row(&r)).transpose()?)
     }
 
     async fn human_sessions_before(&self, before_ms: i64) -> StoreResult<Vec<HumanSession>> {
-        let rows = sqlx::query(&self.sql(
-            "SELECT session_id, since_ms, reason FROM velochat_human_sessions WHERE since_ms < $1 ORDER BY since_ms LIMIT 1000",
-        ))
+        let rows = sqlx::query("SELECT session_id, since_ms, reason FROM velochat_human_sessions WHERE since_ms < $1 ORDER BY since_ms LIMIT 1000")
         .bind(before_ms)
         .fetch_all(&self.pool)
         .await?;
@@ -341,7 +342,7 @@ impl DurableStore for SqlStore {
             "DELETE FROM velochat_suggestions WHERE status <> 'pending' AND decided_ms < $1",
             "DELETE FROM velochat_anomalies WHERE at_ms < $1",
         ] {
-            removed += sqlx::query(&self.sql(sql)).bind(cutoff_ms).execute(&self.pool).await?.rows_affected();
+            removed += sqlx::query(sql).bind(cutoff_ms).execute(&self.pool).await?.rows_affected();
         }
         Ok(removed)
     }
@@ -359,7 +360,7 @@ impl DurableStore for SqlStore {
             ("DELETE FROM velochat_handoffs WHERE session_id = $1", session_id),
             ("DELETE FROM velochat_suggestions WHERE session_id = $1 AND status = 'pending'", session_id),
         ] {
-            removed += sqlx::query(&self.sql(sql)).bind(key.to_owned()).execute(&mut *tx).await?.rows_affected();
+            removed += sqlx::query(sql).bind(key.to_owned()).execute(&mut *tx).await?.rows_affected();
         }
         tx.commit().await?;
         Ok(removed)

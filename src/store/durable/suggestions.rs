@@ -68,10 +68,10 @@ fn suggestion_from_row(row: &AnyRow) -> Result<SuggestionRecord, sqlx::Error> {
 impl SuggestionStore for SqlStore {
     async fn insert_suggestion(&self, r: &SuggestionRecord) -> StoreResult<()> {
         let _writer = self.writing().await;
-        sqlx::query(&self.sql(
+        sqlx::query(
             "INSERT INTO velochat_suggestions (id, session_id, question, answer, status, created_ms, decided_ms)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        ))
+        )
         .bind(r.id.clone())
         .bind(r.session_id.clone())
         .bind(r.question.clone())
@@ -85,9 +85,9 @@ impl SuggestionStore for SqlStore {
     }
 
     async fn suggestions(&self, status: Option<&str>, since_ms: i64) -> StoreResult<Vec<SuggestionRecord>> {
-        let rows = sqlx::query(&self.sql(select_suggestions!(
+        let rows = sqlx::query(select_suggestions!(
             "WHERE ($1 = '' OR status = $1) AND created_ms >= $2 ORDER BY created_ms DESC, id DESC LIMIT 1000"
-        )))
+        ))
         .bind(status.unwrap_or("").to_owned())
         .bind(since_ms)
         .fetch_all(&self.pool)
@@ -96,33 +96,30 @@ impl SuggestionStore for SqlStore {
     }
 
     async fn suggestion(&self, id: &str) -> StoreResult<Option<SuggestionRecord>> {
-        let row = sqlx::query(&self.sql(select_suggestions!("WHERE id = $1")))
-            .bind(id.to_owned())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query(select_suggestions!("WHERE id = $1")).bind(id.to_owned()).fetch_optional(&self.pool).await?;
         Ok(row.map(|r| suggestion_from_row(&r)).transpose()?)
     }
 
     async fn move_suggestion(&self, id: &str, from: &str, to: &str, at_ms: Option<i64>) -> StoreResult<bool> {
         let _writer = self.writing().await;
-        let done = sqlx::query(
-            &self.sql("UPDATE velochat_suggestions SET status = $1, decided_ms = $2 WHERE id = $3 AND status = $4"),
-        )
-        .bind(to.to_owned())
-        .bind(at_ms)
-        .bind(id.to_owned())
-        .bind(from.to_owned())
-        .execute(&self.pool)
-        .await?;
+        let done =
+            sqlx::query("UPDATE velochat_suggestions SET status = $1, decided_ms = $2 WHERE id = $3 AND status = $4")
+                .bind(to.to_owned())
+                .bind(at_ms)
+                .bind(id.to_owned())
+                .bind(from.to_owned())
+                .execute(&self.pool)
+                .await?;
         Ok(done.rows_affected() == 1)
     }
 
     async fn record_anomaly(&self, r: &AnomalyRecord) -> StoreResult<()> {
         let _writer = self.writing().await;
-        sqlx::query(&self.sql(
+        sqlx::query(
             "INSERT INTO velochat_anomalies (hour, at_ms, last_hour_tokens, baseline_tokens, factor)
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (hour) DO NOTHING",
-        ))
+        )
         .bind(r.hour.clone())
         .bind(r.at_ms)
         .bind(r.last_hour_tokens)
@@ -134,10 +131,10 @@ impl SuggestionStore for SqlStore {
     }
 
     async fn anomalies_since(&self, since_ms: i64) -> StoreResult<Vec<AnomalyRecord>> {
-        let rows = sqlx::query(&self.sql(
+        let rows = sqlx::query(
             "SELECT hour, at_ms, last_hour_tokens, baseline_tokens, factor FROM velochat_anomalies
              WHERE at_ms >= $1 ORDER BY at_ms",
-        ))
+        )
         .bind(since_ms)
         .fetch_all(&self.pool)
         .await?;
