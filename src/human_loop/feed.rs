@@ -24,12 +24,12 @@ impl HumanLoop {
         let until = Instant::now() + wait;
         // What this replica has queued for the transcript is written first, so the cursor never
         // skips a line still lingering in the batch writer.
-        self.transcripts.flush().await;
+        self.with.transcripts.flush().await;
         let mode_at_start = self.session_mode(id).await;
         loop {
             // Registered before the read, so a message posted in between still wakes us.
             let posted = self.posted.notified();
-            let messages = self.durable.messages_after(id, after, PAGE).await?;
+            let messages = self.with.durable.messages_after(id, after, PAGE).await?;
             let mode = self.session_mode(id).await;
             let now = Instant::now();
             if !messages.is_empty() || mode != mode_at_start || now >= until {
@@ -40,7 +40,7 @@ impl HumanLoop {
     }
 
     async fn session_mode(&self, id: &str) -> Mode {
-        self.store.load_session(id).await.map_or(Mode::Bot, |s| s.mode)
+        self.with.store.load_session(id).await.map_or(Mode::Bot, |s| s.mode)
     }
 
     /// Wakes this replica's waiting widgets (a message was written or the session changed hands).

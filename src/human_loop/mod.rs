@@ -41,49 +41,19 @@ pub struct HumanLoopParts {
 }
 
 pub struct HumanLoop {
-    settings: Arc<Settings>,
-    store: Arc<dyn StateStore>,
-    durable: Arc<dyn DurableStore>,
-    metrics: Arc<Metrics>,
-    support: SupportOutbox,
-    transcripts: TranscriptSink,
-    redactor: Arc<Redactor>,
-    knowledge: Arc<KnowledgeBase>,
-    asks_for_person: AsksForPerson,
+    with: HumanLoopParts,
     /// Notified when a message is written or a session changes hands (long polls wait on it).
     posted: tokio::sync::Notify,
 }
 
 impl HumanLoop {
-    pub fn new(parts: HumanLoopParts) -> Self {
-        let HumanLoopParts {
-            settings,
-            store,
-            durable,
-            metrics,
-            support,
-            transcripts,
-            redactor,
-            knowledge,
-            asks_for_person,
-        } = parts;
-        Self {
-            settings,
-            store,
-            durable,
-            metrics,
-            support,
-            transcripts,
-            redactor,
-            knowledge,
-            asks_for_person,
-            posted: tokio::sync::Notify::new(),
-        }
+    pub fn new(with: HumanLoopParts) -> Self {
+        Self { with, posted: tokio::sync::Notify::new() }
     }
 
     /// Suggestions with `status` (all when None), newest first.
     pub async fn suggestions(&self, status: Option<&str>) -> Result<Vec<SuggestionRecord>, StoreError> {
-        self.durable.suggestions(status, 0).await
+        self.with.durable.suggestions(status, 0).await
     }
 
     /// What was said in the session's current (or last) handoff. None when the session is unknown.
@@ -94,12 +64,12 @@ impl HumanLoop {
         let Some(view) = self.session_view(id).await else {
             return Ok(None);
         };
-        let messages = self.durable.session_messages(id, i64::from(view.handoffs)).await?;
+        let messages = self.with.durable.session_messages(id, i64::from(view.handoffs)).await?;
         Ok(Some((view, messages)))
     }
 
     pub fn session_hash(&self, session_id: &str) -> String {
-        crate::guard::hashed_id(self.settings.privacy.hash_salt.expose(), "session", session_id)
+        crate::guard::hashed_id(self.with.settings.privacy.hash_salt.expose(), "session", session_id)
     }
 }
 

@@ -59,10 +59,10 @@ impl HumanLoop {
     /// Loads the session; after a restart or an eviction, a human owner is recovered from the
     /// durable store so the bot never talks over an agent.
     pub async fn load_or_recover(&self, id: &str) -> Option<SessionState> {
-        if let Some(state) = self.store.load_session(id).await {
+        if let Some(state) = self.with.store.load_session(id).await {
             return Some(state);
         }
-        let human = match self.durable.human_session(id).await {
+        let human = match self.with.durable.human_session(id).await {
             Ok(human) => human?,
             Err(e) => {
                 tracing::warn!(error = %e, "durable human-session lookup failed");
@@ -70,6 +70,7 @@ impl HumanLoop {
             }
         };
         let recovered = self
+            .with
             .store
             .update_session(id, &|s| {
                 if s.mode == Mode::Bot && s.turns == 0 {
@@ -101,15 +102,15 @@ impl HumanLoop {
         };
         let kind = match transition.to {
             Mode::Human => {
-                if let Err(e) = self.durable.set_human(id, transition.at_ms, &transition.reason).await {
+                if let Err(e) = self.with.durable.set_human(id, transition.at_ms, &transition.reason).await {
                     tracing::error!(error = %e, "could not record human ownership durably");
                 }
-                self.metrics.sessions_handed_off.inc();
+                self.with.metrics.sessions_handed_off.inc();
                 self.handoff_recorded(id, state, transition, &ctx).await;
                 EventKind::Handoff
             }
             Mode::Bot => {
-                if let Err(e) = self.durable.clear_human(id).await {
+                if let Err(e) = self.with.durable.clear_human(id).await {
                     tracing::error!(error = %e, "could not clear human ownership durably");
                 }
                 self.handoff_ended(id, state, transition.at_ms).await;
@@ -118,6 +119,7 @@ impl HumanLoop {
         };
         tracing::info!(event = kind.as_str(), reason = %transition.reason, "session owner changed");
         let _ = self
+            .with
             .support
             .publish(SupportEvent {
                 kind,
@@ -134,8 +136,9 @@ impl HumanLoop {
 
     /// Forwards a visitor message to the agent who owns the session, and keeps it in the transcript.
     pub async fn forward_to_agent(&self, id: &str, state: &SessionState, context: &TypedContext, text: &str) {
-        self.transcripts.line(self.visitor_line(id, state, text));
+        self.with.transcripts.line(self.visitor_line(id, state, text));
         let _ = self
+            .with
             .support
             .publish(SupportEvent {
                 kind: EventKind::Message,
@@ -161,10 +164,10 @@ impl HumanLoop {
         }
         let request_id = format!("{reason}:{}", uuid::Uuid::now_v7());
         let now = now_ms();
-        let state = self.store.update_session(id, &|s| s.hand_back(reason, now, &request_id)).await?;
+        let state = self.with.store.update_session(id, &|s| s.hand_back(reason, now, &request_id)).await?;
         if state.transition_by(&request_id).is_none() {
             // Already the bot's: make sure no stale durable owner remains.
-            let _ = self.durable.clear_human(id).await;
+            let _ = self.with.durable.clear_human(id).await;
         }
         self.publish_transition(id, &state, &request_id, TransitionContext::NONE).await;
         self.wake_feeds();
@@ -184,6 +187,7 @@ impl HumanLoop {
         let request_id = format!("takeover:{}", uuid::Uuid::now_v7());
         self.load_or_recover(id).await;
         let state = self
+            .with
             .store
             .update_session(id, &|s| {
                 if s.first_seen_ms == 0 {
@@ -197,7 +201,7 @@ impl HumanLoop {
             })
             .await?;
         if state.transition_by(&request_id).is_some() {
-            self.metrics.handoffs.with_label_values(&[HandoffReason::AgentTakeover.as_str()]).inc();
+            self.with.metrics.handoffs.with_label_values(&[HandoffReason::AgentTakeover.as_str()]).inc();
             let ctx = TransitionContext { awaited: !answered, ..TransitionContext::NONE };
             self.publish_transition(id, &state, &request_id, ctx).await;
         }
@@ -206,14 +210,14 @@ impl HumanLoop {
 
     /// Erases everything kept about a session (privacy requests). Returns durable rows removed.
     pub async fn erase(&self, id: &str) -> Result<u64, StoreError> {
-        self.store.delete_session(id).await;
-        self.durable.erase_session(id, &self.session_hash(id)).await
+        self.with.store.delete_session(id).await;
+        self.with.durable.erase_session(id, &self.session_hash(id)).await
     }
 
     /// Releases sessions whose human owner has held them past `handoff.release_after_ms`.
     pub async fn release_expired(&self) -> usize {
-        let cutoff = now_ms() - self.settings.handoff.release_after_ms as i64;
-        let expired = match self.durable.human_sessions_before(cutoff).await {
+        let cutoff = now_ms() - self.with.settings.handoff.release_after_ms as i64;
+        let expired = match self.with.durable.human_sessions_before(cutoff).await {
             Ok(list) => list,
             Err(e) => {
                 tracing::warn!(error = %e, "could not list expired human sessions");
@@ -225,7 +229,7 @@ impl HumanLoop {
             match self.release(&session.session_id, "timeout").await {
                 Ok(Some(_)) => released += 1,
                 Ok(None) => {
-                    let _ = self.durable.clear_human(&session.session_id).await;
+                    let _ = self.with.durable.clear_human(&session.session_id).await;
                 }
                 Err(e) => tracing::warn!(error = %e, "timed-out session not released; retried on the next sweep"),
             }

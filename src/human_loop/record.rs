@@ -21,7 +21,7 @@ impl HumanLoop {
     /// `text` as it may be kept: redacted like log lines, bounded.
     pub fn keepable(&self, text: &str) -> String {
         let short: String = text.chars().take(MAX_STORED_CHARS).collect();
-        self.redactor.log_line(&short).into_owned()
+        self.with.redactor.log_line(&short).into_owned()
     }
 
     /// A handoff happened: its record (for the first-response time and the SLA) and what led to it.
@@ -48,7 +48,7 @@ impl HumanLoop {
         let at = transition.at_ms;
         let led_to_it: Vec<SessionMessage> =
             state.recent_visitor.iter().map(|t| stored(id, episode, "visitor", t.clone(), at)).collect();
-        self.transcripts.handoff(record, led_to_it);
+        self.with.transcripts.handoff(record, led_to_it);
     }
 
     /// A visitor's message while a person owns the session, as a transcript line.
@@ -64,16 +64,16 @@ impl HumanLoop {
         let state = self.hand_to_agent(id, now, true).await?;
         let episode = i64::from(state.handoffs);
         // The handoff this message answers, and what the visitor said, are written before it.
-        self.transcripts.flush().await;
+        self.with.transcripts.flush().await;
         let row = SessionMessage {
             author: message.author.clone(),
             ..stored(id, episode, "agent", self.keepable(&message.text), now)
         };
-        self.durable.append_messages(&[row]).await?;
+        self.with.durable.append_messages(&[row]).await?;
         self.wake_feeds();
-        match self.durable.handoff_answered(id, episode, now).await {
+        match self.with.durable.handoff_answered(id, episode, now).await {
             Ok(Some((started_ms, true))) => {
-                self.metrics.handoff_first_response.observe((now - started_ms).max(0) as f64 / 1000.0);
+                self.with.metrics.handoff_first_response.observe((now - started_ms).max(0) as f64 / 1000.0);
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "first agent response not recorded"),
@@ -84,8 +84,8 @@ impl HumanLoop {
     /// The session is the bot's again: close the handoff and draft a suggestion from the answer.
     pub(super) async fn handoff_ended(&self, id: &str, state: &SessionState, at_ms: i64) {
         let episode = i64::from(state.handoffs);
-        self.transcripts.flush().await;
-        if let Err(e) = self.durable.handoff_released(id, episode, at_ms).await {
+        self.with.transcripts.flush().await;
+        if let Err(e) = self.with.durable.handoff_released(id, episode, at_ms).await {
             tracing::warn!(error = %e, "handoff release not recorded");
         }
         if let Err(e) = self.draft_suggestion(id, episode).await {
@@ -97,14 +97,14 @@ impl HumanLoop {
     /// visitor's message(s) just before it (greetings, requests for a person and pleasantries
     /// skipped), unless a pending suggestion already asks the same question.
     async fn draft_suggestion(&self, id: &str, episode: i64) -> Result<(), StoreError> {
-        let messages = self.durable.session_messages(id, episode).await?;
-        let asks_for_person = |text: &str| (self.asks_for_person)(text);
+        let messages = self.with.durable.session_messages(id, episode).await?;
+        let asks_for_person = |text: &str| (self.with.asks_for_person)(text);
         let found =
             super::exchanges::exchanges(messages.iter().map(|m| (m.role.as_str(), m.text.as_str())), asks_for_person);
         if found.is_empty() {
             return Ok(());
         }
-        let mut pending = self.durable.suggestions(Some("pending"), 0).await?;
+        let mut pending = self.with.durable.suggestions(Some("pending"), 0).await?;
         for exchange in found {
             if pending.iter().any(|p| crate::knowledge::same_question(&p.question, &exchange.question, None)) {
                 tracing::info!("suggestion not drafted: a pending one asks the same question");
@@ -119,8 +119,8 @@ impl HumanLoop {
                 created_ms: now_ms(),
                 decided_ms: None,
             };
-            self.durable.insert_suggestion(&record).await?;
-            self.metrics.kb_suggestions.with_label_values(&["created"]).inc();
+            self.with.durable.insert_suggestion(&record).await?;
+            self.with.metrics.kb_suggestions.with_label_values(&["created"]).inc();
             tracing::info!(suggestion = %record.id, "knowledge-base suggestion drafted from an agent's answer");
             pending.push(record);
         }

@@ -45,7 +45,7 @@ impl Sla {
 
 impl HumanLoop {
     pub fn sla(&self) -> Sla {
-        Sla(self.settings.handoff.sla_ms as i64)
+        Sla(self.with.settings.handoff.sla_ms as i64)
     }
 
     /// A visitor still waits for the first agent message past `handoff.sla_ms`.
@@ -59,8 +59,8 @@ impl HumanLoop {
     /// Records a breach once (whichever replica or request gets there first): the counter and one
     /// `sla_breached` event through the outbox.
     pub async fn breach(&self, id: &str, episode: i64, started_ms: i64, reason: Option<&str>) {
-        self.transcripts.flush().await;
-        match self.durable.handoff_breached(id, episode).await {
+        self.with.transcripts.flush().await;
+        match self.with.durable.handoff_breached(id, episode).await {
             Ok(true) => {}
             Ok(false) => return,
             Err(e) => {
@@ -68,10 +68,10 @@ impl HumanLoop {
                 return;
             }
         }
-        self.metrics.handoff_sla_breaches.inc();
+        self.with.metrics.handoff_sla_breaches.inc();
         let waited = now_ms() - started_ms;
         tracing::warn!(waited_ms = waited, "handoff SLA breached: no agent message yet");
-        let transcript: Vec<Turn> = match self.durable.session_messages(id, episode).await {
+        let transcript: Vec<Turn> = match self.with.durable.session_messages(id, episode).await {
             Ok(messages) => messages
                 .into_iter()
                 .map(|m| Turn { role: if m.role == "visitor" { Role::User } else { Role::Assistant }, content: m.text })
@@ -79,6 +79,7 @@ impl HumanLoop {
             Err(_) => Vec::new(),
         };
         let _ = self
+            .with
             .support
             .publish(SupportEvent {
                 kind: EventKind::SlaBreached,
@@ -95,11 +96,11 @@ impl HumanLoop {
 
     /// Every open handoff past the SLA with no agent message yet: breached (housekeeping).
     pub async fn sla_sweep(&self) -> usize {
-        let sla = self.settings.handoff.sla_ms as i64;
+        let sla = self.with.settings.handoff.sla_ms as i64;
         if sla == 0 {
             return 0;
         }
-        let overdue = match self.durable.handoffs_awaiting(now_ms() - sla).await {
+        let overdue = match self.with.durable.handoffs_awaiting(now_ms() - sla).await {
             Ok(list) => list,
             Err(e) => {
                 tracing::warn!(error = %e, "could not list handoffs awaiting an agent");

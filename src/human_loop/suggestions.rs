@@ -62,7 +62,7 @@ pub fn document_id(suggestion_id: &str) -> String {
 
 impl HumanLoop {
     async fn pending_suggestion(&self, id: &str) -> Result<SuggestionRecord, SuggestionError> {
-        let record = self.durable.suggestion(id).await?.ok_or(SuggestionError::NotFound)?;
+        let record = self.with.durable.suggestion(id).await?.ok_or(SuggestionError::NotFound)?;
         if record.status != "pending" {
             return Err(SuggestionError::Decided(record.status));
         }
@@ -72,10 +72,10 @@ impl HumanLoop {
     /// Claims the decision (exactly one operator or replica wins it).
     async fn decide(&self, id: &str, to: &str) -> Result<(), SuggestionError> {
         let at = chrono::Utc::now().timestamp_millis();
-        if self.durable.move_suggestion(id, "pending", to, Some(at)).await? {
+        if self.with.durable.move_suggestion(id, "pending", to, Some(at)).await? {
             return Ok(());
         }
-        let now = self.durable.suggestion(id).await?.ok_or(SuggestionError::NotFound)?;
+        let now = self.with.durable.suggestion(id).await?.ok_or(SuggestionError::NotFound)?;
         Err(SuggestionError::Decided(now.status))
     }
 
@@ -94,15 +94,15 @@ impl HumanLoop {
         };
         let document = input.validate(Some(&document_id(id)), "")?;
         self.decide(id, "approved").await?;
-        match self.knowledge.write(vec![document]).await {
+        match self.with.knowledge.write(vec![document]).await {
             Ok(written) => {
-                self.metrics.kb_suggestions.with_label_values(&["approved"]).inc();
+                self.with.metrics.kb_suggestions.with_label_values(&["approved"]).inc();
                 record.status = "approved".to_owned();
                 Ok((record, written))
             }
             Err(e) => {
                 // Not in the knowledge base, so not approved: the operator can try again.
-                let _ = self.durable.move_suggestion(id, "approved", "pending", None).await;
+                let _ = self.with.durable.move_suggestion(id, "approved", "pending", None).await;
                 Err(e.into())
             }
         }
@@ -111,7 +111,7 @@ impl HumanLoop {
     pub async fn reject_suggestion(&self, id: &str) -> Result<SuggestionRecord, SuggestionError> {
         let mut record = self.pending_suggestion(id).await?;
         self.decide(id, "rejected").await?;
-        self.metrics.kb_suggestions.with_label_values(&["rejected"]).inc();
+        self.with.metrics.kb_suggestions.with_label_values(&["rejected"]).inc();
         record.status = "rejected".to_owned();
         Ok(record)
     }
