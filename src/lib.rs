@@ -1,8 +1,8 @@
 //! velochat: an OpenAI-backed support bot behind Wix Chat, inside Wix's 14 s backend limit.
 //!
-//! Layers: `api` (HTTP edge) → `orchestrator` (request flow) → `completion` (OpenAI, deadline,
-//! ladder), `knowledge` (the site's help content) and `support` (human handoff), with `guard`
-//! refusing work early and `store` holding state.
+//! Layers (README "Architecture"): `api` (the HTTP edge) → the services `chat`, `human_loop`,
+//! `review` and the knowledge admin in `knowledge` → `completion` (OpenAI, deadline, ladder),
+//! `support` (every outbound event) → `guard` refusing work early and `store` holding state.
 
 pub mod api;
 pub mod budget;

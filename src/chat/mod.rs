@@ -36,7 +36,7 @@ use crate::telemetry::{EventSink, Metrics};
 use intents::IntentRouter;
 use std::sync::Arc;
 
-/// The limits the orchestrator checks itself (the per-IP one is an edge layer).
+/// The limits the chat service checks itself (the per-IP one is an edge layer).
 pub struct Quotas {
     pub session: Quota,
     pub visitor: Quota,

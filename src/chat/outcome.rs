@@ -1,4 +1,4 @@
-//! What goes into the orchestrator and what comes out.
+//! What goes into the chat service and what comes out.
 
 use crate::completion::wire::Usage;
 use crate::domain::Deadline;

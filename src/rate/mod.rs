@@ -1,5 +1,5 @@
 //! Rate-limit arithmetic and its in-process storage: a leaf every layer may use (the store keeps
-//! buckets in Redis with the same GCRA, the guards and the orchestrator ask for decisions).
+//! buckets in Redis with the same GCRA, the guards and the chat service ask for decisions).
 
 pub mod gcra;
 pub mod local;

@@ -317,7 +317,7 @@ async fn every_line_logged_inside_a_request_carries_its_request_id() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    // Logged by the orchestrator, deep inside the request, not by the access-line middleware.
+    // Logged by the chat service, deep inside the request, not by the access-line middleware.
     let line = log_line(&process, "history turns without a valid signature dropped").await.expect("the line");
     let fields: serde_json::Value = serde_json::from_str(&line).unwrap();
     assert_eq!(fields["span"]["requestId"], "span-check-7", "{line}");
