@@ -127,6 +127,9 @@ class Velochat:
             "VELOCHAT_LIMIT_CALLER_PER_MINUTE": "1000000000",
             # wrk repeats one question; the repeated-question handoff would silence the bot.
             "VELOCHAT__HANDOFF__REPEAT_COUNT": "1000000000",
+            # wrk and nginx share this machine's CPUs: one worker unless the run says otherwise
+            # (VELOCHAT_WORKER_THREADS=2 bench/run); production's default is one per CPU.
+            "VELOCHAT_WORKER_THREADS": "1",
         }
         # Any VELOCHAT_* variable given to bench/run reaches velochat (to measure a setting, say
         # VELOCHAT_WORKER_THREADS=2); the scenario's own settings still win.

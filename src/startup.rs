@@ -174,6 +174,9 @@ impl Application {
             },
         ));
         let review = Arc::new(Review::new(durable.clone(), chat.clone(), human_loop.clone(), metrics.clone()));
+        if let Err(e) = human_loop.load_owners().await {
+            tracing::warn!(error = %crate::error_chain::describe(&e), "human owners not listed: every new session is looked up");
+        }
         // The index is built from the stored documents before the first request.
         knowledge.sync().await.context("knowledge base")?;
         let listener = bind(addr).with_context(|| format!("cannot listen on {addr}"))?;

@@ -42,13 +42,29 @@ pub struct HumanLoopParts {
 
 pub struct HumanLoop {
     with: HumanLoopParts,
+    /// With a process-local state store: every session that may have a durable human owner (this
+    /// process's handoffs since start-up, and those found then). A session outside it needs no
+    /// durable lookup when its state is missing. None until loaded, and always with Redis (another
+    /// replica's handoff is not in it).
+    maybe_owned: parking_lot::Mutex<Option<std::collections::HashSet<String>>>,
     /// Notified when a message is written or a session changes hands (long polls wait on it).
     posted: tokio::sync::Notify,
 }
 
 impl HumanLoop {
     pub fn new(with: HumanLoopParts) -> Self {
-        Self { with, posted: tokio::sync::Notify::new() }
+        Self { with, maybe_owned: parking_lot::Mutex::new(None), posted: tokio::sync::Notify::new() }
+    }
+
+    /// Loads the sessions people own, so that a new session costs no durable lookup (a
+    /// process-local state store only; with Redis every miss is looked up).
+    pub async fn load_owners(&self) -> Result<(), StoreError> {
+        if self.with.store.health() != crate::store::StoreHealth::Local {
+            return Ok(());
+        }
+        let owned = self.with.durable.human_session_ids().await?;
+        *self.maybe_owned.lock() = Some(owned.into_iter().collect());
+        Ok(())
     }
 
     /// Suggestions with `status` (all when None), newest first.

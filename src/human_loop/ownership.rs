@@ -62,6 +62,9 @@ impl HumanLoop {
         if let Some(state) = self.with.store.load_session(id).await {
             return Some(state);
         }
+        if self.maybe_owned.lock().as_ref().is_some_and(|owned| !owned.contains(id)) {
+            return None;
+        }
         let human = match self.with.durable.human_session(id).await {
             Ok(human) => human?,
             Err(e) => {
@@ -89,6 +92,15 @@ impl HumanLoop {
         }
     }
 
+    /// No person owns the session any more, durably; then it leaves the owners' list.
+    async fn clear_owner(&self, id: &str) -> Result<bool, StoreError> {
+        let cleared = self.with.durable.clear_human(id).await?;
+        if let Some(owned) = self.maybe_owned.lock().as_mut() {
+            owned.remove(id);
+        }
+        Ok(cleared)
+    }
+
     /// Records a transition this request made: durably, then as a support event.
     pub async fn publish_transition(
         &self,
@@ -102,6 +114,10 @@ impl HumanLoop {
         };
         let kind = match transition.to {
             Mode::Human => {
+                // Listed before it is written, so a lookup never misses it.
+                if let Some(owned) = self.maybe_owned.lock().as_mut() {
+                    owned.insert(id.to_owned());
+                }
                 if let Err(e) = self.with.durable.set_human(id, transition.at_ms, &transition.reason).await {
                     tracing::error!(error = %e, "could not record human ownership durably");
                 }
@@ -110,7 +126,7 @@ impl HumanLoop {
                 EventKind::Handoff
             }
             Mode::Bot => {
-                if let Err(e) = self.with.durable.clear_human(id).await {
+                if let Err(e) = self.clear_owner(id).await {
                     tracing::error!(error = %e, "could not clear human ownership durably");
                 }
                 self.handoff_ended(id, state, transition.at_ms).await;
@@ -167,7 +183,7 @@ impl HumanLoop {
         let state = self.with.store.update_session(id, &|s| s.hand_back(reason, now, &request_id)).await?;
         if state.transition_by(&request_id).is_none() {
             // Already the bot's: make sure no stale durable owner remains.
-            let _ = self.with.durable.clear_human(id).await;
+            let _ = self.clear_owner(id).await;
         }
         self.publish_transition(id, &state, &request_id, TransitionContext::NONE).await;
         self.wake_feeds();
@@ -229,7 +245,7 @@ impl HumanLoop {
             match self.release(&session.session_id, "timeout").await {
                 Ok(Some(_)) => released += 1,
                 Ok(None) => {
-                    let _ = self.with.durable.clear_human(&session.session_id).await;
+                    let _ = self.clear_owner(&session.session_id).await;
                 }
                 Err(e) => tracing::warn!(error = %e, "timed-out session not released; retried on the next sweep"),
             }

@@ -313,3 +313,22 @@ async fn a_restart_delivers_what_was_left_and_keeps_human_sessions_silent() {
     assert_eq!(after["handoffReason"], "human_mode", "a restart never lets the bot talk over an agent");
     assert_eq!(second.upstream_calls().await, 0);
 }
+
+#[tokio::test]
+async fn a_person_keeps_a_session_whose_state_was_evicted_and_a_release_lets_it_go() {
+    let hook = hook_accepting().await;
+    let app = spawn_app_with(&settings(&hook.uri(), "")).await;
+    model_says(&app, structured("bot", 0.9, "x", false)).await;
+    say(&app, "evicted-1", "speak with a person").await;
+    // The shared state forgets the session (an eviction); the durable owner remains.
+    app.store.delete_session("evicted-1").await;
+    let after = say(&app, "evicted-1", "hello?").await;
+    assert_eq!(after["handoffReason"], "human_mode", "the owner is recovered: {after}");
+    // A released session leaves the owners' list: forgotten again, it is the bot's.
+    let released =
+        app.client.post(app.url("/admin/sessions/evicted-1/release")).bearer_auth(ADMIN).send().await.unwrap();
+    assert_eq!(released.status(), 200);
+    app.store.delete_session("evicted-1").await;
+    assert_eq!(say(&app, "evicted-1", "thanks, one more question").await["source"], "model");
+    assert_eq!(say(&app, "fresh-1", "hello there").await["source"], "model");
+}

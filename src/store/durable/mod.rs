@@ -93,6 +93,8 @@ pub trait DurableStore: KnowledgeStore + HumanLoopStore + SuggestionStore + Cons
     async fn set_human(&self, session_id: &str, since_ms: i64, reason: &str) -> StoreResult<()>;
     async fn clear_human(&self, session_id: &str) -> StoreResult<bool>;
     async fn human_session(&self, session_id: &str) -> StoreResult<Option<HumanSession>>;
+    /// Every session a person owns (all of them: a process keeps the list to skip lookups).
+    async fn human_session_ids(&self) -> StoreResult<Vec<String>>;
     /// Human-owned sessions taken over before `before_ms` (for the release timeout).
     async fn human_sessions_before(&self, before_ms: i64) -> StoreResult<Vec<HumanSession>>;
 

@@ -314,6 +314,11 @@ impl DurableStore for SqlStore {
         Ok(done.rows_affected() > 0)
     }
 
+    async fn human_session_ids(&self) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query("SELECT session_id FROM velochat_human_sessions").fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(|r| r.try_get::<String, _>(0)).collect::<Result<_, _>>()?)
+    }
+
     async fn human_session(&self, session_id: &str) -> StoreResult<Option<HumanSession>> {
         let row = sqlx::query("SELECT session_id, since_ms, reason FROM velochat_human_sessions WHERE session_id = $1")
             .bind(session_id.to_owned())
