@@ -285,7 +285,7 @@ async fn a_config_file_and_named_variables_layer_over_the_defaults() {
 #[tokio::test]
 async fn the_runtime_size_follows_velochat_worker_threads() {
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    for (configured, workers) in [(None, (cpus - 1).max(1)), (Some("1"), 1), (Some("3"), 3)] {
+    for (configured, workers) in [(None, cpus.max(1)), (Some("1"), 1), (Some("3"), 3)] {
         let envs: Vec<(&str, String)> =
             configured.map(|n| ("VELOCHAT_WORKER_THREADS", n.to_owned())).into_iter().collect();
         let mut process = start(&envs).await;
