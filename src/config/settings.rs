@@ -45,7 +45,7 @@ pub struct ServerSettings {
     pub shutdown_delay_ms: u64,
     pub drain_timeout_ms: u64,
     pub header_read_timeout_ms: u64,
-    /// 0 = automatic: one fewer than the CPUs, at least 1.
+    /// 0 = automatic: one per CPU the process may use.
     pub worker_threads: usize,
     pub tls_cert: String,
     pub tls_key: String,
