@@ -66,12 +66,27 @@ fn parse_event(data: &str) -> Vec<StreamPiece> {
     pieces
 }
 
+/// Where the first complete event ends (its blank line included): SSE allows LF, CRLF or CR line
+/// ends, and gateways in front of OpenAI-compatible models use CRLF.
+fn event_end(pending: &[u8]) -> Option<usize> {
+    (0..pending.len()).find_map(|i| {
+        let rest = &pending[i..];
+        if rest.starts_with(b"\r\n\r\n") {
+            Some(i + 4)
+        } else if rest.starts_with(b"\n\n") || rest.starts_with(b"\r\r") {
+            Some(i + 2)
+        } else {
+            None
+        }
+    })
+}
+
 /// Splits complete SSE events off `pending`, returning their `data:` payloads.
 fn take_events(pending: &mut Vec<u8>) -> Vec<String> {
     let mut out = Vec::new();
-    while let Some(end) = pending.windows(2).position(|w| w == b"\n\n") {
-        let event: Vec<u8> = pending.drain(..end + 2).collect();
-        let text = String::from_utf8_lossy(&event).replace("\r\n", "\n");
+    while let Some(end) = event_end(pending) {
+        let event: Vec<u8> = pending.drain(..end).collect();
+        let text = String::from_utf8_lossy(&event).replace("\r\n", "\n").replace('\r', "\n");
         let data: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("data:")).map(str::trim_start).collect();
         if !data.is_empty() {
             out.push(data.join("\n"));
@@ -91,6 +106,15 @@ mod tests {
         assert!(first.is_empty());
         let rest = decoder.push(b"lo\"},\"finish_reason\":null}]}\n\ndata: [DONE]\n\n").expect("small");
         assert!(matches!(&rest[..], [StreamPiece::Text(t), StreamPiece::Done] if t == "Hello"), "{rest:?}");
+    }
+
+    #[test]
+    fn events_ended_by_crlf_or_cr_are_decoded_like_lf_ones() {
+        let mut decoder = SseDecoder::default();
+        let crlf = decoder.push(b"data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\r\n\r\ndata: [DONE]\r\n\r\n");
+        assert!(matches!(&crlf.expect("small")[..], [StreamPiece::Text(t), StreamPiece::Done] if t == "Hi"));
+        let cr = SseDecoder::default().push(b"data: [DONE]\r\r").expect("small");
+        assert!(matches!(&cr[..], [StreamPiece::Done]), "{cr:?}");
     }
 
     #[test]
