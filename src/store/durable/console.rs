@@ -21,7 +21,9 @@ impl ConsoleStore for SqlStore {
             .bind(now_ms)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("INSERT INTO velochat_console_revocations (nonce, expires_ms) VALUES ($1, $2) ON CONFLICT (nonce) DO NOTHING")
+        sqlx::query(
+            "INSERT INTO velochat_console_revocations (nonce, expires_ms) VALUES ($1, $2) ON CONFLICT (nonce) DO NOTHING",
+        )
         .bind(nonce.to_owned())
         .bind(expires_ms)
         .execute(&mut *tx)

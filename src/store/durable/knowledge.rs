@@ -144,7 +144,9 @@ impl SqlStore {
         let Some(next) = self.next_version_of_live(&mut tx, site, id, Some(version)).await? else {
             return Ok(None);
         };
-        sqlx::query("UPDATE velochat_kb_documents SET vectors = $1, embeddings = NULL, version = $2 WHERE site = $3 AND id = $4")
+        sqlx::query(
+            "UPDATE velochat_kb_documents SET vectors = $1, embeddings = NULL, version = $2 WHERE site = $3 AND id = $4",
+        )
         .bind(vectors.to_vec())
         .bind(next)
         .bind(site.to_owned())
@@ -164,7 +166,9 @@ impl SqlStore {
         id: &str,
         version: Option<i64>,
     ) -> StoreResult<Option<i64>> {
-        let live = sqlx::query("SELECT 1 FROM velochat_kb_documents WHERE site = $1 AND id = $2 AND deleted = 0 AND ($3 < 0 OR version = $3)")
+        let live = sqlx::query(
+            "SELECT 1 FROM velochat_kb_documents WHERE site = $1 AND id = $2 AND deleted = 0 AND ($3 < 0 OR version = $3)",
+        )
         .bind(site.to_owned())
         .bind(id.to_owned())
         .bind(version.unwrap_or(-1))
@@ -184,8 +188,10 @@ impl SqlStore {
         let Some(version) = self.next_version_of_live(&mut tx, site, id, None).await? else {
             return Ok(None);
         };
-        sqlx::query("UPDATE velochat_kb_documents SET deleted = 1, body = '', embeddings = NULL, vectors = NULL, version = $1, updated_ms = $2
-             WHERE site = $3 AND id = $4")
+        sqlx::query(
+            "UPDATE velochat_kb_documents SET deleted = 1, body = '', embeddings = NULL, vectors = NULL, version = $1,
+             updated_ms = $2 WHERE site = $3 AND id = $4",
+        )
         .bind(version)
         .bind(now_ms)
         .bind(site.to_owned())

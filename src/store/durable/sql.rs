@@ -328,7 +328,9 @@ impl DurableStore for SqlStore {
     }
 
     async fn human_sessions_before(&self, before_ms: i64) -> StoreResult<Vec<HumanSession>> {
-        let rows = sqlx::query("SELECT session_id, since_ms, reason FROM velochat_human_sessions WHERE since_ms < $1 ORDER BY since_ms LIMIT 1000")
+        let rows = sqlx::query(
+            "SELECT session_id, since_ms, reason FROM velochat_human_sessions WHERE since_ms < $1 ORDER BY since_ms LIMIT 1000",
+        )
         .bind(before_ms)
         .fetch_all(&self.pool)
         .await?;
