@@ -32,11 +32,6 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-/// A stored time (ms since the epoch) as the API writes times: RFC 3339, UTC, milliseconds.
-pub(crate) fn rfc3339(ms: i64) -> Option<String> {
-    chrono::DateTime::from_timestamp_millis(ms).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-}
-
 async fn not_found() -> ApiError {
     ApiError::NotFound
 }

@@ -3,7 +3,7 @@
 
 use super::error::ApiError;
 use super::extract::{Path, Query};
-use super::rfc3339;
+use crate::domain::rfc3339;
 use crate::domain::{InvalidField, SessionId};
 use crate::human_loop::HumanLoop;
 use crate::review::Review;

@@ -122,7 +122,7 @@ pub async fn messages(
         .messages
         .into_iter()
         .map(|(id, m)| {
-            let mut message = serde_json::json!({"id": id.to_string(), "role": m.role, "text": m.text, "at": super::rfc3339(m.at_ms)});
+            let mut message = serde_json::json!({"id": id.to_string(), "role": m.role, "text": m.text, "at": crate::domain::rfc3339(m.at_ms)});
             if let Some(author) = m.author {
                 message["author"] = author.into();
             }

@@ -4,8 +4,8 @@
 use super::error::ApiError;
 use super::extract::{is_json, parse_json, read_body};
 use super::extract::{Path, Query};
-use super::rfc3339;
 use crate::api::state::AppState;
+use crate::domain::rfc3339;
 use crate::domain::{check_identifier, InvalidField};
 use crate::human_loop::{suggestion_document_id, HumanLoop, SuggestionEdit, SuggestionError};
 use crate::store::durable::SuggestionRecord;

@@ -8,6 +8,7 @@ mod history;
 mod reply;
 mod session_id;
 mod text;
+mod time;
 
 pub use agent_message::{AgentMessage, MAX_AGENT_TEXT_CHARS};
 pub use cidr::parse_cidr;
@@ -17,6 +18,7 @@ pub use history::{compact_history, CompactedHistory, DroppedTurns, RawTurn, Role
 pub use reply::{FallbackReason, HandoffReason, Source};
 pub use session_id::{check_identifier, SessionId};
 pub use text::{clean_text, UserText};
+pub use time::rfc3339;
 
 /// Why a visitor-supplied value was refused; always names the field (`history[3].content`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -3,6 +3,7 @@
 
 use super::Report;
 use crate::chat::ChatService;
+use crate::domain::rfc3339;
 use crate::human_loop::HumanLoop;
 use crate::store::{DurableStore, Mode, StoreError};
 use crate::telemetry::Metrics;
@@ -21,10 +22,6 @@ pub struct Review {
 
 /// The overview: per day (UTC, oldest first) the support metrics and volume, then what holds now.
 pub struct Overview(pub Value);
-
-fn rfc3339(ms: i64) -> Option<String> {
-    chrono::DateTime::from_timestamp_millis(ms).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-}
 
 impl Review {
     pub fn new(
