@@ -172,17 +172,11 @@ struct RequestLine {
     started: Instant,
 }
 
-fn finish(mut response: Response, metrics: &crate::telemetry::Metrics, line: RequestLine) -> Response {
+fn finish(response: Response, metrics: &crate::telemetry::Metrics, line: RequestLine) -> Response {
     let RequestLine { id, route, method, started } = line;
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
     metrics.record_request(route, status, elapsed.as_secs_f64());
-    // Answers made before the id layers (a refused Host) carry the id too.
-    if !response.headers().contains_key(REQUEST_ID_HEADER) {
-        if let Ok(value) = HeaderValue::from_str(&id) {
-            response.headers_mut().insert(REQUEST_ID_HEADER, value);
-        }
-    }
     let error = response.extensions().get::<ErrorCode>().map(|c| c.0);
     let latency_ms = (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0;
     let probe = route == "healthz" || route == "readyz" || route == "metrics";

@@ -116,18 +116,12 @@ impl Sessions {
         self
     }
 
-    /// Counts one sign-in attempt from `client` against `SIGN_IN_QUOTA`.
-    pub async fn sign_in_attempt(&self, client: &str) -> crate::rate::Decision {
-        match &self.sign_ins {
-            Some(store) => store.rate_check(crate::rate::LimitKind::ConsoleSignIn, client, SIGN_IN_QUOTA).await,
-            None => crate::rate::Decision {
-                allowed: true,
-                limit: SIGN_IN_QUOTA.burst,
-                remaining: SIGN_IN_QUOTA.burst,
-                retry_after: std::time::Duration::ZERO,
-                reset: std::time::Duration::ZERO,
-            },
-        }
+    /// Counts one sign-in attempt from `client` against `SIGN_IN_QUOTA`: the refusal, if any
+    /// (never one without a store to count in).
+    pub async fn sign_in_refused(&self, client: &str) -> Option<crate::rate::Decision> {
+        let store = self.sign_ins.as_ref()?;
+        let decision = store.rate_check(crate::rate::LimitKind::ConsoleSignIn, client, SIGN_IN_QUOTA).await;
+        (!decision.allowed).then_some(decision)
     }
 
     fn mac(&self, parts: &[&str]) -> HmacSha256 {

@@ -190,8 +190,7 @@ async fn login(State(state): State<AppState>, request: Request) -> Result<Respon
     // Every attempt counts against the address, on whichever replica it lands: five wrong keys
     // in a minute leave no room for a sixth try.
     let client = state.ip_limiter.key_of(&request);
-    let decision = sessions.sign_in_attempt(&client).await;
-    if !decision.allowed {
+    if let Some(decision) = sessions.sign_in_refused(&client).await {
         state.metrics.rate_limited.with_label_values(&["console_sign_in"]).inc();
         let message = "Too many sign-in attempts from this address: wait a minute.";
         let mut page = login_page(StatusCode::TOO_MANY_REQUESTS, message);
