@@ -22,8 +22,6 @@ const DOCUMENT_BATCH_TIMEOUT: Duration = Duration::from_secs(60);
 /// Reciprocal-rank fusion's usual constant.
 pub const RRF_K: f32 = 60.0;
 
-/// What one embeddings request came to, for `velochat_kb_embeddings_total{outcome}`.
-pub use crate::telemetry::metrics::EMBEDDING_OUTCOMES as OUTCOMES;
 
 /// Recent questions' vectors: a visitor's "hi" or a popular question is embedded once.
 struct QuestionCache {
