@@ -22,7 +22,6 @@ const DOCUMENT_BATCH_TIMEOUT: Duration = Duration::from_secs(60);
 /// Reciprocal-rank fusion's usual constant.
 pub const RRF_K: f32 = 60.0;
 
-
 /// Recent questions' vectors: a visitor's "hi" or a popular question is embedded once.
 struct QuestionCache {
     capacity: usize,
