@@ -279,28 +279,47 @@ def measure_redis(scripts_by, notes):
         rs.wait()
 
 
+def help_pages(count=300):
+    """~300 help pages: every answer section of the Debian FAQ (text nobody here wrote), then the
+    shop's own help pages (bench/kb_corpus.py) up to `count`, so the traffic's questions find passages."""
+    from faq import faq_pairs
+    from kb_corpus import documents
+    faq = [{"id": f"faq-{number}", "title": f"Debian FAQ {number}", "body": body} for number, _question, body in faq_pairs()]
+    return faq + documents(max(count - len(faq), 0))
+
+
+def kb_import(admin, docs):
+    import urllib.request
+    for i in range(0, len(docs), 5000):
+        body = json.dumps({"documents": docs[i:i + 5000]}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{PORTS['velochat']}/admin/kb/import", data=body, method="POST",
+                                         headers={"Authorization": f"Bearer {admin}", "Content-Type": "application/json"})
+        urllib.request.urlopen(request, timeout=300).read()
+
+
 def measure_kb(scripts_by, notes):
-    """/sendChatMessage with the knowledge base off, then on with 10,000 documents, same traffic."""
+    """Both chat routes, realistic traffic, with the knowledge base off, then on with ~300 help pages
+    (lexical search), then on with 10,000 documents: the same binary and traffic each time."""
     import urllib.request
     from kb_corpus import documents
     admin = "bench-admin-key"
-    for label, extra in (("off", {"VELOCHAT_KB_ENABLED": "off"}), ("on", {"VELOCHAT_ADMIN_KEY": admin})):
+    sets = (("off", None), ("300", help_pages()), ("10k", documents()))
+    for label, docs in sets:
+        extra = {"VELOCHAT_KB_ENABLED": "off"} if docs is None else {"VELOCHAT_ADMIN_KEY": admin}
         vc = Velochat(PORTS["fast"], extra, name=f"velochat-kb-{label}")
         try:
-            if label == "on":
-                docs = documents()
-                for i in range(0, len(docs), 5000):
-                    body = json.dumps({"documents": docs[i:i + 5000]}).encode()
-                    request = urllib.request.Request(f"http://127.0.0.1:{PORTS['velochat']}/admin/kb/import", data=body, method="POST",
-                                                     headers={"Authorization": f"Bearer {admin}", "Content-Type": "application/json"})
-                    urllib.request.urlopen(request, timeout=120).read()
+            if docs is not None:
+                kb_import(admin, docs)
+                notes[("kb_docs", label)] = len(docs)
+            notes[("kb_rss", label)] = vc.rss()
             # One of the traffic's questions, to show what the knowledge base adds to each request.
             probe_body = json.dumps({"sessionId": f"kb-probe-{label}", "userText": MIX_QUESTIONS[1], "context": CONTEXT}).encode()
             probe = urllib.request.Request(f"http://127.0.0.1:{PORTS['velochat']}/sendChatMessage", data=probe_body, method="POST",
                                            headers={"Authorization": f"Bearer {CALLER_KEY}", "Content-Type": "application/json"})
             notes[("kb_sources", label)] = len(json.loads(urllib.request.urlopen(probe, timeout=10).read()).get("sources", []))
             for conns in (8, 64):
-                notes[("kb", label, conns)] = wrk(PORTS["velochat"], scripts_by[("realistic", "send")], conns, pid=vc.proc.pid)
+                for route, _path in ROUTES:
+                    notes[("kb", label, conns, route)] = wrk(PORTS["velochat"], scripts_by[("realistic", route)], conns, pid=vc.proc.pid)
         finally:
             vc.stop()
 

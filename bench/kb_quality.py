@@ -17,63 +17,14 @@ is far stronger.
 Usage: bench/kb_quality.py BINARY [--json OUT] [--quality-only] [--hybrid]
 Needs: python3 -m venv target/kb-bench-venv && target/kb-bench-venv/bin/pip install -r bench/requirements.txt
 """
-import html.parser, http.server, json, os, random, re, socket, statistics, subprocess, sys, tempfile, threading, time, urllib.parse, urllib.request
+import http.server, json, os, random, re, socket, statistics, subprocess, sys, tempfile, threading, time, urllib.parse, urllib.request
 
 from rank_bm25 import BM25Okapi
 
-FAQ_DIR = "/usr/share/doc/debian/FAQ"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from faq import faq_pairs  # noqa: E402
+
 ADMIN = "kb-bench-admin"
-
-
-class Sections(html.parser.HTMLParser):
-    """(number, question, answer) for every h2/h3 section title of a chapter."""
-
-    def __init__(self):
-        super().__init__()
-        self.sections, self.heading, self.in_heading, self.body, self.divs = [], None, False, [], []
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        if tag in ("h2", "h3") and attrs.get("class") == "title":
-            self.flush()
-            self.in_heading, self.heading = True, ""
-        elif tag == "div":
-            self.divs.append(attrs.get("class") in ("navfooter", "navheader", "toc"))
-        elif tag in ("p", "li", "pre", "dt", "dd", "br"):
-            self.body.append("\n\n")
-
-    def handle_endtag(self, tag):
-        if tag in ("h2", "h3") and self.in_heading:
-            self.in_heading = False
-        elif tag == "div" and self.divs:
-            self.divs.pop()
-
-    def handle_data(self, data):
-        if self.in_heading:
-            self.heading += data
-        elif self.heading is not None and not any(self.divs):
-            self.body.append(data)
-
-    def flush(self):
-        if self.heading:
-            match = re.match(r"\s*([\d.]+)\s+(.*)", " ".join(self.heading.split()))
-            body = re.sub(r"[ \t]+", " ", "".join(self.body))
-            body = "\n\n".join(p.strip() for p in body.split("\n\n") if p.strip())
-            if match and len(body) > 20:
-                self.sections.append((match.group(1).rstrip("."), match.group(2), body))
-        self.heading, self.body = None, []
-
-
-def faq_pairs():
-    pairs = []
-    for name in sorted(os.listdir(FAQ_DIR)):
-        if name.endswith(".en.html") and name != "index.en.html":
-            parser = Sections()
-            with open(os.path.join(FAQ_DIR, name), encoding="utf-8") as f:
-                parser.feed(f.read())
-            parser.flush()
-            pairs.extend(parser.sections)
-    return pairs
 
 
 def request(method, url, body=None):

@@ -19,7 +19,7 @@ def ratio_lines(rows, labels):
     if "previous" not in labels:
         return []
     out = ["", "Current binary against the previous one, same run, same machine (64 connections, fast fake):", "",
-           "| traffic | path | previous req/s | current req/s | ratio (target ≥ 0.85) |", "|---|---|---|---|---|"]
+           "| traffic | path | previous req/s | current req/s | ratio |", "|---|---|---|---|---|"]
     for mix in ("repeated", "realistic"):
         for path in ("/v1/chat/completions", "/sendChatMessage"):
             prev, cur = find(rows, "fast", 64, "previous", mix, path), find(rows, "fast", 64, "current", mix, path)
@@ -29,32 +29,38 @@ def ratio_lines(rows, labels):
 
 
 def target_lines(rows, notes, labels):
+    """Issue 32's targets, then the earlier ones still in force."""
     cur = "current"
     checks = []
     if "previous" in labels:
         ratios = []
-        for mix in ("repeated", "realistic"):
-            for path in ("/v1/chat/completions", "/sendChatMessage"):
-                prev, now = find(rows, "fast", 64, "previous", mix, path), find(rows, "fast", 64, cur, mix, path)
-                if prev and now:
-                    ratios.append(now["rps"] / prev["rps"])
+        for path in ("/v1/chat/completions", "/sendChatMessage"):
+            prev, now = find(rows, "fast", 64, "previous", "realistic", path), find(rows, "fast", 64, cur, "realistic", path)
+            if prev and now:
+                ratios.append(now["rps"] / prev["rps"])
         if ratios:
-            checks.append(("64-connection throughput ≥ 0.85 × previous (both routes, both mixes)", f"lowest {min(ratios):.2f}", min(ratios) >= 0.85))
-    p99s = [r["p99"] for f, c, lab, m, p, r, _ in rows if f == "fast" and c == 8 and lab == cur]
-    if p99s:
-        checks.append(("8 connections p99 ≤ 2 ms", f"worst {ms(max(p99s))} ms", max(p99s) <= 2000))
-    slow = [r["p99"] for f, c, lab, m, p, r, _ in rows if f == "slow" and lab == cur]
-    if slow:
-        checks.append(("200 ms fake p99 ≤ 206 ms", f"worst {ms(max(slow))} ms", max(slow) <= 206000))
+            checks.append(("realistic traffic, both chat routes, 64 conns ≥ 1.0 × previous (stretch 1.15)",
+                           f"lowest {min(ratios):.2f}" + (" (stretch met)" if min(ratios) >= 1.15 else ""), min(ratios) >= 1.0))
+        worse = []
+        for path in ("/v1/chat/completions", "/sendChatMessage"):
+            prev, now = find(rows, "fast", 8, "previous", "realistic", path), find(rows, "fast", 8, cur, "realistic", path)
+            if prev and now:
+                worse.append((now["p99"], prev["p99"]))
+        if worse:
+            checks.append(("8 conns realistic p99 no worse than previous (both routes)",
+                           ", ".join(f"{ms(n)} against {ms(p)} ms" for n, p in worse), all(n <= p for n, p in worse)))
+    if ("kb", "300", 64, "send") in notes:
+        ratios = [notes[("kb", "300", c, r)]["rps"] / notes[("kb", "off", c, r)]["rps"] for c in (8, 64) for r in ("compat", "send")]
+        checks.append(("~300 help pages, lexical ≥ 0.9 × knowledge base off (both routes, 8 and 64 conns)", f"lowest {min(ratios):.2f}", min(ratios) >= 0.9))
     if ("parked", cur) in notes:
         p, rss = notes[("parked", cur)], notes[("parked_rss", cur)]
-        checks.append(("10,000 in flight: 0 errors, RSS < 400 MB", f"{p['errors']} errors, {rss:.0f} MiB", p["errors"] == 0 and rss * 1.048576 < 400))
-    if ("idle_rss", cur) in notes:
-        idle = notes[("idle_rss", cur)]
-        checks.append(("idle RSS < 30 MB", f"{idle:.1f} MiB", idle * 1.048576 < 30))
+        checks.append(("10,000 in flight: 0 errors, peak RSS < 250 MiB", f"{p['errors']} errors, {rss:.0f} MiB", p["errors"] == 0 and rss < 250))
+    slow = [r["p99"] for f, c, lab, m, p, r, _ in rows if f == "slow" and lab == cur]
+    if slow:
+        checks.append(("200 ms fake p99 ≤ 206 ms (earlier round)", f"worst {ms(max(slow))} ms", max(slow) <= 206000))
     if ("ready_ms", cur) in notes:
         ready = notes[("ready_ms", cur)]
-        checks.append(("start to ready < 100 ms", f"{ready:.0f} ms", ready < 100))
+        checks.append(("start to ready < 100 ms (earlier round)", f"{ready:.0f} ms", ready < 100))
     if not checks:
         return []
     out = ["", "| target (current binary) | result | met |", "|---|---|---|"]
@@ -63,17 +69,25 @@ def target_lines(rows, notes, labels):
 
 
 def kb_lines(notes):
-    if ("kb", "on", 64) not in notes:
+    if ("kb", "off", 64, "send") not in notes:
         return []
-    out = ["", "Knowledge base off against on (10,000 help documents, `bench/kb_corpus.py`), /sendChatMessage, realistic "
-           f"traffic, fast fake; the probe question got {notes[('kb_sources', 'on')]} sources with it on, "
-           f"{notes[('kb_sources', 'off')]} off:", "",
-           "| conns | off req/s | on req/s | ratio (target ≥ 0.8) | off p99 ms | on p99 ms | off CPU µs/req | on CPU µs/req |",
-           "|---|---|---|---|---|---|---|---|"]
+    sets = [label for label in ("300", "10k") if ("kb", label, 64, "send") in notes]
+    described = ", ".join(f"{notes[('kb_docs', label)]:,} documents: {notes[('kb_sources', label)]} sources, "
+                          f"RSS {notes[('kb_rss', label)]:.1f} MiB once imported" for label in sets)
+    out = ["", "Knowledge base off, then on with ~300 help pages (the Debian FAQ's answer sections and the shop's own "
+           "pages, `bench/kb_corpus.py`), then on with 10,000 shop pages; lexical search, realistic traffic, fast fake, same "
+           f"binary. The probe question got: off {notes[('kb_sources', 'off')]} sources (RSS {notes[('kb_rss', 'off')]:.1f} MiB); "
+           f"{described}.", "",
+           "| conns | path | off req/s | " + " | ".join(f"{notes[('kb_docs', s)]:,} docs req/s | ratio" for s in sets)
+           + " | off p99 ms | " + " | ".join(f"{notes[('kb_docs', s)]:,} docs p99 ms" for s in sets) + " | CPU µs/req (off / " + " / ".join(sets) + ") |",
+           "|---|---|---|" + "---|---|" * len(sets) + "---|" + "---|" * len(sets) + "---|"]
     for conns in (8, 64):
-        off, on = notes[("kb", "off", conns)], notes[("kb", "on", conns)]
-        out.append(f"| {conns} | {off['rps']:,.0f} | {on['rps']:,.0f} | {on['rps'] / off['rps']:.2f} | {ms(off['p99'])} | "
-                   f"{ms(on['p99'])} | {cpu_cell(off)} | {cpu_cell(on)} |")
+        for route, path in (("compat", "/v1/chat/completions"), ("send", "/sendChatMessage")):
+            off = notes[("kb", "off", conns, route)]
+            on = [notes[("kb", s, conns, route)] for s in sets]
+            out.append(f"| {conns} | {path} | {off['rps']:,.0f} | " + " | ".join(f"{r['rps']:,.0f} | {r['rps'] / off['rps']:.2f}" for r in on)
+                       + f" | {ms(off['p99'])} | " + " | ".join(ms(r["p99"]) for r in on)
+                       + " | " + " / ".join(cpu_cell(r) for r in [off] + on) + " |")
     return out
 
 

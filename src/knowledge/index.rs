@@ -2,14 +2,16 @@
 //! own stemmer and stop words). A chunk is indexed in its document's language; a query is analysed
 //! for every language and the visitor's own is boosted.
 
+use super::hit_cache::{HitCache, RankedHit};
 use super::language::Lang;
-use parking_lot::Mutex;
-use std::collections::HashSet;
+use parking_lot::{Mutex, RwLock};
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use tantivy::collector::TopDocs;
 use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
-use tantivy::schema::{Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, STORED, STRING};
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+use tantivy::schema::{Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, STRING};
+use tantivy::{DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, Term};
 
 /// The visitor's language counts this much more when ranking (not when thresholding).
 const OWN_LANGUAGE_BOOST: f32 = 1.5;
@@ -42,9 +44,11 @@ pub struct LexicalHit {
 }
 
 struct Fields {
+    /// The document id, indexed (not stored) so a document's chunks can be deleted by it.
     id: Field,
-    chunk: Field,
-    lang: Field,
+    /// Which document (its key in `DocKeys`), chunk and language a hit is, packed in one fast-field
+    /// column (`pack`): read per hit without touching tantivy's compressed document store.
+    hit: Field,
     text: [Field; 4],
     title: [Field; 4],
 }
@@ -58,6 +62,28 @@ pub struct LexicalIndex {
     present: [AtomicBool; 4],
     /// How much more a query word counts in a title.
     title_boost: f32,
+    keys: RwLock<DocKeys>,
+    ranked: HitCache,
+}
+
+const HIT_FIELD: &str = "hit";
+
+/// A chunk's document key, chunk number and language slot in one u64 (40, 20 and 4 bits).
+fn pack(key: u64, chunk: usize, slot: usize) -> u64 {
+    (key << 24) | ((chunk as u64 & 0xF_FFFF) << 4) | (slot as u64 & 0xF)
+}
+
+fn unpack(packed: u64) -> (u64, usize, usize) {
+    (packed >> 24, ((packed >> 4) & 0xF_FFFF) as usize, (packed & 0xF) as usize)
+}
+
+/// Document ids by a number the index keeps in a fast field. A document indexed again gets a new
+/// number, and the old one is forgotten once its chunks are gone from the index.
+#[derive(Default)]
+struct DocKeys {
+    ids: HashMap<u64, Arc<str>>,
+    by_id: HashMap<Arc<str>, u64>,
+    next: u64,
 }
 
 fn lang_slot(lang: Lang) -> usize {
@@ -67,9 +93,8 @@ fn lang_slot(lang: Lang) -> usize {
 impl LexicalIndex {
     pub fn new(title_boost: f32) -> Result<Self, IndexError> {
         let mut schema = Schema::builder();
-        let id = schema.add_text_field("doc_id", STRING | STORED);
-        let chunk = schema.add_u64_field("chunk", STORED);
-        let lang = schema.add_u64_field("lang", STORED);
+        let id = schema.add_text_field("doc_id", STRING);
+        let hit = schema.add_u64_field(HIT_FIELD, FAST);
         let mut analysed = |name: &str, lang: Lang| {
             let indexing = TextFieldIndexing::default()
                 .set_tokenizer(&format!("velochat_{}", lang.code()))
@@ -88,8 +113,9 @@ impl LexicalIndex {
         let writer = index.writer_with_num_threads(1, WRITER_MEMORY_BYTES)?;
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
         let present = Lang::ALL.map(|_| AtomicBool::new(false));
-        let fields = Fields { id, chunk, lang, text, title };
-        Ok(Self { index, reader, writer: Mutex::new(writer), fields, present, title_boost })
+        let fields = Fields { id, hit, text, title };
+        let (keys, ranked) = (RwLock::new(DocKeys::default()), HitCache::default());
+        Ok(Self { index, reader, writer: Mutex::new(writer), fields, present, title_boost, keys, ranked })
     }
 
     /// Removes every chunk of `removed` documents, adds `added` chunks, and makes it searchable.
@@ -98,17 +124,47 @@ impl LexicalIndex {
         for id in removed {
             writer.delete_term(Term::from_field_text(self.fields.id, id));
         }
+        // Every document added gets a fresh key; the keys it (or a removed document) had before stay
+        // resolvable until the commit below has replaced their chunks.
+        let mut stale: Vec<u64> = Vec::new();
+        let mut fresh: HashMap<String, u64> = HashMap::new();
+        {
+            let mut keys = self.keys.write();
+            stale.extend(removed.iter().filter_map(|id| keys.by_id.get(id.as_str()).copied()));
+            for chunk in &added {
+                if fresh.contains_key(&chunk.doc_id) {
+                    continue;
+                }
+                stale.extend(keys.by_id.get(chunk.doc_id.as_str()).copied());
+                keys.next += 1;
+                let (key, id) = (keys.next, Arc::<str>::from(chunk.doc_id.as_str()));
+                keys.ids.insert(key, id.clone());
+                keys.by_id.insert(id, key);
+                fresh.insert(chunk.doc_id.clone(), key);
+            }
+        }
         for chunk in added {
+            let key = fresh[&chunk.doc_id];
             let mut doc = TantivyDocument::default();
             doc.add_text(self.fields.id, &chunk.doc_id);
-            doc.add_u64(self.fields.chunk, chunk.chunk as u64);
-            doc.add_u64(self.fields.lang, lang_slot(chunk.lang) as u64);
+            doc.add_u64(self.fields.hit, pack(key, chunk.chunk, lang_slot(chunk.lang)));
             doc.add_text(self.fields.text[lang_slot(chunk.lang)], &chunk.text);
             doc.add_text(self.fields.title[lang_slot(chunk.lang)], &chunk.title);
             writer.add_document(doc)?;
         }
         writer.commit()?;
         self.reader.reload()?;
+        self.ranked.invalidate();
+        {
+            let mut keys = self.keys.write();
+            for key in stale {
+                if let Some(id) = keys.ids.remove(&key) {
+                    if keys.by_id.get(&id) == Some(&key) {
+                        keys.by_id.remove(&id);
+                    }
+                }
+            }
+        }
         let searcher = self.reader.searcher();
         for (slot, field) in self.fields.text.iter().enumerate() {
             let mut tokens = 0;
@@ -122,13 +178,14 @@ impl LexicalIndex {
 
     /// The best `limit` chunks for `query`, best first.
     pub fn search(&self, query: &str, visitor: Option<Lang>, limit: usize) -> Result<Vec<LexicalHit>, IndexError> {
+        let generation = self.ranked.generation();
         let searcher = self.reader.searcher();
         let total = searcher.num_docs();
         if total == 0 || limit == 0 {
             return Ok(Vec::new());
         }
-        let mut matching: [Vec<TermQuery>; 4] = Default::default();
-        let mut titled: [Vec<TermQuery>; 4] = Default::default();
+        let mut matching: [Vec<Term>; 4] = Default::default();
+        let mut titled: [Vec<Term>; 4] = Default::default();
         let mut ceiling = [0f32; 4];
         for lang in Lang::ALL {
             let slot = lang_slot(lang);
@@ -148,11 +205,11 @@ impl LexicalIndex {
                 let doc_freq = searcher.doc_freq(&term)?;
                 ceiling[slot] += idf(doc_freq, total);
                 if doc_freq > 0 {
-                    matching[slot].push(TermQuery::new(term, IndexRecordOption::WithFreqs));
+                    matching[slot].push(term);
                 }
                 let in_titles = Term::from_field_text(self.fields.title[slot], &text);
                 if self.title_boost > 0.0 && searcher.doc_freq(&in_titles)? > 0 {
-                    titled[slot].push(TermQuery::new(in_titles, IndexRecordOption::WithFreqs));
+                    titled[slot].push(in_titles);
                 }
             }
         }
@@ -160,46 +217,92 @@ impl LexicalIndex {
         // changes nothing within one language, and plain term clauses let tantivy skip
         // non-competitive blocks (block-max WAND) instead of scoring every posting.
         let mixed = matching.iter().filter(|m| !m.is_empty()).count() > 1;
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        let boost_of = |lang: Lang| if mixed && visitor == Some(lang) { OWN_LANGUAGE_BOOST } else { 1.0 };
         for lang in Lang::ALL {
-            let slot = lang_slot(lang);
-            let boost = if mixed && visitor == Some(lang) { OWN_LANGUAGE_BOOST } else { 1.0 };
-            ceiling[slot] *= boost;
-            for term_query in std::mem::take(&mut matching[slot]) {
-                let clause: Box<dyn Query> = if boost == 1.0 {
-                    Box::new(term_query)
-                } else {
-                    Box::new(BoostQuery::new(Box::new(term_query), boost))
-                };
-                clauses.push((Occur::Should, clause));
-            }
-            // Title words rank a chunk higher (its relevance, over the body's ceiling, stays capped at 1).
-            for term_query in std::mem::take(&mut titled[slot]) {
-                clauses
-                    .push((Occur::Should, Box::new(BoostQuery::new(Box::new(term_query), boost * self.title_boost))));
-            }
+            ceiling[lang_slot(lang)] *= boost_of(lang);
         }
-        if clauses.is_empty() {
-            return Ok(Vec::new());
-        }
-        let top = searcher.search(&BooleanQuery::new(clauses), &TopDocs::with_limit(limit))?;
-        let mut hits = Vec::with_capacity(top.len());
-        for (score, address) in top {
-            let doc: TantivyDocument = searcher.doc(address)?;
-            let doc_id = doc.get_first(self.fields.id).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
-            let chunk = doc.get_first(self.fields.chunk).and_then(|v| v.as_u64()).unwrap_or(0) as usize;
-            let slot = doc.get_first(self.fields.lang).and_then(|v| v.as_u64()).unwrap_or(0) as usize;
+        let shape = query_shape(&mut matching, &mut titled, mixed.then_some(visitor).flatten(), limit);
+        let ranked = match self.ranked.get(&shape) {
+            Some(ranked) => ranked,
+            None => {
+                let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+                for lang in Lang::ALL {
+                    let (slot, boost) = (lang_slot(lang), boost_of(lang));
+                    for term in std::mem::take(&mut matching[slot]) {
+                        let term_query = TermQuery::new(term, IndexRecordOption::WithFreqs);
+                        let clause: Box<dyn Query> = if boost == 1.0 {
+                            Box::new(term_query)
+                        } else {
+                            Box::new(BoostQuery::new(Box::new(term_query), boost))
+                        };
+                        clauses.push((Occur::Should, clause));
+                    }
+                    // Title words rank a chunk higher (its relevance, over the body's ceiling, stays capped at 1).
+                    for term in std::mem::take(&mut titled[slot]) {
+                        let term_query = Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs));
+                        clauses.push((Occur::Should, Box::new(BoostQuery::new(term_query, boost * self.title_boost))));
+                    }
+                }
+                if clauses.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let top = searcher.search(&BooleanQuery::new(clauses), &TopDocs::with_limit(limit))?;
+                let ranked = self.packed(&searcher, top)?;
+                self.ranked.put(shape, generation, &ranked);
+                ranked
+            }
+        };
+        let keys = self.keys.read();
+        let mut hits = Vec::with_capacity(ranked.len());
+        for (score, packed) in ranked {
+            let (key, chunk, slot) = unpack(packed);
+            // A document replaced after this searcher was taken: its old chunks are not answers.
+            let Some(doc_id) = keys.ids.get(&key) else { continue };
             let own_ceiling = ceiling.get(slot).copied().unwrap_or(0.0);
             let relevance = if own_ceiling > 0.0 { (score / own_ceiling).min(1.0) } else { 0.0 };
-            hits.push(LexicalHit { doc_id, chunk, score, relevance });
+            hits.push(LexicalHit { doc_id: doc_id.to_string(), chunk, score, relevance });
         }
         Ok(hits)
+    }
+
+    /// Each hit's packed fast-field value, the column opened once per segment.
+    fn packed(&self, searcher: &Searcher, top: Vec<(f32, DocAddress)>) -> Result<Vec<RankedHit>, IndexError> {
+        let mut columns = HashMap::new();
+        let mut ranked = Vec::with_capacity(top.len());
+        for (score, address) in top {
+            let column = match columns.entry(address.segment_ord) {
+                std::collections::hash_map::Entry::Occupied(open) => open.into_mut(),
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(searcher.segment_reader(address.segment_ord).fast_fields().u64(HIT_FIELD)?)
+                }
+            };
+            ranked.push((score, column.first(address.doc_id).unwrap_or(0)));
+        }
+        Ok(ranked)
     }
 
     /// Chunks indexed (deleted ones excluded once committed).
     pub fn len(&self) -> u64 {
         self.reader.searcher().num_docs()
     }
+}
+
+/// What decides a ranking: the indexed words per language (body and title), the boosted
+/// language and the pool size; words in no chunk do not change it.
+fn query_shape(
+    matching: &mut [Vec<Term>; 4],
+    titled: &mut [Vec<Term>; 4],
+    boosted: Option<Lang>,
+    limit: usize,
+) -> String {
+    let mut words: Vec<String> = Vec::new();
+    for (part, terms) in [("t", &mut *matching), ("h", &mut *titled)] {
+        for (slot, list) in terms.iter().enumerate() {
+            words.extend(list.iter().map(|t| format!("{part}{slot}:{}", t.value().as_str().unwrap_or_default())));
+        }
+    }
+    words.sort_unstable();
+    format!("{limit}|{}|{}", boosted.map_or("", |l| l.code()), words.join("\u{1f}"))
 }
 
 /// tantivy's BM25 idf.
@@ -240,5 +343,44 @@ mod tests {
         assert_eq!(hits.len(), 1, "{hits:?}");
         assert_eq!(hits[0].doc_id, "ship");
         assert!(hits[0].relevance > 0.5, "{hits:?}");
+    }
+
+    #[test]
+    fn a_replaced_or_removed_document_answers_with_its_current_chunks_only() {
+        let index = index_of(&[("tents", Lang::En, "Tents\nOur tents ship to Norway.")]);
+        let chunk = |id: &str, n: usize, text: &str| ChunkToIndex {
+            doc_id: id.to_owned(),
+            chunk: n,
+            lang: Lang::En,
+            text: text.to_owned(),
+            title: "Tents".to_owned(),
+        };
+        // Ranked (and remembered) before the change: the change must not be answered from memory.
+        assert_eq!(index.search("ship to Norway", None, 5).unwrap().len(), 1);
+        let replaced =
+            vec![chunk("tents", 0, "Tents\nOur tents ship to Finland."), chunk("tents", 1, "Stoves ship to Norway.")];
+        index.apply(&["tents".to_owned()], replaced).unwrap();
+        let hits = index.search("ship to Norway", None, 5).unwrap();
+        assert_eq!(hits.iter().map(|h| (h.doc_id.as_str(), h.chunk)).collect::<Vec<_>>()[0], ("tents", 1), "{hits:?}");
+        assert_eq!(hits.len(), 2, "both chunks of the new version match `ship`: {hits:?}");
+        index.apply(&["tents".to_owned()], Vec::new()).unwrap();
+        assert!(index.search("ship to Norway", None, 5).unwrap().is_empty());
+        assert!(index.keys.read().ids.is_empty(), "a removed document's key is forgotten");
+    }
+
+    #[test]
+    fn messages_with_the_same_indexed_words_share_a_ranking_but_not_a_relevance() {
+        let index = index_of(&[
+            ("ship", Lang::En, "Shipping\nWe ship to Canada in 5 days."),
+            ("returns", Lang::En, "Returns\nReturn any item within 30 days."),
+        ]);
+        let first = index.search("Do you ship to Canada? Order A-100001", None, 5).unwrap();
+        let second = index.search("Do you ship to Canada? Order A-100002", None, 5).unwrap();
+        assert_eq!(index.ranked.len(), 1, "one shape: the order numbers are in no chunk");
+        assert_eq!((first[0].doc_id.as_str(), first[0].score), (second[0].doc_id.as_str(), second[0].score));
+        let plain = index.search("Do you ship to Canada?", None, 5).unwrap();
+        assert_eq!(plain[0].score, first[0].score);
+        assert!(plain[0].relevance > first[0].relevance, "unknown words still lower the share matched");
+        assert_eq!(index.ranked.len(), 1);
     }
 }

@@ -8,6 +8,7 @@ mod chunk;
 pub mod document;
 pub mod embed;
 pub mod extract;
+mod hit_cache;
 mod index;
 pub mod language;
 mod retrieve;
