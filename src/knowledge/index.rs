@@ -221,7 +221,7 @@ impl LexicalIndex {
         for lang in Lang::ALL {
             ceiling[lang_slot(lang)] *= boost_of(lang);
         }
-        let shape = query_shape(&mut matching, &mut titled, mixed.then_some(visitor).flatten(), limit);
+        let shape = query_shape(&matching, &titled, mixed.then_some(visitor).flatten(), limit);
         let ranked = match self.ranked.get(&shape) {
             Some(ranked) => ranked,
             None => {
@@ -289,14 +289,9 @@ impl LexicalIndex {
 
 /// What decides a ranking: the indexed words per language (body and title), the boosted
 /// language and the pool size; words in no chunk do not change it.
-fn query_shape(
-    matching: &mut [Vec<Term>; 4],
-    titled: &mut [Vec<Term>; 4],
-    boosted: Option<Lang>,
-    limit: usize,
-) -> String {
+fn query_shape(matching: &[Vec<Term>; 4], titled: &[Vec<Term>; 4], boosted: Option<Lang>, limit: usize) -> String {
     let mut words: Vec<String> = Vec::new();
-    for (part, terms) in [("t", &mut *matching), ("h", &mut *titled)] {
+    for (part, terms) in [("t", matching), ("h", titled)] {
         for (slot, list) in terms.iter().enumerate() {
             words.extend(list.iter().map(|t| format!("{part}{slot}:{}", t.value().as_str().unwrap_or_default())));
         }
