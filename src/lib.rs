@@ -18,6 +18,7 @@ pub mod knowledge;
 pub mod rate;
 pub mod retry;
 pub mod review;
+pub mod sites;
 pub mod startup;
 pub mod store;
 pub mod support;

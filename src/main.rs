@@ -30,6 +30,33 @@ enum Command {
         #[command(subcommand)]
         command: KbCommand,
     },
+    /// Sites (one deployment, many Wix sites) in the store named by DATABASE_URL.
+    Sites {
+        #[command(subcommand)]
+        command: SitesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SitesCommand {
+    /// Every site with its name and number of keys.
+    List,
+    /// Creates a site (or renames one).
+    Create {
+        /// `[a-z0-9][a-z0-9-]{0,62}`
+        id: String,
+        #[arg(long)]
+        name: String,
+    },
+    /// Makes a key for the site and prints it (once; only its hash is kept).
+    Key {
+        id: String,
+        /// caller (chat and session routes) or admin (the site's /admin routes and console).
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        label: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -82,6 +109,13 @@ fn main() -> ExitCode {
             Command::Kb { command: KbCommand::Import { path } } => velochat::cli::kb::import(&settings, &path).await,
             Command::Kb { command: KbCommand::Search { question, k, locale } } => {
                 velochat::cli::kb::search(&settings, &question, k, locale.as_deref()).await
+            }
+            Command::Sites { command: SitesCommand::List } => velochat::cli::sites::list(&settings).await,
+            Command::Sites { command: SitesCommand::Create { id, name } } => {
+                velochat::cli::sites::create(&settings, &id, &name).await
+            }
+            Command::Sites { command: SitesCommand::Key { id, role, label } } => {
+                velochat::cli::sites::key(&settings, &id, &role, label).await
             }
         }
     });

@@ -51,9 +51,10 @@ fn ms(value: u64) -> Duration {
     Duration::from_millis(value)
 }
 
-/// Refuses an open door: no caller key on a public address needs an explicit opt-in.
-fn check_exposure(settings: &Settings, addr: &SocketAddr) -> anyhow::Result<()> {
-    let no_keys = settings.auth.api_keys.iter().all(|k| k.is_empty());
+/// Refuses an open door: no caller key (configured, or a site's) on a public address needs an
+/// explicit opt-in.
+fn check_exposure(settings: &Settings, addr: &SocketAddr, site_caller_keys: bool) -> anyhow::Result<()> {
+    let no_keys = settings.auth.api_keys.iter().all(|k| k.is_empty()) && !site_caller_keys;
     if no_keys && !is_loopback(addr) && !settings.auth.allow_anonymous {
         bail!(
             "refusing to start: listening on {addr} (not loopback) with no caller key. Set VELOCHAT_API_KEYS, \
@@ -110,7 +111,6 @@ impl Application {
         let settings = Arc::new(settings);
         let s = &settings;
         let addr: SocketAddr = s.server.addr.parse().context("server.addr")?;
-        check_exposure(s, &addr)?;
         if s.auth.admin_key.is_empty() {
             tracing::warn!(
                 "no VELOCHAT_ADMIN_KEY: the /admin routes (knowledge base, reports, kill switch) and the console at /console are off"
@@ -128,6 +128,8 @@ impl Application {
         let metrics = Arc::new(Metrics::new());
         let background_stop = CancellationToken::new();
         let durable = connect_durable(s).await.context("storage.database_url (DATABASE_URL)")?;
+        let sites = crate::sites::SiteRegistry::load(durable.clone()).await.context("site registry")?;
+        check_exposure(s, &addr, sites.has_caller_keys())?;
         let store = state_store(s, &metrics, &background_stop).await?;
         if s.kill_switch.enabled {
             store.set_kill_switch(true).await.ok();
@@ -196,7 +198,8 @@ impl Application {
             human_loop: human_loop.clone(),
             review,
             knowledge: knowledge.clone(),
-            auth: Arc::new(Authenticator::new(&s.auth.api_keys, &s.auth.admin_key)),
+            auth: Arc::new(Authenticator::new(&s.auth.api_keys, &s.auth.admin_key).with_sites(sites.clone())),
+            sites: sites.clone(),
             lifecycle: Arc::new(Lifecycle::default()),
             metrics: metrics.clone(),
             public_listener: !is_loopback(&address),
@@ -225,10 +228,14 @@ impl Application {
             metrics: metrics.clone(),
             wake,
             worker_id: format!("{}-{}", address, uuid::Uuid::now_v7()),
+            sites: sites.clone(),
+            http: http.clone(),
         };
         let mut background = vec![
             tokio::spawn(worker.run(background_stop.clone())),
             knowledge.spawn_sync(background_stop.clone()),
+            // Sites, keys and settings follow other replicas' changes as the knowledge base does.
+            sites.spawn_refresh(ms(s.kb.sync_interval_ms.max(50)), background_stop.clone()),
             tokio::spawn(housekeeping(
                 Housekeeping {
                     settings: settings.clone(),

@@ -3,11 +3,12 @@
 use super::error::ApiError;
 use super::extract::JsonBody;
 use super::extract::{Path, Query};
-use super::middleware::RequestContext;
+use super::middleware::{CurrentSite, RequestContext};
+use super::sessions::site_session;
 use crate::chat::ChatService;
-use crate::domain::SessionId;
 use crate::human_loop::{HumanLoop, SessionView};
 use crate::review::Review;
+use crate::sites::SiteRegistry;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -28,8 +29,11 @@ pub struct KillSwitch {
     (status = 401, description = "Missing or invalid admin key"),
     (status = 403, description = "Admin routes disabled (no VELOCHAT_ADMIN_KEY)")
 ), security(("bearer" = [])))]
-pub async fn get_kill_switch(State(chat): State<Arc<ChatService>>) -> Response {
-    Json(json!({"enabled": chat.kill_switch().await})).into_response()
+pub async fn get_kill_switch(
+    State(chat): State<Arc<ChatService>>,
+    Extension(CurrentSite(site)): Extension<CurrentSite>,
+) -> Response {
+    Json(json!({"enabled": chat.site_kill_switch(&site).await})).into_response()
 }
 
 /// Flips the kill switch (on every replica sharing the store). Logged with who and when.
@@ -43,19 +47,20 @@ pub async fn get_kill_switch(State(chat): State<Arc<ChatService>>) -> Response {
 ), security(("bearer" = [])))]
 pub async fn put_kill_switch(
     State(chat): State<Arc<ChatService>>,
+    State(sites): State<Arc<SiteRegistry>>,
     Extension(ctx): Extension<RequestContext>,
+    Extension(CurrentSite(site)): Extension<CurrentSite>,
     JsonBody(body): JsonBody<KillSwitch>,
 ) -> Result<Response, ApiError> {
     let enabled = body.enabled.ok_or_else(|| crate::domain::InvalidField::missing("enabled"))?;
-    chat.set_kill_switch(enabled)
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("kill switch not stored: {}", crate::error_chain::describe(&e))))?;
-    tracing::warn!(enabled, by = "admin", requestId = %ctx.request_id, at = %chrono::Utc::now().to_rfc3339(), "kill switch flipped");
+    chat.set_site_kill_switch(&site, enabled, &sites).await.map_err(|e| match e {
+        crate::sites::SiteError::Store(e) => {
+            ApiError::Unavailable(format!("kill switch not stored: {}", crate::error_chain::describe(&e)))
+        }
+        other => other.into(),
+    })?;
+    tracing::warn!(enabled, by = "admin", site = %site.id, requestId = %ctx.request_id, at = %chrono::Utc::now().to_rfc3339(), "kill switch flipped");
     Ok(Json(json!({"enabled": enabled})).into_response())
-}
-
-fn session_id(raw: &str) -> Result<SessionId, ApiError> {
-    Ok(SessionId::parse(Some(raw), "sessionId")?)
 }
 
 /// A session's state.
@@ -70,9 +75,10 @@ fn session_id(raw: &str) -> Result<SessionId, ApiError> {
     ), security(("bearer" = [])))]
 pub async fn get_session(
     State(human): State<Arc<HumanLoop>>,
+    Extension(CurrentSite(site)): Extension<CurrentSite>,
     Path(raw): Path<String>,
 ) -> Result<Json<SessionView>, ApiError> {
-    let id = session_id(&raw)?;
+    let id = site_session(&site, &raw)?;
     human.session_view(id.as_str()).await.map(Json).ok_or(ApiError::SessionNotFound)
 }
 
@@ -86,8 +92,12 @@ pub async fn get_session(
         (status = 403, description = "Admin routes disabled"),
         (status = 404, description = "No state kept for that session")
     ), security(("bearer" = [])))]
-pub async fn release_session(state: State<Arc<HumanLoop>>, path: Path<String>) -> Result<Json<SessionView>, ApiError> {
-    super::sessions::release(state, path).await
+pub async fn release_session(
+    state: State<Arc<HumanLoop>>,
+    site: Extension<CurrentSite>,
+    path: Path<String>,
+) -> Result<Json<SessionView>, ApiError> {
+    super::sessions::release(state, site, path).await
 }
 
 /// A human agent takes the session: the bot goes quiet (sends a `handoff` webhook event).
@@ -101,9 +111,10 @@ pub async fn release_session(state: State<Arc<HumanLoop>>, path: Path<String>) -
     ), security(("bearer" = [])))]
 pub async fn take_over_session(
     state: State<Arc<HumanLoop>>,
+    site: Extension<CurrentSite>,
     path: Path<String>,
 ) -> Result<Json<SessionView>, ApiError> {
-    super::sessions::handoff(state, path).await
+    super::sessions::handoff(state, site, path).await
 }
 
 /// Erases a session's state, events and outbox entries (privacy requests).
@@ -116,10 +127,14 @@ pub async fn take_over_session(
         (status = 403, description = "Admin routes disabled"),
         (status = 503, description = "The durable store failed")
     ), security(("bearer" = [])))]
-pub async fn erase_session(State(human): State<Arc<HumanLoop>>, Path(raw): Path<String>) -> Result<Response, ApiError> {
-    let id = session_id(&raw)?;
+pub async fn erase_session(
+    State(human): State<Arc<HumanLoop>>,
+    Extension(CurrentSite(site)): Extension<CurrentSite>,
+    Path(raw): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = site_session(&site, &raw)?;
     let rows = human.erase(id.as_str()).await.map_err(|e| ApiError::Unavailable(format!("erase failed: {e}")))?;
-    Ok(Json(json!({"sessionId": id.as_str(), "erased": true, "rowsRemoved": rows})).into_response())
+    Ok(Json(json!({"sessionId": raw, "erased": true, "rowsRemoved": rows})).into_response())
 }
 
 #[derive(Debug, Deserialize)]

@@ -2,18 +2,20 @@
 
 use super::error::{rate_limit_headers, ApiError};
 use super::extract::{JsonBody, Peer};
-use super::middleware::{ReplyLog, RequestContext};
+use super::middleware::{CurrentSite, ReplyLog, RequestContext};
 use crate::api::state::AppState;
 use crate::chat::{Caller, ChatInput, ModelOverrides, Reply, Route};
 use crate::domain::Deadline;
 use crate::domain::{InvalidField, RawTurn, SessionId, TypedContext, UserText};
 use crate::guard::Credential;
+use crate::sites::Site;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use utoipa::ToSchema;
 
@@ -89,12 +91,13 @@ pub const DEADLINE_HEADER: &str = "x-velochat-deadline-ms";
 /// Who is calling: the key, the visitor headers (authenticated callers only), and the per-IP
 /// limit's decision (the edge layer took it for anonymous callers).
 pub fn caller(ctx: &RequestContext, headers: &HeaderMap, peer: Peer) -> Result<Caller, ApiError> {
-    let key_index = match ctx.credential {
-        Credential::Caller(index) => Some(index),
+    let key = match &ctx.credential {
+        Credential::Caller(index) => Some(index.to_string()),
+        Credential::Site(site_key, _) => Some(site_key.id.clone()),
         _ => None,
     };
     let (mut visitor_id, mut visitor_ip) = (None, None);
-    if key_index.is_some() {
+    if key.is_some() {
         if let Some(raw) = headers.get(VISITOR_ID_HEADER) {
             let text = raw.to_str().unwrap_or("");
             visitor_id = Some(SessionId::parse(Some(text), "X-Visitor-Id")?.as_str().to_owned());
@@ -106,7 +109,7 @@ pub fn caller(ctx: &RequestContext, headers: &HeaderMap, peer: Peer) -> Result<C
             visitor_ip = Some(ip);
         }
     }
-    Ok(Caller { key_index, visitor_id, visitor_ip, ip_decision: peer.ip_decision })
+    Ok(Caller { key, visitor_id, visitor_ip, ip_decision: peer.ip_decision })
 }
 
 /// The request's budget: the configured total, lowered (never raised) by `X-Velochat-Deadline-Ms`.
@@ -147,12 +150,13 @@ pub fn reply_log(reply: &Reply) -> ReplyLog {
 fn chat_input(
     state: &AppState,
     ctx: &RequestContext,
+    site: Arc<Site>,
     headers: HeaderMap,
     peer: Peer,
     body: SendChatMessageRequest,
 ) -> Result<ChatInput, ApiError> {
     let SendChatMessageRequest { session_id, user_text, history, context } = body;
-    let session = SessionId::parse(session_id.as_deref(), "sessionId")?;
+    let session = SessionId::parse(session_id.as_deref(), "sessionId")?.within(site.session_prefix().as_deref());
     let user_text = UserText::parse(user_text.as_deref(), "userText", 4000)?;
     let context = TypedContext::parse(context.as_ref())?;
     Ok(ChatInput {
@@ -166,6 +170,7 @@ fn chat_input(
         caller: caller(ctx, &headers, peer)?,
         deadline: deadline(state, ctx, &headers)?,
         overrides: ModelOverrides::default(),
+        site,
     })
 }
 
@@ -193,11 +198,12 @@ fn chat_input(
 pub async fn send_chat_message(
     State(state): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
+    Extension(CurrentSite(site)): Extension<CurrentSite>,
     peer: Peer,
     headers: HeaderMap,
     JsonBody(body): JsonBody<SendChatMessageRequest>,
 ) -> Result<Response, ApiError> {
-    let input = chat_input(&state, &ctx, headers, peer, body)?;
+    let input = chat_input(&state, &ctx, site, headers, peer, body)?;
     let reply = state.chat.chat(input).await?;
     let body = SendChatMessageResponse {
         reply: reply.text.clone(),

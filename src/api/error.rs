@@ -57,6 +57,28 @@ pub enum ApiError {
     /// A bug (a handler panicked): opaque 500, the cause in the log only.
     #[error("internal error")]
     Internal,
+    #[error("site not found")]
+    SiteNotFound,
+    #[error("key not found")]
+    KeyNotFound,
+    /// A key acting outside its site, or on what only the operator may do.
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    #[error("the default site cannot be deleted")]
+    DefaultSiteKept,
+}
+
+impl From<crate::sites::SiteError> for ApiError {
+    fn from(e: crate::sites::SiteError) -> Self {
+        use crate::sites::SiteError;
+        match e {
+            SiteError::Invalid(field) => ApiError::Invalid(field),
+            SiteError::NotFound => ApiError::SiteNotFound,
+            SiteError::KeyNotFound => ApiError::KeyNotFound,
+            SiteError::DefaultSite => ApiError::DefaultSiteKept,
+            SiteError::Store(e) => ApiError::Unavailable(crate::error_chain::describe(&e)),
+        }
+    }
 }
 
 /// The error code, kept on the response for the access log.
@@ -172,6 +194,19 @@ impl IntoResponse for ApiError {
                 "invalid_host",
                 "an HTTP/1.1 request needs exactly one `Host` header".into(),
                 json!({"field": "Host"}),
+            ),
+            ApiError::SiteNotFound => {
+                (StatusCode::NOT_FOUND, "site_not_found", "no site has that id".into(), Value::Null)
+            }
+            ApiError::KeyNotFound => {
+                (StatusCode::NOT_FOUND, "key_not_found", "the site has no such key".into(), Value::Null)
+            }
+            ApiError::Forbidden(why) => (StatusCode::FORBIDDEN, "forbidden", why.into(), Value::Null),
+            ApiError::DefaultSiteKept => (
+                StatusCode::CONFLICT,
+                "default_site",
+                "the site `default` always exists and cannot be deleted".into(),
+                Value::Null,
             ),
             ApiError::Internal => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal", "an internal error occurred".into(), Value::Null)

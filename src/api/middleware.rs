@@ -4,7 +4,9 @@
 
 use super::error::{ApiError, ErrorCode};
 use crate::api::state::AppState;
+use crate::domain::SiteId;
 use crate::guard::{Authenticator, Credential};
+use crate::sites::{Site, SiteRegistry, SiteRole};
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderName, HeaderValue, Version};
 use axum::middleware::Next;
@@ -151,7 +153,7 @@ where
         let method = request.method().clone();
         let authorization = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
         let credential = self.state.auth.identify(authorization);
-        request.extensions_mut().insert(credential);
+        request.extensions_mut().insert(credential.clone());
         request.extensions_mut().insert(RequestContext { request_id: id.clone(), started, credential });
         let metrics = self.state.metrics.clone();
         Box::pin(futures_util::FutureExt::map(self.inner.call(request), move |answered| {
@@ -239,19 +241,37 @@ fn log_request(level: Level, line: &AccessLine<'_>) {
 }
 
 fn context(request: &Request) -> Credential {
-    request.extensions().get::<RequestContext>().map(|c| c.credential).unwrap_or(Credential::Missing)
+    request.extensions().get::<RequestContext>().map(|c| c.credential.clone()).unwrap_or(Credential::Missing)
 }
 
-/// Chat routes: a caller key when keys are configured; anonymous otherwise (loopback, or allowed).
-/// A tower layer whose refusal is a ready future.
+/// The site a request acts in, set by the route group's authentication before any handler runs.
+#[derive(Debug, Clone)]
+pub struct CurrentSite(pub Arc<Site>);
+
+pub const SITE_HEADER: &str = "x-velochat-site";
+
+/// The site an operator (or a site's own admin key) names with `X-Velochat-Site`; absent = the
+/// key's own site (`default` for the operator).
+fn named_site(state: &AppState, request: &Request) -> Result<Option<Arc<Site>>, ApiError> {
+    let Some(raw) = request.headers().get(SITE_HEADER) else {
+        return Ok(None);
+    };
+    let id = SiteId::parse(raw.to_str().unwrap_or(""), "X-Velochat-Site")?;
+    state.sites.site(id.as_str()).map(Some).ok_or(ApiError::SiteNotFound)
+}
+
+/// Chat routes: a caller key when keys are required (a configured caller key, or any site besides
+/// `default`); anonymous otherwise. The request acts in the key's site. A tower layer whose
+/// refusal is a ready future.
 #[derive(Clone)]
 pub struct RequireCaller {
     auth: Arc<Authenticator>,
+    sites: Arc<SiteRegistry>,
 }
 
 impl RequireCaller {
     pub fn new(state: &AppState) -> Self {
-        Self { auth: state.auth.clone() }
+        Self { auth: state.auth.clone(), sites: state.sites.clone() }
     }
 }
 
@@ -259,13 +279,14 @@ impl<S> tower::Layer<S> for RequireCaller {
     type Service = RequireCallerService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RequireCallerService { auth: self.auth.clone(), inner }
+        RequireCallerService { auth: self.auth.clone(), sites: self.sites.clone(), inner }
     }
 }
 
 #[derive(Clone)]
 pub struct RequireCallerService<S> {
     auth: Arc<Authenticator>,
+    sites: Arc<SiteRegistry>,
     inner: S,
 }
 
@@ -281,10 +302,14 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request) -> Self::Future {
-        if self.auth.has_caller_keys() && !matches!(context(&request), Credential::Caller(_)) {
-            return Either::Left(std::future::ready(Ok(ApiError::Unauthorized.into_response())));
-        }
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        let site = match context(&request) {
+            Credential::Site(key, site) if key.role == SiteRole::Caller => site,
+            Credential::Caller(_) => self.sites.default_site(),
+            _ if !self.auth.keys_required() => self.sites.default_site(),
+            _ => return Either::Left(std::future::ready(Ok(ApiError::Unauthorized.into_response()))),
+        };
+        request.extensions_mut().insert(CurrentSite(site));
         Either::Right(self.inner.call(request))
     }
 }
@@ -302,9 +327,11 @@ fn local_unproxied(state: &AppState, request: &Request) -> bool {
 /// /metrics and /openapi.json: a caller or the admin key; anonymous only for a local, unproxied
 /// caller with no keys configured.
 pub async fn require_observer(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let any_key = state.auth.has_caller_keys() || state.auth.has_admin_key();
+    let any_key = state.auth.keys_required() || state.auth.has_admin_key();
     match context(&request) {
         Credential::Caller(_) | Credential::Admin => next.run(request).await,
+        // Metrics and the schema span every site: not a site's to read.
+        Credential::Site(..) => ApiError::Forbidden("a site's key cannot read deployment-wide routes").into_response(),
         _ if !any_key && local_unproxied(&state, &request) => next.run(request).await,
         _ if !any_key && !state.public_listener => ApiError::Unauthorized.into_response(),
         _ if !any_key => ApiError::Disabled(
@@ -315,23 +342,54 @@ pub async fn require_observer(State(state): State<AppState>, request: Request, n
     }
 }
 
-/// /admin/*: the admin key only; disabled without one.
-pub async fn require_admin(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if !state.auth.has_admin_key() {
-        ApiError::Disabled("admin routes are disabled: set VELOCHAT_ADMIN_KEY").into_response()
-    } else {
-        match context(&request) {
-            Credential::Admin => next.run(request).await,
-            Credential::Missing => {
-                match crate::api::console::authorize(&state, request.method(), request.headers()).await {
-                    Some(Ok(_)) => next.run(request).await,
-                    Some(Err(refused)) => refused.into_response(),
-                    None => ApiError::Unauthorized.into_response(),
-                }
+/// /admin/*: the operator key (acting on `default`, or the site `X-Velochat-Site` names), a
+/// site's admin key (its own site only), or a console session; disabled while no admin key exists.
+pub async fn require_admin(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let named = match named_site(&state, &request) {
+        Ok(named) => named,
+        Err(refused) => return refused.into_response(),
+    };
+    let site = match context(&request) {
+        Credential::Site(key, site) if key.role == SiteRole::Admin => {
+            if named.as_ref().is_some_and(|n| n.id != site.id) {
+                return ApiError::Forbidden("a site's admin key acts on its own site only").into_response();
             }
-            _ => ApiError::Unauthorized.into_response(),
+            site
         }
+        _ if !state.auth.has_admin_key() => {
+            return ApiError::Disabled("admin routes are disabled: set VELOCHAT_ADMIN_KEY").into_response()
+        }
+        Credential::Admin => named.unwrap_or_else(|| state.sites.default_site()),
+        Credential::Missing => {
+            match crate::api::console::authorize(&state, request.method(), request.headers()).await {
+                Some(Ok(_)) => named.unwrap_or_else(|| state.sites.default_site()),
+                Some(Err(refused)) => return refused.into_response(),
+                None => return ApiError::Unauthorized.into_response(),
+            }
+        }
+        _ => return ApiError::Unauthorized.into_response(),
+    };
+    request.extensions_mut().insert(CurrentSite(site));
+    next.run(request).await
+}
+
+/// The registry (`/admin/sites`) is the operator's alone; runs after `require_admin`.
+pub async fn require_operator(request: Request, next: Next) -> Response {
+    if matches!(context(&request), Credential::Site(..)) {
+        return ApiError::Forbidden("only the operator key manages sites").into_response();
     }
+    next.run(request).await
+}
+
+/// Routes that act on `default` only for now (the knowledge base, suggestions, handoff lists, the
+/// overview and the report): any other site is refused rather than shown `default`'s data.
+pub async fn require_default_site(request: Request, next: Next) -> Response {
+    let other = request.extensions().get::<CurrentSite>().is_some_and(|s| !s.0.id.is_default());
+    if other {
+        return ApiError::Forbidden("this route does not act per site yet: it serves the site `default` only")
+            .into_response();
+    }
+    next.run(request).await
 }
 
 /// Who sent an agent message from the console: the name its operator signed in with.
@@ -342,8 +400,14 @@ pub struct ConsoleOperator(pub String);
 /// or the admin key, or a console session (with its CSRF token for a change); without any key
 /// configured, a local unproxied caller only.
 pub async fn require_backend(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let any_key = state.auth.has_caller_keys() || state.auth.has_admin_key();
-    if context(&request) == Credential::Missing {
+    let any_key = state.auth.keys_required() || state.auth.has_admin_key();
+    let credential = context(&request);
+    let site = match &credential {
+        Credential::Site(_, site) => site.clone(),
+        _ => state.sites.default_site(),
+    };
+    request.extensions_mut().insert(CurrentSite(site));
+    if credential.is_missing() {
         match crate::api::console::authorize(&state, request.method(), request.headers()).await {
             Some(Ok(session)) => {
                 request.extensions_mut().insert(ConsoleOperator(session.operator));
@@ -353,8 +417,8 @@ pub async fn require_backend(State(state): State<AppState>, mut request: Request
             None => {}
         }
     }
-    match context(&request) {
-        Credential::Caller(_) | Credential::Admin => next.run(request).await,
+    match credential {
+        Credential::Caller(_) | Credential::Admin | Credential::Site(..) => next.run(request).await,
         _ if !any_key && local_unproxied(&state, &request) => next.run(request).await,
         _ if !any_key && !state.public_listener => ApiError::Unauthorized.into_response(),
         _ if !any_key => {

@@ -15,6 +15,7 @@ mod openapi_constraints;
 pub mod operator;
 pub mod server;
 pub mod sessions;
+pub mod sites;
 pub mod state;
 
 pub mod suggestions;
@@ -66,15 +67,17 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(openapi::openapi_json))
         .route_layer(from_fn_with_state(state.clone(), middleware::require_observer));
-    let admin = Router::new()
+    // Acting on the request's site (`CurrentSite`).
+    let admin_per_site = Router::new()
         .route("/admin/kill-switch", get(admin::get_kill_switch).put(admin::put_kill_switch))
         .route("/admin/sessions/{sessionId}", get(admin::get_session).delete(admin::erase_session))
         .route("/admin/sessions/{sessionId}/release", post(admin::release_session))
         .route("/admin/sessions/{sessionId}/handoff", post(admin::take_over_session))
+        .route("/admin/sessions/{sessionId}/transcript", get(operator::transcript));
+    let admin_default_only = Router::new()
         .route("/admin/report", get(admin::report))
         .route("/admin/overview", get(operator::overview))
         .route("/admin/handoffs", get(operator::handoffs))
-        .route("/admin/sessions/{sessionId}/transcript", get(operator::transcript))
         .route("/admin/kb/documents", get(knowledge::list_documents))
         // A document body may be 200,000 characters and an import 5,000 documents: these two take
         // kb.import_limit_bytes instead of the 64 KiB cap.
@@ -98,6 +101,17 @@ pub fn router(state: AppState) -> Router {
                 .layer(axum::extract::DefaultBodyLimit::max(state.settings.kb.import_limit_bytes)),
         )
         .route("/admin/kb/suggestions/{id}/reject", post(suggestions::reject))
+        .route_layer(axum::middleware::from_fn(middleware::require_default_site));
+    let registry = Router::new()
+        .route("/admin/sites", get(sites::list))
+        .route("/admin/sites/{siteId}", get(sites::get).put(sites::put).delete(sites::delete))
+        .route("/admin/sites/{siteId}/keys", get(sites::list_keys).post(sites::create_key))
+        .route("/admin/sites/{siteId}/keys/{keyId}", axum::routing::delete(sites::revoke_key))
+        .route_layer(axum::middleware::from_fn(middleware::require_operator));
+    let admin = Router::new()
+        .merge(admin_per_site)
+        .merge(admin_default_only)
+        .merge(registry)
         .route_layer(from_fn_with_state(state.clone(), middleware::require_admin))
         // Nothing /admin answers (transcripts, documents, reports), refusals included, may be kept
         // by a browser or a shared cache.

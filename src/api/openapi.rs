@@ -54,10 +54,12 @@ impl Modify for BearerAuth {
         super::sessions::handoff,
         super::sessions::release,
         super::sessions::agent_message, super::sessions::messages,
+        super::sites::list, super::sites::get, super::sites::put, super::sites::delete,
+        super::sites::create_key, super::sites::list_keys, super::sites::revoke_key,
     ),
     components(schemas(super::chat::SendChatMessageRequest, super::chat::SendChatMessageResponse, super::chat::HistoryEntry, super::admin::KillSwitch,
         super::knowledge::Upserted, super::knowledge::ImportRequest, crate::knowledge::DocumentInput, crate::knowledge::SourceRef,
-        super::suggestions::SuggestionView, super::suggestions::ApproveRequest, super::compat::stream::StreamEvent, crate::knowledge::KbStatus)),
+        super::suggestions::SuggestionView, super::suggestions::ApproveRequest, super::compat::stream::StreamEvent, crate::knowledge::KbStatus, super::sites::SitePut, super::sites::KeyCreate)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

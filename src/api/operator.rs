@@ -4,7 +4,7 @@
 use super::error::ApiError;
 use super::extract::{Path, Query};
 use crate::domain::rfc3339;
-use crate::domain::{InvalidField, SessionId};
+use crate::domain::InvalidField;
 use crate::human_loop::HumanLoop;
 use crate::review::Review;
 use axum::extract::State;
@@ -71,13 +71,17 @@ pub async fn handoffs(State(review): State<Arc<Review>>) -> Result<Json<Value>, 
         (status = 404, description = "No state kept for that session"),
         (status = 503, description = "The durable store failed")
     ), security(("bearer" = [])))]
-pub async fn transcript(State(human): State<Arc<HumanLoop>>, Path(raw): Path<String>) -> Result<Json<Value>, ApiError> {
-    let id = SessionId::parse(Some(&raw), "sessionId")?;
+pub async fn transcript(
+    State(human): State<Arc<HumanLoop>>,
+    axum::Extension(super::middleware::CurrentSite(site)): axum::Extension<super::middleware::CurrentSite>,
+    Path(raw): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = super::sessions::site_session(&site, &raw)?;
     let (view, messages) =
         human.transcript(id.as_str()).await.map_err(unavailable)?.ok_or(ApiError::SessionNotFound)?;
     let messages: Vec<Value> = messages
         .into_iter()
         .map(|m| json!({"role": m.role, "text": m.text, "author": m.author, "at": rfc3339(m.at_ms)}))
         .collect();
-    Ok(Json(json!({"sessionId": id.as_str(), "mode": view.mode, "messages": messages})))
+    Ok(Json(json!({"sessionId": raw, "mode": view.mode, "messages": messages})))
 }

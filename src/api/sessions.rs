@@ -3,11 +3,13 @@
 
 use super::error::ApiError;
 use super::extract::{whole_number, JsonBody, Path, Query};
+use super::middleware::CurrentSite;
 use crate::domain::{AgentMessage, SessionId};
 use crate::human_loop::{HumanLoop, SessionView};
+use crate::sites::Site;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json;
+use axum::{Extension, Json};
 use std::sync::Arc;
 
 /// A human agent took over: the bot goes quiet for this session (a `handoff` webhook event).
@@ -22,9 +24,10 @@ use std::sync::Arc;
     ), security(("bearer" = [])))]
 pub async fn handoff(
     State(human): State<Arc<HumanLoop>>,
+    Extension(CurrentSite(site)): Extension<CurrentSite>,
     Path(raw): Path<String>,
 ) -> Result<Json<SessionView>, ApiError> {
-    let id = SessionId::parse(Some(&raw), "sessionId")?;
+    let id = site_session(&site, &raw)?;
     let view = human.take_over(id.as_str()).await.map_err(unavailable)?;
     Ok(Json(view))
 }
@@ -42,9 +45,10 @@ pub async fn handoff(
     ), security(("bearer" = [])))]
 pub async fn release(
     State(human): State<Arc<HumanLoop>>,
+    Extension(CurrentSite(site)): Extension<CurrentSite>,
     Path(raw): Path<String>,
 ) -> Result<Json<SessionView>, ApiError> {
-    let id = SessionId::parse(Some(&raw), "sessionId")?;
+    let id = site_session(&site, &raw)?;
     let view = human.release(id.as_str(), "released").await.map_err(unavailable)?;
     view.map(Json).ok_or(ApiError::SessionNotFound)
 }
@@ -65,11 +69,12 @@ pub async fn release(
     ), security(("bearer" = [])))]
 pub async fn agent_message(
     State(human): State<Arc<HumanLoop>>,
+    Extension(CurrentSite(site)): Extension<CurrentSite>,
     Path(raw): Path<String>,
     operator: Option<axum::Extension<super::middleware::ConsoleOperator>>,
     JsonBody(body): JsonBody<serde_json::Value>,
 ) -> Result<(StatusCode, Json<SessionView>), ApiError> {
-    let id = SessionId::parse(Some(&raw), "sessionId")?;
+    let id = site_session(&site, &raw)?;
     let mut message = AgentMessage::parse(&body)?;
     // From the console, the author is whoever signed in, not what the page says.
     if let Some(axum::Extension(operator)) = operator {
@@ -107,10 +112,11 @@ const MAX_WAIT_MS: u64 = 10_000;
     ), security(("bearer" = [])))]
 pub async fn messages(
     State(human): State<Arc<HumanLoop>>,
+    Extension(CurrentSite(site)): Extension<CurrentSite>,
     Path(raw): Path<String>,
     Query(query): Query<MessagesQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let id = SessionId::parse(Some(&raw), "sessionId")?;
+    let id = site_session(&site, &raw)?;
     let after: i64 = whole_number(query.after.as_deref(), "after", 0, 0..=i64::MAX)?;
     let wait_ms: u64 = whole_number(query.wait_ms.as_deref(), "waitMs", 0, 0..=MAX_WAIT_MS)?;
     let feed = human
@@ -130,6 +136,11 @@ pub async fn messages(
         })
         .collect();
     Ok(Json(serde_json::json!({"messages": messages, "cursor": cursor.to_string(), "sessionMode": feed.mode.as_str()})))
+}
+
+/// The path's `sessionId` as the request's site keeps it (`Site::session_key`).
+pub fn site_session(site: &Site, raw: &str) -> Result<SessionId, ApiError> {
+    Ok(SessionId::parse(Some(raw), "sessionId")?.within(site.session_prefix().as_deref()))
 }
 
 fn unavailable(error: crate::store::StoreError) -> ApiError {

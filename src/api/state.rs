@@ -46,6 +46,8 @@ pub struct AppState {
     /// The knowledge admin service (the chat service searches the same base).
     pub knowledge: Arc<KnowledgeBase>,
     pub auth: Arc<Authenticator>,
+    /// Every site, its keys and settings, as this process last loaded them.
+    pub sites: Arc<crate::sites::SiteRegistry>,
     pub lifecycle: Arc<Lifecycle>,
     pub metrics: Arc<Metrics>,
     /// The per-IP limit for anonymous callers (an edge layer).
@@ -70,3 +72,4 @@ sub_state!(chat: ChatService);
 sub_state!(human_loop: HumanLoop);
 sub_state!(review: Review);
 sub_state!(knowledge: KnowledgeBase);
+sub_state!(sites: crate::sites::SiteRegistry);

@@ -3,6 +3,7 @@
 //! once a budget is used up (unless configured alert-only); spend anomalies (`anomaly`).
 
 pub mod anomaly;
+mod site;
 
 use crate::completion::wire::Usage;
 use crate::config::{BudgetSettings, ModelPrice};

@@ -2,6 +2,7 @@
 //! can without the model; `model_reply` asks it; `conclude` settles state, spend and records.
 
 use super::{ChatError, ChatInput, ChatService, Reply, Route};
+use crate::completion::fallback::pick_static;
 use crate::completion::pick_localized;
 use crate::config::{IntentAction, LocalizedText};
 use crate::domain::Verifier;
@@ -95,8 +96,7 @@ impl ChatService {
         if prepared.decided.is_none() {
             if let Some(intent) = routed.filter(|i| i.action == IntentAction::Reply) {
                 let locale = input.context.locale.as_deref();
-                let text =
-                    pick_localized(&intent.reply, locale, &self.settings.fallback.default_locale).unwrap_or_default();
+                let text = pick_localized(&intent.reply, locale, self.default_locale(input)).unwrap_or_default();
                 let mut reply = Reply::new(text.to_owned(), Source::Rule);
                 reply.intent = Some(intent.name.clone());
                 prepared.decided = Some(reply);
@@ -143,7 +143,8 @@ impl ChatService {
                     self.human.breach(id, i64::from(state.handoffs), started, state.handoff_reason.as_deref()).await;
                     self.handoff_reply(input, &self.settings.handoff.sla_notice, Some(HandoffReason::SlaBreached))
                 } else {
-                    self.handoff_reply(input, &self.settings.handoff.holding, Some(HandoffReason::HumanMode))
+                    let holding = input.site.settings.holding_text.as_ref().unwrap_or(&self.settings.handoff.holding);
+                    self.handoff_reply(input, holding, Some(HandoffReason::HumanMode))
                 }
             }
         };
@@ -206,7 +207,12 @@ impl ChatService {
         intent: Option<&str>,
         reason: crate::domain::FallbackReason,
     ) -> Reply {
-        let text = self.replies.pick(intent, input.context.locale.as_deref());
+        let locale = input.context.locale.as_deref();
+        // The site's own texts first, then the deployment's.
+        let site = input.site.settings.static_replies.as_ref();
+        let text = site
+            .and_then(|texts| pick_static(texts, self.default_locale(input), intent, locale))
+            .unwrap_or_else(|| self.replies.pick(intent, locale));
         let mut reply = Reply::new(text.to_owned(), Source::Fallback);
         reply.fallback_reason = Some(reason);
         reply.intent = intent.map(str::to_owned);
@@ -250,7 +256,7 @@ impl ChatService {
         if reply.not_covered {
             self.record_unanswered(input);
         }
-        let cost = self.spend(&reply).await;
+        let cost = self.spend(input, &reply).await;
         if let Some(session) = &input.session {
             reply.signature = Some(self.signer.sign(session.as_str(), &reply.text));
         }
@@ -259,9 +265,14 @@ impl ChatService {
         reply
     }
 
+    /// The site's default locale, else the deployment's.
+    pub(super) fn default_locale<'a>(&'a self, input: &'a ChatInput) -> &'a str {
+        input.site.settings.default_locale.as_deref().unwrap_or(&self.settings.fallback.default_locale)
+    }
+
     fn handoff_reply(&self, input: &ChatInput, texts: &LocalizedText, reason: Option<HandoffReason>) -> Reply {
-        let text = pick_localized(texts, input.context.locale.as_deref(), &self.settings.fallback.default_locale)
-            .unwrap_or_default();
+        let text =
+            pick_localized(texts, input.context.locale.as_deref(), self.default_locale(input)).unwrap_or_default();
         let mut reply = Reply::new(text.to_owned(), Source::Handoff);
         reply.handoff_reason = reason;
         reply
@@ -276,13 +287,16 @@ impl ChatService {
     }
 
     /// Books the tokens a reply cost against the budgets; returns its cost in micro-dollars.
-    async fn spend(&self, reply: &Reply) -> u64 {
+    async fn spend(&self, input: &ChatInput, reply: &Reply) -> u64 {
         let usage = &reply.usage;
         if usage.prompt_tokens + usage.completion_tokens == 0 {
             return 0;
         }
         let model = reply.model.as_deref().unwrap_or(&self.ladder.primary.model);
         let cost = self.budget.cost(model, usage);
+        let tokens = usage.total_tokens.max(usage.prompt_tokens + usage.completion_tokens);
+        let add = crate::store::UsageTotals { tokens, usd_micros: cost };
+        self.budget.record_site(self.store.as_ref(), &input.site, add).await;
         let booked = self.budget.record(self.store.as_ref(), &self.metrics, usage, cost).await;
         if let Some(anomaly) = booked.anomaly {
             self.keep_anomaly(anomaly);

@@ -95,7 +95,7 @@ impl ChatService {
     pub(super) fn offer_person(&self, input: &ChatInput, reply: &mut Reply) {
         let texts = &self.settings.handoff.offer;
         let locale = input.context.locale.as_deref();
-        if let Some(offer) = pick_localized(texts, locale, &self.settings.fallback.default_locale) {
+        if let Some(offer) = pick_localized(texts, locale, self.default_locale(input)) {
             reply.text = format!("{}\n\n{offer}", reply.text.trim_end());
         }
         reply.handoff_offered = true;
@@ -108,7 +108,7 @@ impl ChatService {
             return None;
         }
         let locale = input.context.locale.as_deref();
-        let text = pick_localized(texts, locale, &self.settings.fallback.default_locale)?;
+        let text = pick_localized(texts, locale, self.default_locale(input))?;
         let mut reply = Reply::new(text.to_owned(), Source::Rule);
         reply.intent = prepared.intent.clone();
         reply.not_covered = true;

@@ -28,14 +28,17 @@ impl ModelCall {
 
 impl ChatService {
     /// Why the model must not be asked right now, if it must not.
-    pub(super) async fn model_gate(&self) -> Option<FallbackReason> {
-        if self.store.kill_switch().await {
+    pub(super) async fn model_gate(&self, site: &crate::sites::Site) -> Option<FallbackReason> {
+        if self.site_kill_switch(site).await {
             return Some(FallbackReason::KillSwitch);
         }
         if !self.ladder.primary.has_key() {
             return Some(FallbackReason::NoApiKey);
         }
         if self.budget.exhausted(self.store.as_ref(), &self.metrics).await.is_some() {
+            return Some(FallbackReason::BudgetExhausted);
+        }
+        if self.budget.site_exhausted(self.store.as_ref(), site).await.is_some() {
             return Some(FallbackReason::BudgetExhausted);
         }
         None
@@ -64,6 +67,7 @@ impl ChatService {
         let parts = PromptParts {
             system,
             system_tokens,
+            instructions: input.site.settings.instructions.as_deref(),
             context_json,
             reference,
             reference_tokens,
@@ -112,13 +116,15 @@ impl ChatService {
         Bytes::from(serde_json::to_vec(&request).unwrap_or_default().into_boxed_slice())
     }
 
-    /// The model for the primary endpoint: the caller's allowed choice, else the configured one.
+    /// The model for the primary endpoint: the caller's allowed choice, else the site's, else the
+    /// configured one.
     pub(super) fn primary_model<'a>(&'a self, input: &'a ChatInput) -> &'a str {
-        input.overrides.model.as_deref().unwrap_or(&self.ladder.primary.model)
+        let site = input.site.settings.model.as_deref();
+        input.overrides.model.as_deref().or(site).unwrap_or(&self.ladder.primary.model)
     }
 
     pub(super) async fn ask_model(&self, input: &ChatInput, messages: &[WireMessage<'_>]) -> ModelCall {
-        if let Some(reason) = self.model_gate().await {
+        if let Some(reason) = self.model_gate(&input.site).await {
             return ModelCall::refused(reason);
         }
         let safety = self.safety_identifier(input);

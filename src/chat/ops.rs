@@ -2,6 +2,7 @@
 //! refreshed when metrics are scraped.
 
 use super::ChatService;
+use crate::sites::{Site, SiteError, SiteRegistry};
 use crate::store::{StoreError, StoreHealth};
 use serde_json::{json, Value};
 
@@ -21,6 +22,35 @@ impl ChatService {
     pub async fn set_kill_switch(&self, enabled: bool) -> Result<(), StoreError> {
         self.store.set_kill_switch(enabled).await?;
         self.metrics.kill_switch.set(i64::from(enabled));
+        Ok(())
+    }
+
+    /// A site's kill switch. `default`'s is the deployment's switch (the shared store's, as before
+    /// sites), or its own setting; another site's is its `killSwitch` setting, else the
+    /// deployment's configured one — never `default`'s live switch, so one site's emergency stop
+    /// leaves the others answering.
+    pub async fn site_kill_switch(&self, site: &Site) -> bool {
+        if site.id.is_default() {
+            site.settings.kill_switch == Some(true) || self.store.kill_switch().await
+        } else {
+            site.settings.kill_switch.unwrap_or(self.settings.kill_switch.enabled)
+        }
+    }
+
+    /// Flips a site's kill switch on every replica: `default`'s in the shared store, another's in
+    /// its settings (the registry carries it to every replica within a poll).
+    pub async fn set_site_kill_switch(
+        &self,
+        site: &Site,
+        enabled: bool,
+        sites: &SiteRegistry,
+    ) -> Result<(), SiteError> {
+        if site.id.is_default() && site.settings.kill_switch.is_none() {
+            return Ok(self.set_kill_switch(enabled).await?);
+        }
+        let mut settings = site.settings.clone();
+        settings.kill_switch = Some(enabled);
+        sites.put(site.id.clone(), site.name.clone(), settings).await?;
         Ok(())
     }
 

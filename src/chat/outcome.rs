@@ -25,8 +25,9 @@ impl Route {
 /// Who is asking, as established at the HTTP edge.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    /// Index of the caller key; None for anonymous requests.
-    pub key_index: Option<usize>,
+    /// The caller key's limit bucket (its position in `VELOCHAT_API_KEYS`, or a site key's id);
+    /// None for anonymous requests.
+    pub key: Option<String>,
     /// `X-Visitor-Id` / `X-Visitor-Ip`, only ever set for authenticated callers.
     pub visitor_id: Option<String>,
     pub visitor_ip: Option<IpAddr>,
@@ -58,6 +59,8 @@ pub struct ChatInput {
     pub caller: Caller,
     pub deadline: Deadline,
     pub overrides: ModelOverrides,
+    /// The site the request acts in: its settings and its sessions' keys.
+    pub site: std::sync::Arc<crate::sites::Site>,
 }
 
 #[derive(Debug, Clone)]

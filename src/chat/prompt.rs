@@ -11,6 +11,9 @@ pub struct PromptParts<'a> {
     pub system: &'a str,
     /// Tokens of `system` alone, when already known (the configured prompt is counted once).
     pub system_tokens: Option<usize>,
+    /// The site's own instructions: a system message of their own after the fixed prompt, which
+    /// stays byte-identical for every site so the prompt cache keeps working.
+    pub instructions: Option<&'a str>,
     pub context_json: Option<&'a str>,
     /// Retrieved passages, framed as reference data (or the note that none matched).
     pub reference: Option<&'a str>,
@@ -32,6 +35,7 @@ pub struct Prompt<'a> {
 pub fn assemble<'a>(counter: &TokenCounter, parts: &PromptParts<'a>, max_tokens: usize) -> Prompt<'a> {
     let system_tokens = parts.system_tokens.unwrap_or_else(|| counter.text(parts.system));
     let mut fixed = REPLY_PRIMING + TOKENS_PER_MESSAGE + counter.text("system") + system_tokens;
+    fixed += parts.instructions.map_or(0, |i| counter.message("system", i));
     fixed += parts.context_json.map_or(0, |c| counter.message("system", c));
     fixed += match (parts.reference, parts.reference_tokens) {
         (Some(_), Some(tokens)) => counter.message_of("system", tokens),
@@ -49,8 +53,11 @@ pub fn assemble<'a>(counter: &TokenCounter, parts: &PromptParts<'a>, max_tokens:
         first_kept += 1;
     }
     let kept = &parts.history[first_kept..];
-    let mut messages = Vec::with_capacity(kept.len() + 5);
+    let mut messages = Vec::with_capacity(kept.len() + 6);
     messages.push(WireMessage { role: "system", content: Cow::Borrowed(parts.system) });
+    if let Some(instructions) = parts.instructions {
+        messages.push(WireMessage { role: "system", content: Cow::Borrowed(instructions) });
+    }
     if let Some(context) = parts.context_json {
         messages.push(WireMessage { role: "system", content: Cow::Borrowed(context) });
     }
@@ -96,6 +103,7 @@ mod tests {
         let parts = PromptParts {
             system: "SYS",
             system_tokens: None,
+            instructions: None,
             context_json: Some("{\"a\":1}"),
             reference: Some("REF"),
             reference_tokens: None,
@@ -118,6 +126,7 @@ mod tests {
         let parts = PromptParts {
             system: "You are helpful.",
             system_tokens: None,
+            instructions: None,
             context_json: Some("{}"),
             reference: None,
             reference_tokens: None,
@@ -148,6 +157,7 @@ mod tests {
         let parts = PromptParts {
             system: "S",
             system_tokens: None,
+            instructions: None,
             context_json: None,
             reference: None,
             reference_tokens: None,

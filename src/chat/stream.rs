@@ -81,7 +81,7 @@ impl ChatService {
         }
         let counter = self.tokenizer.get().await;
         let grounding = self.grounding_for(&input, &prepared, &counter).await;
-        if let Some(reason) = self.model_gate().await {
+        if let Some(reason) = self.model_gate(&input.site).await {
             let mut reply = self.without_model(&input, &prepared, &grounding, reason);
             if prepared.handoff_offered {
                 self.offer_person(&input, &mut reply);

@@ -1,6 +1,7 @@
 //! The binary's other commands: the container health check, the weekly report and the knowledge base.
 
 pub mod kb;
+pub mod sites;
 
 use crate::config::Settings;
 use anyhow::{bail, Context};

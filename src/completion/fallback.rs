@@ -38,16 +38,26 @@ impl StaticReplies {
     /// The visitor's language comes first: the intent's text in the locale chain, then the default
     /// text in the locale chain, then the same two in the default locale.
     pub fn pick(&self, intent: Option<&str>, locale: Option<&str>) -> &str {
-        let specific = intent.and_then(|name| self.by_intent.get(name));
-        let default = self.by_intent.get("default");
-        let chain = [locale, Some(self.default_locale.as_str())];
-        chain
-            .into_iter()
-            .flatten()
-            .flat_map(|loc| [specific, default].into_iter().flatten().map(move |texts| (texts, loc)))
-            .find_map(|(texts, loc)| in_chain(texts, loc))
+        pick_static(&self.by_intent, &self.default_locale, intent, locale)
             .unwrap_or("Sorry, I can't answer right now. Please try again in a moment.")
     }
+}
+
+/// `StaticReplies::pick`'s order over any set of texts (a site's own too); None when none fits.
+pub fn pick_static<'a>(
+    by_intent: &'a BTreeMap<String, LocalizedText>,
+    default_locale: &str,
+    intent: Option<&str>,
+    locale: Option<&str>,
+) -> Option<&'a str> {
+    let specific = intent.and_then(|name| by_intent.get(name));
+    let default = by_intent.get("default");
+    let chain = [locale, Some(default_locale)];
+    chain
+        .into_iter()
+        .flatten()
+        .flat_map(|loc| [specific, default].into_iter().flatten().map(move |texts| (texts, loc)))
+        .find_map(|(texts, loc)| in_chain(texts, loc))
 }
 
 #[cfg(test)]

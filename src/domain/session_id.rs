@@ -39,6 +39,15 @@ impl SessionId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// This id as its site keeps it: behind the site's prefix (`Site::session_key`), or bare for
+    /// `default`. Every store, signature and limit then tells two sites' sessions apart.
+    pub fn within(self, prefix: Option<&str>) -> Self {
+        match prefix {
+            Some(prefix) => Self(format!("{prefix}{}", self.0)),
+            None => self,
+        }
+    }
 }
 
 impl AsRef<str> for SessionId {

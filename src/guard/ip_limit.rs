@@ -150,7 +150,7 @@ pub struct IpLimit {
 /// The middleware (`axum::middleware::from_fn_with_state`, a tower layer): callers with a key pass,
 /// anonymous ones are checked before their body is read.
 pub async fn limit_anonymous(State(limit): State<IpLimit>, mut request: Request, next: Next) -> Response {
-    if matches!(request.extensions().get::<Credential>(), Some(Credential::Caller(_))) {
+    if matches!(request.extensions().get::<Credential>(), Some(Credential::Caller(_) | Credential::Site(..))) {
         return next.run(request).await;
     }
     let key = limit.limiter.key_of(&request);

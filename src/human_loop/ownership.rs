@@ -26,7 +26,8 @@ pub struct SessionView {
 impl SessionView {
     pub(crate) fn of(session_id: &str, s: &SessionState) -> Self {
         Self {
-            session_id: session_id.to_owned(),
+            // A site's prefix is the store's business, not the caller's.
+            session_id: crate::domain::visible_session_id(session_id).to_owned(),
             mode: s.mode,
             human_since_ms: s.human_since_ms,
             handoff_reason: s.handoff_reason.clone(),

@@ -40,6 +40,9 @@ pub struct WebhookPayload<'a> {
     #[serde(rename = "type")]
     pub kind: &'a str,
     pub session_id: &'a str,
+    /// The site the session belongs to; absent for `default` (whose payload is as before sites).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub site: Option<&'a str>,
     pub occurred_at: String,
     pub reason: Option<&'a str>,
     pub intent: Option<&'a str>,
@@ -118,7 +121,8 @@ impl SupportOutbox {
             id: &id,
             event: event.kind.as_str(),
             kind: event.kind.as_str(),
-            session_id: event.session_id,
+            session_id: crate::domain::visible_session_id(event.session_id),
+            site: event.session_id.split_once('/').and_then(|(prefix, _)| prefix.split_once('.')).map(|(site, _)| site),
             occurred_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             reason: event.reason,
             intent: event.intent,
@@ -143,10 +147,21 @@ impl SupportOutbox {
     /// A budget alert or spend anomaly (`kind` one of `ALERT_KINDS`): delivered to the alert
     /// webhook through the same outbox, signed and retried like a handoff event.
     pub async fn publish_alert(&self, kind: &'static str, payload: String) -> Result<String, crate::store::StoreError> {
+        self.publish_site_alert("", kind, payload).await
+    }
+
+    /// An alert about one site: its stream carries the site's prefix, so the worker sends it to
+    /// the site's alert webhook (else the deployment's).
+    pub async fn publish_site_alert(
+        &self,
+        site_prefix: &str,
+        kind: &'static str,
+        payload: String,
+    ) -> Result<String, crate::store::StoreError> {
         let id = uuid::Uuid::now_v7().to_string();
         let row = OutboxEvent {
             id: id.clone(),
-            session_id: ALERT_STREAM.to_owned(),
+            session_id: format!("{site_prefix}{ALERT_STREAM}"),
             session_hash: String::new(),
             kind: kind.to_owned(),
             payload,

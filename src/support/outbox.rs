@@ -4,7 +4,8 @@
 
 use super::handoff::ALERT_KINDS;
 use super::webhook::WebhookClient;
-use crate::config::WebhookSettings;
+use crate::config::{Secret, WebhookSettings};
+use crate::sites::{Site, SiteRegistry};
 use crate::store::DurableStore;
 use crate::telemetry::Metrics;
 use std::sync::Arc;
@@ -24,16 +25,63 @@ pub struct OutboxWorker {
     pub metrics: Arc<Metrics>,
     pub wake: Arc<Notify>,
     pub worker_id: String,
+    /// Sites with their own webhooks (`settings.handoff`, `settings.alertWebhookUrl`).
+    pub sites: Arc<SiteRegistry>,
+    /// For a site's own webhook: the client and timeout the deployment's use.
+    pub http: reqwest::Client,
+}
+
+/// The site an outbox row belongs to: its stream starts with the site's prefix (`Site::session_key`).
+fn site_of(sites: &SiteRegistry, stream: &str) -> Option<Arc<Site>> {
+    let Some((owner, _)) = stream.split_once('/') else {
+        return Some(sites.default_site());
+    };
+    let (id, created) = owner.rsplit_once('.')?;
+    sites.site(id).filter(|site| site.created_ms.to_string() == created)
 }
 
 impl OutboxWorker {
+    /// A webhook's client for this row: the site's own when it has one, else the deployment's.
+    fn target(&self, row: &crate::store::OutboxRow) -> std::borrow::Cow<'_, WebhookClient> {
+        let alert = ALERT_KINDS.contains(&row.kind.as_str());
+        let deployment = if alert { &self.alerts } else { &self.webhook };
+        let Some(site) = site_of(&self.sites, &row.session_id) else {
+            return std::borrow::Cow::Borrowed(deployment);
+        };
+        let handoff = site.settings.handoff.as_ref();
+        let url = if alert {
+            site.settings.alert_webhook_url.as_deref()
+        } else {
+            handoff.and_then(|h| h.webhook_url.as_deref())
+        };
+        match url {
+            None => std::borrow::Cow::Borrowed(deployment),
+            Some(url) => {
+                let secret = handoff.and_then(|h| h.webhook_secret.as_deref()).map(Secret::new);
+                let timeout = Duration::from_millis(self.settings.timeout_ms);
+                let secret = secret.unwrap_or_else(|| self.settings.secret.clone());
+                std::borrow::Cow::Owned(WebhookClient::new(self.http.clone(), url, &secret, timeout))
+            }
+        }
+    }
+
+    /// Whether any event could be delivered now (a site may gain a webhook at any time).
+    fn any_target(&self) -> bool {
+        self.webhook.is_configured() || self.alerts.is_configured() || self.sites.has_own_webhooks()
+    }
+
     pub async fn run(self, stop: CancellationToken) {
-        if !self.webhook.is_configured() && !self.alerts.is_configured() {
+        if !self.any_target() {
             tracing::info!("no handoff or alert webhook configured: events stay in the outbox");
-            return;
         }
         let poll = Duration::from_millis(self.settings.poll_interval_ms);
         loop {
+            if !self.any_target() {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep(poll.max(Duration::from_millis(500))) => continue,
+                }
+            }
             let delivered_any = match self.deliver_due().await {
                 Ok(count) => count > 0,
                 Err(e) => {
@@ -62,7 +110,7 @@ impl OutboxWorker {
         let rows = self.durable.claim_due(&self.worker_id, now, lease, CLAIM_BATCH).await?;
         let mut delivered = 0;
         for row in rows {
-            let to = if ALERT_KINDS.contains(&row.kind.as_str()) { &self.alerts } else { &self.webhook };
+            let to = self.target(&row);
             if !to.is_configured() {
                 // Kept for when a URL is configured; looked at again after the longest backoff.
                 let later = now + self.settings.retry_max_ms as i64;

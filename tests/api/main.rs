@@ -35,6 +35,8 @@ mod process;
 mod redteam;
 mod replicas;
 mod schema_upgrade;
+mod sites;
+mod sites_isolation;
 mod telemetry;
 mod tls;
 mod validation;

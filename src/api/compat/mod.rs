@@ -7,11 +7,12 @@ pub mod stream;
 use crate::api::chat::{caller, deadline, reply_log};
 use crate::api::error::{rate_limit_headers, ApiError};
 use crate::api::extract::{JsonBody, Peer};
-use crate::api::middleware::RequestContext;
+use crate::api::middleware::{CurrentSite, RequestContext};
 use crate::api::state::AppState;
 use crate::chat::{ChatInput, ModelOverrides, Reply, Route};
 use crate::config::CompatSystemPrompt;
 use crate::domain::{InvalidField, RawTurn, SessionId, TypedContext, UserText};
+use crate::sites::Site;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -19,6 +20,7 @@ use axum::{Extension, Json};
 use reply::{completion_id, fingerprint, usage_json, velochat_fields, UsageBody, VelochatFields};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use std::sync::Arc;
 
 /// Sampling options passed through to the upstream as given.
 const PASSTHROUGH: [&str; 8] =
@@ -130,6 +132,7 @@ fn session_key(
 pub fn parse_request(
     state: &AppState,
     ctx: &RequestContext,
+    site: Arc<Site>,
     headers: &HeaderMap,
     peer: Peer,
     mut body: ChatCompletionsRequest,
@@ -149,7 +152,7 @@ pub fn parse_request(
         return Err(ApiError::Unsupported("n".into(), "`n` greater than 1 is not supported".into()));
     }
     let model = match body.model.as_deref() {
-        None | Some("") => o.model.clone(),
+        None | Some("") => site.settings.model.clone().unwrap_or_else(|| o.model.clone()),
         Some(m) if o.allowed_models().iter().any(|a| a == m) => m.to_owned(),
         Some(m) => {
             return Err(ApiError::Invalid(InvalidField::new(
@@ -193,7 +196,7 @@ pub fn parse_request(
         // Later system/developer/tool messages are dropped (and counted) by compaction.
         history.push(RawTurn { role: message.role, content: Some(content), signature: None });
     }
-    let session = session_key(state, headers, &body)?;
+    let session = session_key(state, headers, &body)?.map(|id| id.within(site.session_prefix().as_deref()));
     let passthrough: Map<String, Value> =
         body.other.into_iter().filter(|(k, v)| PASSTHROUGH.contains(&k.as_str()) && !v.is_null()).collect();
     let cap = o.compat_max_tokens;
@@ -215,6 +218,7 @@ pub fn parse_request(
             response_format: body.response_format.filter(|v| !v.is_null()),
             passthrough: (!passthrough.is_empty()).then_some(passthrough),
         },
+        site,
     };
     Ok(CompatRequest {
         input,
@@ -295,11 +299,12 @@ fn completion_body<'a>(reply: &'a Reply, model: &'a str, request_id: &'a str) ->
 pub async fn chat_completions(
     State(state): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
+    Extension(CurrentSite(site)): Extension<CurrentSite>,
     peer: Peer,
     headers: HeaderMap,
     JsonBody(body): JsonBody<ChatCompletionsRequest>,
 ) -> Result<Response, ApiError> {
-    let request = parse_request(&state, &ctx, &headers, peer, body)?;
+    let request = parse_request(&state, &ctx, site, &headers, peer, body)?;
     if request.stream {
         return stream::respond(state.chat.clone(), ctx, request).await;
     }

@@ -6,6 +6,7 @@ mod event_insert;
 mod human_loop;
 mod knowledge;
 pub mod retry;
+mod sites;
 mod sql;
 mod suggestions;
 
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 pub use console::ConsoleStore;
 pub use human_loop::{HandoffRecord, HumanLoopStore, SessionMessage};
 pub use knowledge::{KbRow, KnowledgeStore, UnansweredRecord};
+pub use sites::{SiteKeyRow, SiteRow, SiteStore};
 pub use sql::SqlStore;
 pub use suggestions::{AnomalyRecord, SuggestionRecord, SuggestionStore};
 
@@ -75,7 +77,9 @@ pub struct HumanSession {
 }
 
 #[async_trait]
-pub trait DurableStore: KnowledgeStore + HumanLoopStore + SuggestionStore + ConsoleStore + Send + Sync {
+pub trait DurableStore:
+    KnowledgeStore + HumanLoopStore + SuggestionStore + ConsoleStore + SiteStore + Send + Sync
+{
     fn backend(&self) -> &'static str;
 
     async fn append_events(&self, events: &[EventRecord]) -> StoreResult<()>;

@@ -1,0 +1,275 @@
+//! Sites: one deployment serves many Wix sites, each with its own keys and settings. The registry
+//! lives in the durable store and is cached in every process, reloaded when its version moves
+//! (polled), so a new key, a revoked key or a changed setting holds on every replica within a poll.
+//! `default` always exists: a deployment that registers nothing behaves as a single site.
+
+mod keys;
+pub mod settings;
+
+pub use keys::{MintedKey, SiteKey, SiteRole};
+pub use settings::{SiteBudget, SiteSettings};
+
+use crate::domain::{InvalidField, SiteId};
+use crate::store::durable::{SiteRow, SiteStore};
+use crate::store::StoreError;
+use parking_lot::{Mutex, RwLock};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// One registered site, as every request sees it.
+#[derive(Debug, Clone)]
+pub struct Site {
+    pub id: SiteId,
+    pub name: String,
+    pub settings: SiteSettings,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
+impl Site {
+    /// The key this site's session `session_id` is kept under in every store. `default`'s keep
+    /// their bare id (a deployment's existing sessions stay where they are); another site's carry
+    /// its id and creation time, so no two sites' keys ever meet (`/` and `.` are in neither id
+    /// alphabet) and a site deleted and created again starts with no sessions.
+    pub fn session_key(&self, session_id: &str) -> String {
+        match self.session_prefix() {
+            None => session_id.to_owned(),
+            Some(prefix) => format!("{prefix}{session_id}"),
+        }
+    }
+
+    /// What every key of this site's sessions starts with (None for `default`).
+    pub fn session_prefix(&self) -> Option<String> {
+        (!self.id.is_default()).then(|| format!("{}.{}/", self.id, self.created_ms))
+    }
+
+    fn from_row(row: SiteRow) -> Result<Self, SiteError> {
+        let settings = serde_json::from_str::<serde_json::Value>(&row.settings)
+            .ok()
+            .and_then(|raw| SiteSettings::parse(Some(&raw)).ok())
+            .unwrap_or_else(|| {
+                tracing::warn!(site = %row.id, "stored site settings unreadable; using the deployment's");
+                SiteSettings::default()
+            });
+        Ok(Self {
+            id: SiteId::parse(&row.id, "siteId")?,
+            name: row.name,
+            settings,
+            created_ms: row.created_ms,
+            updated_ms: row.updated_ms,
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SiteError {
+    #[error(transparent)]
+    Invalid(#[from] InvalidField),
+    #[error("no such site")]
+    NotFound,
+    #[error("no such key")]
+    KeyNotFound,
+    #[error("the default site cannot be deleted")]
+    DefaultSite,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What the process holds: every site and every key's digest.
+#[derive(Default)]
+struct Snapshot {
+    version: i64,
+    sites: HashMap<String, Arc<Site>>,
+    keys: HashMap<[u8; 32], Arc<SiteKey>>,
+}
+
+pub struct SiteRegistry {
+    store: Arc<dyn SiteStore>,
+    snapshot: RwLock<Arc<Snapshot>>,
+    /// Key id → when it was last used here; written back in batches by the refresh loop.
+    used: Mutex<HashMap<String, i64>>,
+    /// Reloads one at a time (a write's own reload and the poll may meet).
+    reloading: tokio::sync::Mutex<()>,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl SiteRegistry {
+    /// Makes sure `default` exists, then loads everything.
+    pub async fn load(store: Arc<dyn SiteStore>) -> Result<Arc<Self>, StoreError> {
+        store.ensure_site(SiteId::DEFAULT, SiteId::DEFAULT, now_ms()).await?;
+        let registry = Arc::new(Self {
+            store,
+            snapshot: RwLock::new(Arc::new(Snapshot { version: -1, ..Snapshot::default() })),
+            used: Mutex::new(HashMap::new()),
+            reloading: tokio::sync::Mutex::new(()),
+        });
+        registry.refresh().await?;
+        Ok(registry)
+    }
+
+    /// Reloads when the stored version moved; true when it did.
+    pub async fn refresh(&self) -> Result<bool, StoreError> {
+        let _one = self.reloading.lock().await;
+        let version = self.store.registry_version().await?;
+        if version == self.snapshot.read().version {
+            return Ok(false);
+        }
+        let (rows, key_rows) = tokio::try_join!(self.store.list_sites(), self.store.list_site_keys())?;
+        let mut sites = HashMap::with_capacity(rows.len());
+        for row in rows {
+            match Site::from_row(row) {
+                Ok(site) => {
+                    sites.insert(site.id.as_str().to_owned(), Arc::new(site));
+                }
+                Err(e) => tracing::warn!(error = %e, "a stored site id is invalid; skipped"),
+            }
+        }
+        let keys = key_rows
+            .into_iter()
+            .filter(|row| sites.contains_key(&row.site))
+            .filter_map(SiteKey::from_row)
+            .map(|key| (key.digest, Arc::new(key)))
+            .collect();
+        *self.snapshot.write() = Arc::new(Snapshot { version, sites, keys });
+        Ok(true)
+    }
+
+    /// Keeps this process's copy current until `stop` fires, and writes back when keys were used.
+    pub fn spawn_refresh(
+        self: &Arc<Self>,
+        every: std::time::Duration,
+        stop: tokio_util::sync::CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let registry = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut last_flush = tokio::time::Instant::now();
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tick.tick() => {}
+                }
+                if let Err(e) = registry.refresh().await {
+                    tracing::warn!(error = %crate::error_chain::describe(&e), "site registry refresh failed; retrying");
+                }
+                if last_flush.elapsed() >= std::time::Duration::from_secs(10) {
+                    last_flush = tokio::time::Instant::now();
+                    registry.flush_key_use().await;
+                }
+            }
+            registry.flush_key_use().await;
+        })
+    }
+
+    async fn flush_key_use(&self) {
+        let used: Vec<(String, i64)> = self.used.lock().drain().collect();
+        if let Err(e) = self.store.touch_site_keys(&used).await {
+            tracing::warn!(error = %crate::error_chain::describe(&e), "key use not recorded");
+        }
+    }
+
+    pub fn site(&self, id: &str) -> Option<Arc<Site>> {
+        self.snapshot.read().sites.get(id).cloned()
+    }
+
+    /// `default`, always present (written at start-up; rebuilt here should a reload miss it).
+    pub fn default_site(&self) -> Arc<Site> {
+        self.site(SiteId::DEFAULT).unwrap_or_else(|| {
+            Arc::new(Site {
+                id: SiteId::default_site(),
+                name: SiteId::DEFAULT.to_owned(),
+                settings: SiteSettings::default(),
+                created_ms: 0,
+                updated_ms: 0,
+            })
+        })
+    }
+
+    pub fn sites(&self) -> Vec<Arc<Site>> {
+        let mut sites: Vec<_> = self.snapshot.read().sites.values().cloned().collect();
+        sites.sort_by(|a, b| a.id.cmp(&b.id));
+        sites
+    }
+
+    /// Whether any site besides `default` is registered (anonymous access ends with the first).
+    pub fn has_other_sites(&self) -> bool {
+        self.snapshot.read().sites.keys().any(|id| id != SiteId::DEFAULT)
+    }
+
+    /// Whether a site has a webhook of its own (the outbox then has somewhere to deliver).
+    pub fn has_own_webhooks(&self) -> bool {
+        self.snapshot.read().sites.values().any(|s| {
+            s.settings.alert_webhook_url.is_some()
+                || s.settings.handoff.as_ref().is_some_and(|h| h.webhook_url.is_some())
+        })
+    }
+
+    pub fn has_caller_keys(&self) -> bool {
+        self.snapshot.read().keys.values().any(|k| k.role == SiteRole::Caller)
+    }
+
+    /// The site key whose digest this is, with its site (the use is recorded).
+    pub fn identify(&self, digest: &[u8; 32]) -> Option<(Arc<SiteKey>, Arc<Site>)> {
+        let snapshot = self.snapshot.read();
+        let key = snapshot.keys.get(digest)?.clone();
+        let site = snapshot.sites.get(key.site.as_str())?.clone();
+        drop(snapshot);
+        self.used.lock().insert(key.id.clone(), now_ms());
+        Some((key, site))
+    }
+
+    /// Creates or updates a site (a stored webhook secret is kept when the write leaves it out).
+    pub async fn put(&self, id: SiteId, name: String, mut settings: SiteSettings) -> Result<Arc<Site>, SiteError> {
+        if let Some(previous) = self.site(id.as_str()) {
+            settings.keep_secret_from(&previous.settings);
+        }
+        let json = serde_json::to_string(&settings).unwrap_or_else(|_| "{}".to_owned());
+        self.store.put_site(id.as_str(), &name, &json, now_ms()).await?;
+        self.refresh().await?;
+        self.site(id.as_str()).ok_or(SiteError::NotFound)
+    }
+
+    /// Deletes a site with its keys, knowledge base and session records.
+    pub async fn delete(&self, id: &str) -> Result<(), SiteError> {
+        let site = self.site(id).ok_or(SiteError::NotFound)?;
+        let Some(prefix) = site.session_prefix() else {
+            return Err(SiteError::DefaultSite);
+        };
+        if !self.store.delete_site(id, &prefix).await? {
+            return Err(SiteError::NotFound);
+        }
+        self.refresh().await?;
+        Ok(())
+    }
+
+    /// Makes a key for `site`; the key itself is in the answer and nowhere else.
+    pub async fn create_key(&self, site: &str, role: SiteRole, label: Option<String>) -> Result<MintedKey, SiteError> {
+        let site = self.site(site).ok_or(SiteError::NotFound)?;
+        let minted = MintedKey::new(&site.id, role, label, now_ms());
+        self.store.add_site_key(&minted.row()).await?;
+        self.refresh().await?;
+        Ok(minted)
+    }
+
+    /// `site`'s keys, oldest first (their digests stay inside).
+    pub async fn keys(&self, site: &str) -> Result<Vec<SiteKey>, SiteError> {
+        self.site(site).ok_or(SiteError::NotFound)?;
+        // From the store: `lastUsedAt` is written back there by every replica.
+        self.flush_key_use().await;
+        let rows = self.store.list_site_keys().await?;
+        Ok(rows.into_iter().filter(|r| r.site == site).filter_map(SiteKey::from_row).collect())
+    }
+
+    pub async fn revoke_key(&self, site: &str, key_id: &str) -> Result<(), SiteError> {
+        self.site(site).ok_or(SiteError::NotFound)?;
+        if !self.store.delete_site_key(site, key_id).await? {
+            return Err(SiteError::KeyNotFound);
+        }
+        self.refresh().await?;
+        Ok(())
+    }
+}
