@@ -28,6 +28,8 @@ fn event(n: usize) -> EventRecord {
         repeat_question: false,
         first_reply: n % 5 == 0,
         model: Some("gpt-4o-mini".into()),
+        // Every tenth event another site's: both ways of the column.
+        site: (n % 10 == 0).then(|| "acme".into()),
     }
 }
 

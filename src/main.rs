@@ -24,6 +24,9 @@ enum Command {
         /// JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// The site whose review this is (default: `default`).
+        #[arg(long)]
+        site: Option<String>,
     },
     /// The knowledge base in the store named by DATABASE_URL.
     Kb {
@@ -105,7 +108,9 @@ fn main() -> ExitCode {
         match command {
             Command::Serve => Application::build(settings).await?.run_until_stopped().await,
             Command::Healthcheck => velochat::cli::healthcheck(&settings).await,
-            Command::Report { since, json } => velochat::cli::report(&settings, &since, json).await,
+            Command::Report { since, json, site } => {
+                velochat::cli::report(&settings, site.as_deref(), &since, json).await
+            }
             Command::Kb { command: KbCommand::Import { path } } => velochat::cli::kb::import(&settings, &path).await,
             Command::Kb { command: KbCommand::Search { question, k, locale } } => {
                 velochat::cli::kb::search(&settings, &question, k, locale.as_deref()).await

@@ -186,16 +186,20 @@ fn date_range(from: Option<&str>, to: Option<&str>) -> Result<(i64, i64), ApiErr
         (status = 403, description = "Admin routes disabled"),
         (status = 503, description = "The durable store failed")
     ), security(("bearer" = [])))]
-pub async fn report(State(review): State<Arc<Review>>, Query(query): Query<ReportQuery>) -> Result<Response, ApiError> {
+pub async fn report(
+    State(review): State<Arc<Review>>,
+    Extension(CurrentSite(site)): Extension<CurrentSite>,
+    Query(query): Query<ReportQuery>,
+) -> Result<Response, ApiError> {
     let built = if query.from.is_some() || query.to.is_some() {
         let (since, until) = date_range(query.from.as_deref(), query.to.as_deref())?;
-        review.report_between(since, until).await
+        review.report_between(&site, since, until).await
     } else {
         let since = query.since.as_deref().unwrap_or("7d");
         let window = crate::review::parse_since(since).map_err(|e| {
             ApiError::Invalid(crate::domain::InvalidField::new("since", "invalid_field", e.to_string()))
         })?;
-        review.report_since(window).await
+        review.report_since(&site, window).await
     };
     let report = built.map_err(|e| ApiError::Unavailable(format!("report failed: {e}")))?;
     Ok(Json(report).into_response())

@@ -156,7 +156,7 @@ fn chat_input(
     body: SendChatMessageRequest,
 ) -> Result<ChatInput, ApiError> {
     let SendChatMessageRequest { session_id, user_text, history, context } = body;
-    let session = SessionId::parse(session_id.as_deref(), "sessionId")?.within(site.session_prefix().as_deref());
+    let session = SessionId::parse(session_id.as_deref(), "sessionId")?.within(site.session_prefix());
     let user_text = UserText::parse(user_text.as_deref(), "userText", 4000)?;
     let context = TypedContext::parse(context.as_ref())?;
     Ok(ChatInput {

@@ -4,6 +4,7 @@
 use super::error::ApiError;
 use super::extract::{is_json, parse_json, read_body};
 use super::extract::{whole_number, Path, Query};
+use super::middleware::CurrentSite;
 use crate::api::state::AppState;
 use crate::domain::{check_identifier, InvalidField};
 use crate::knowledge::{DocumentInput, KbError, KnowledgeBase};
@@ -37,6 +38,18 @@ async fn kb_body<T: serde::de::DeserializeOwned>(request: Request, state: &AppSt
     parse_json(&bytes)
 }
 
+/// The knowledge base of the request's site (`CurrentSite`), opened on first use.
+pub struct SiteBase(pub Arc<KnowledgeBase>);
+
+impl axum::extract::FromRequestParts<AppState> for SiteBase {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &AppState) -> Result<Self, ApiError> {
+        let site = parts.extensions.get::<CurrentSite>().map(|s| s.0.clone()).ok_or(ApiError::Internal)?;
+        state.knowledge.of(&site).await.map(SiteBase).map_err(unavailable)
+    }
+}
+
 fn document_id(raw: &str) -> Result<(), ApiError> {
     Ok(check_identifier(raw, "id")?)
 }
@@ -63,13 +76,14 @@ pub struct Upserted {
     ), security(("bearer" = [])))]
 pub async fn put_document(
     State(state): State<AppState>,
+    SiteBase(kb): SiteBase,
     Path(id): Path<String>,
     request: Request,
 ) -> Result<Json<Upserted>, ApiError> {
     let body: DocumentInput = kb_body(request, &state).await?;
     document_id(&id)?;
     let doc = body.validate(Some(&id), "")?;
-    let written = state.knowledge.write(vec![doc]).await.map_err(unavailable)?;
+    let written = kb.write(vec![doc]).await.map_err(unavailable)?;
     Ok(Json(Upserted { id, version: written.version, chunks: written.chunks }))
 }
 
@@ -92,11 +106,15 @@ pub struct ImportRequest {
         (status = 415, description = "Not application/json"),
         (status = 503, description = "The durable store failed")
     ), security(("bearer" = [])))]
-pub async fn import(State(state): State<AppState>, request: Request) -> Result<Json<serde_json::Value>, ApiError> {
+pub async fn import(
+    State(state): State<AppState>,
+    SiteBase(kb): SiteBase,
+    request: Request,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let body: ImportRequest = kb_body(request, &state).await?;
     let documents = crate::knowledge::document::validate_batch(body.documents)?;
     let imported = documents.len();
-    let written = state.knowledge.write(documents).await.map_err(unavailable)?;
+    let written = kb.write(documents).await.map_err(unavailable)?;
     Ok(Json(json!({"imported": imported, "version": written.version})))
 }
 
@@ -135,7 +153,7 @@ fn summary(row: &KbRow, with_body: bool) -> serde_json::Value {
         (status = 503, description = "The durable store failed")
     ), security(("bearer" = [])))]
 pub async fn list_documents(
-    State(kb): State<Arc<KnowledgeBase>>,
+    SiteBase(kb): SiteBase,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let limit = whole_number(query.limit.as_deref(), "limit", DEFAULT_PAGE, 1..=MAX_PAGE)?;
@@ -163,7 +181,7 @@ pub async fn list_documents(
         (status = 404, description = "`document_not_found`"),
         (status = 503, description = "The durable store failed")
     ), security(("bearer" = [])))]
-pub async fn get_document(State(kb): State<Arc<KnowledgeBase>>, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn get_document(SiteBase(kb): SiteBase, Path(id): Path<String>) -> Result<Response, ApiError> {
     document_id(&id)?;
     let row = kb.document(&id).await.map_err(unavailable)?.ok_or(ApiError::DocumentNotFound)?;
     Ok(Json(summary(&row, true)).into_response())
@@ -180,10 +198,7 @@ pub async fn get_document(State(kb): State<Arc<KnowledgeBase>>, Path(id): Path<S
         (status = 404, description = "`document_not_found`"),
         (status = 503, description = "The durable store failed")
     ), security(("bearer" = [])))]
-pub async fn delete_document(
-    State(kb): State<Arc<KnowledgeBase>>,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+pub async fn delete_document(SiteBase(kb): SiteBase, Path(id): Path<String>) -> Result<Response, ApiError> {
     document_id(&id)?;
     match kb.delete(&id).await.map_err(unavailable)? {
         true => Ok(StatusCode::NO_CONTENT.into_response()),
@@ -212,7 +227,7 @@ pub struct SearchQuery {
         (status = 403, description = "Admin routes disabled")
     ), security(("bearer" = [])))]
 pub async fn search(
-    State(kb): State<Arc<KnowledgeBase>>,
+    SiteBase(kb): SiteBase,
     Query(query): Query<SearchQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let q = crate::domain::UserText::parse(query.q.as_deref(), "q", 4000)?;
@@ -238,6 +253,6 @@ pub async fn search(
         (status = 401, description = "Missing or invalid admin key"),
         (status = 403, description = "Admin routes disabled")
     ), security(("bearer" = [])))]
-pub async fn status(State(kb): State<Arc<KnowledgeBase>>) -> Json<crate::knowledge::KbStatus> {
+pub async fn status(SiteBase(kb): SiteBase) -> Json<crate::knowledge::KbStatus> {
     Json(kb.status())
 }

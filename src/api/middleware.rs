@@ -142,7 +142,7 @@ where
             // The rest of the connection cannot be trusted to be framed as its sender meant.
             let mut refused = ApiError::InvalidHost.into_response();
             refused.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-            let line = RequestLine { id, route: "other", method: request.method().clone(), started };
+            let line = RequestLine { id, route: "other", method: request.method().clone(), started, site: None };
             return Box::pin(std::future::ready(Ok(finish(refused, &self.state.metrics, line))));
         }
         // A chunked request may have come with a Content-Length that hyper dropped (RFC 9112 §6.3:
@@ -153,6 +153,16 @@ where
         let method = request.method().clone();
         let authorization = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
         let credential = self.state.auth.identify(authorization);
+        // The site the request is counted under: its key's, or the one the operator names.
+        let site = match &credential {
+            Credential::Site(_, site) => Some(site.clone()),
+            Credential::Admin => request
+                .headers()
+                .get(SITE_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|id| self.state.sites.site(id)),
+            _ => None,
+        };
         request.extensions_mut().insert(credential.clone());
         request.extensions_mut().insert(RequestContext { request_id: id.clone(), started, credential });
         let metrics = self.state.metrics.clone();
@@ -162,7 +172,7 @@ where
             if close_after {
                 response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
-            Ok(finish(response, &metrics, RequestLine { id, route, method, started }))
+            Ok(finish(response, &metrics, RequestLine { id, route, method, started, site }))
         }))
     }
 }
@@ -172,13 +182,15 @@ struct RequestLine {
     route: &'static str,
     method: axum::http::Method,
     started: Instant,
+    site: Option<Arc<Site>>,
 }
 
 fn finish(response: Response, metrics: &crate::telemetry::Metrics, line: RequestLine) -> Response {
-    let RequestLine { id, route, method, started } = line;
+    let RequestLine { id, route, method, started, site } = line;
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
-    metrics.record_request(route, status, elapsed.as_secs_f64());
+    let site = site.as_ref().map_or(crate::knowledge::SITE, |s| s.id.as_str());
+    metrics.record_request(site, route, status, elapsed.as_secs_f64());
     let error = response.extensions().get::<ErrorCode>().map(|c| c.0);
     let latency_ms = (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0;
     let probe = route == "healthz" || route == "readyz" || route == "metrics";
@@ -377,17 +389,6 @@ pub async fn require_admin(State(state): State<AppState>, mut request: Request, 
 pub async fn require_operator(request: Request, next: Next) -> Response {
     if matches!(context(&request), Credential::Site(..)) {
         return ApiError::Forbidden("only the operator key manages sites").into_response();
-    }
-    next.run(request).await
-}
-
-/// Routes that act on `default` only for now (the knowledge base, suggestions, handoff lists, the
-/// overview and the report): any other site is refused rather than shown `default`'s data.
-pub async fn require_default_site(request: Request, next: Next) -> Response {
-    let other = request.extensions().get::<CurrentSite>().is_some_and(|s| !s.0.id.is_default());
-    if other {
-        return ApiError::Forbidden("this route does not act per site yet: it serves the site `default` only")
-            .into_response();
     }
     next.run(request).await
 }

@@ -67,14 +67,13 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(openapi::openapi_json))
         .route_layer(from_fn_with_state(state.clone(), middleware::require_observer));
-    // Acting on the request's site (`CurrentSite`).
+    // Every one acts on the request's site (`CurrentSite`, set by `require_admin`).
     let admin_per_site = Router::new()
         .route("/admin/kill-switch", get(admin::get_kill_switch).put(admin::put_kill_switch))
         .route("/admin/sessions/{sessionId}", get(admin::get_session).delete(admin::erase_session))
         .route("/admin/sessions/{sessionId}/release", post(admin::release_session))
         .route("/admin/sessions/{sessionId}/handoff", post(admin::take_over_session))
-        .route("/admin/sessions/{sessionId}/transcript", get(operator::transcript));
-    let admin_default_only = Router::new()
+        .route("/admin/sessions/{sessionId}/transcript", get(operator::transcript))
         .route("/admin/report", get(admin::report))
         .route("/admin/overview", get(operator::overview))
         .route("/admin/handoffs", get(operator::handoffs))
@@ -100,8 +99,7 @@ pub fn router(state: AppState) -> Router {
             post(suggestions::approve)
                 .layer(axum::extract::DefaultBodyLimit::max(state.settings.kb.import_limit_bytes)),
         )
-        .route("/admin/kb/suggestions/{id}/reject", post(suggestions::reject))
-        .route_layer(axum::middleware::from_fn(middleware::require_default_site));
+        .route("/admin/kb/suggestions/{id}/reject", post(suggestions::reject));
     let registry = Router::new()
         .route("/admin/sites", get(sites::list))
         .route("/admin/sites/{siteId}", get(sites::get).put(sites::put).delete(sites::delete))
@@ -110,7 +108,6 @@ pub fn router(state: AppState) -> Router {
         .route_layer(axum::middleware::from_fn(middleware::require_operator));
     let admin = Router::new()
         .merge(admin_per_site)
-        .merge(admin_default_only)
         .merge(registry)
         .route_layer(from_fn_with_state(state.clone(), middleware::require_admin))
         // Nothing /admin answers (transcripts, documents, reports), refusals included, may be kept

@@ -35,6 +35,7 @@ pub struct OverviewQuery {
     ), security(("bearer" = [])))]
 pub async fn overview(
     State(review): State<Arc<Review>>,
+    axum::Extension(super::middleware::CurrentSite(site)): axum::Extension<super::middleware::CurrentSite>,
     Query(query): Query<OverviewQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let days =
@@ -44,7 +45,7 @@ pub async fn overview(
                 InvalidField::new("days", "invalid_field", "`days` must be a whole number from 1 to 90")
             })?,
         };
-    Ok(Json(review.overview(days).await.map_err(unavailable)?.0))
+    Ok(Json(review.overview(&site, days).await.map_err(unavailable)?.0))
 }
 
 /// Sessions a person owns now: how long the visitor has waited and the SLA state.
@@ -55,8 +56,11 @@ pub async fn overview(
         (status = 403, description = "Admin routes disabled"),
         (status = 503, description = "The durable store failed")
     ), security(("bearer" = [])))]
-pub async fn handoffs(State(review): State<Arc<Review>>) -> Result<Json<Value>, ApiError> {
-    let list = review.handoffs().await.map_err(unavailable)?;
+pub async fn handoffs(
+    State(review): State<Arc<Review>>,
+    axum::Extension(super::middleware::CurrentSite(site)): axum::Extension<super::middleware::CurrentSite>,
+) -> Result<Json<Value>, ApiError> {
+    let list = review.handoffs(&site).await.map_err(unavailable)?;
     Ok(Json(json!({ "handoffs": list })))
 }
 

@@ -140,7 +140,7 @@ pub async fn messages(
 
 /// The path's `sessionId` as the request's site keeps it (`Site::session_key`).
 pub fn site_session(site: &Site, raw: &str) -> Result<SessionId, ApiError> {
-    Ok(SessionId::parse(Some(raw), "sessionId")?.within(site.session_prefix().as_deref()))
+    Ok(SessionId::parse(Some(raw), "sessionId")?.within(site.session_prefix()))
 }
 
 fn unavailable(error: crate::store::StoreError) -> ApiError {

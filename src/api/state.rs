@@ -5,7 +5,7 @@ use crate::config::Settings;
 use crate::guard::ip_limit::IpLimiter;
 use crate::guard::Authenticator;
 use crate::human_loop::HumanLoop;
-use crate::knowledge::KnowledgeBase;
+use crate::knowledge::KnowledgeBases;
 use crate::review::Review;
 use crate::telemetry::Metrics;
 use axum::extract::FromRef;
@@ -44,7 +44,7 @@ pub struct AppState {
     pub human_loop: Arc<HumanLoop>,
     pub review: Arc<Review>,
     /// The knowledge admin service (the chat service searches the same base).
-    pub knowledge: Arc<KnowledgeBase>,
+    pub knowledge: Arc<KnowledgeBases>,
     pub auth: Arc<Authenticator>,
     /// Every site, its keys and settings, as this process last loaded them.
     pub sites: Arc<crate::sites::SiteRegistry>,
@@ -71,5 +71,5 @@ macro_rules! sub_state {
 sub_state!(chat: ChatService);
 sub_state!(human_loop: HumanLoop);
 sub_state!(review: Review);
-sub_state!(knowledge: KnowledgeBase);
+sub_state!(knowledge: KnowledgeBases);
 sub_state!(sites: crate::sites::SiteRegistry);

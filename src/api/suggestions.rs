@@ -4,13 +4,14 @@
 use super::error::ApiError;
 use super::extract::{is_json, parse_json, read_body};
 use super::extract::{Path, Query};
+use super::middleware::CurrentSite;
 use crate::api::state::AppState;
 use crate::domain::rfc3339;
 use crate::domain::{check_identifier, InvalidField};
 use crate::human_loop::{suggestion_document_id, HumanLoop, SuggestionEdit, SuggestionError};
 use crate::store::durable::SuggestionRecord;
 use axum::extract::{Request, State};
-use axum::Json;
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -47,7 +48,7 @@ impl From<SuggestionRecord> for SuggestionView {
             decided_at: r.decided_ms.and_then(rfc3339),
             document_id,
             id: r.id,
-            session_id: r.session_id,
+            session_id: crate::domain::visible_session_id(&r.session_id).to_owned(),
             question: r.question,
             answer: r.answer,
             status: r.status,
@@ -84,6 +85,7 @@ pub struct ListQuery {
     ), security(("bearer" = [])))]
 pub async fn list(
     State(human): State<Arc<HumanLoop>>,
+    Extension(CurrentSite(site)): Extension<CurrentSite>,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let status = match query.status.as_deref() {
@@ -94,7 +96,7 @@ pub async fn list(
             return Err(InvalidField::new("status", "invalid_field", message).into());
         }
     };
-    let records = human.suggestions(status).await.map_err(|e| refused(e.into()))?;
+    let records = human.suggestions(&site, status).await.map_err(|e| refused(e.into()))?;
     let suggestions: Vec<SuggestionView> = records.into_iter().map(Into::into).collect();
     Ok(Json(json!({ "suggestions": suggestions })))
 }
@@ -123,6 +125,7 @@ pub struct ApproveRequest {
     ), security(("bearer" = [])))]
 pub async fn approve(
     State(state): State<AppState>,
+    Extension(CurrentSite(site)): Extension<CurrentSite>,
     Path(id): Path<String>,
     request: Request,
 ) -> Result<Json<Value>, ApiError> {
@@ -139,7 +142,7 @@ pub async fn approve(
     } else {
         SuggestionEdit::default()
     };
-    let (record, written) = state.human_loop.approve_suggestion(&id, edit).await.map_err(refused)?;
+    let (record, written) = state.human_loop.approve_suggestion(&site, &id, edit).await.map_err(refused)?;
     let document = json!({"id": suggestion_document_id(&id), "version": written.version, "chunks": written.chunks});
     let mut view = serde_json::to_value(SuggestionView::from(record)).unwrap_or_default();
     view["document"] = document;
@@ -159,9 +162,10 @@ pub async fn approve(
     ), security(("bearer" = [])))]
 pub async fn reject(
     State(human): State<Arc<HumanLoop>>,
+    Extension(CurrentSite(site)): Extension<CurrentSite>,
     Path(id): Path<String>,
 ) -> Result<Json<SuggestionView>, ApiError> {
     check_identifier(&id, "id")?;
-    let record = human.reject_suggestion(&id).await.map_err(refused)?;
+    let record = human.reject_suggestion(&site, &id).await.map_err(refused)?;
     Ok(Json(record.into()))
 }

@@ -101,7 +101,7 @@ impl Budget {
         if site.settings.alert_webhook_url.is_none() && self.settings.alert_webhook_url.is_empty() {
             return;
         }
-        let prefix = site.session_prefix().unwrap_or_default();
+        let prefix = site.session_prefix().unwrap_or_default().to_owned();
         let payload = serde_json::to_string(&SiteAlert { alert, site: site.id.as_str() }).unwrap_or_default();
         let outbox = self.alerts.clone();
         tokio::spawn(async move {

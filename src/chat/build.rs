@@ -12,7 +12,7 @@ use crate::config::Settings;
 use crate::guard::{OutputFilter, Redactor, Signer};
 use crate::human_loop::HumanLoop;
 use crate::knowledge::embed::Embedder;
-use crate::knowledge::{KbError, KnowledgeBase};
+use crate::knowledge::{KbError, KnowledgeBases};
 use crate::rate::Quota;
 use crate::store::{DurableStore, StateStore};
 use crate::telemetry::{secrets_of, EventSink, Metrics};
@@ -31,7 +31,7 @@ pub struct Collaborators {
     pub events: EventSink,
     pub signer: Signer,
     pub redactor: Arc<Redactor>,
-    pub knowledge: Arc<KnowledgeBase>,
+    pub knowledge: Arc<KnowledgeBases>,
     pub intents: Arc<IntentRouter>,
     pub human: Arc<HumanLoop>,
 }
@@ -90,16 +90,16 @@ pub fn redactor(settings: &Settings) -> Arc<Redactor> {
     Arc::new(Redactor::new(secrets.iter().map(String::as_str)))
 }
 
-/// The site's knowledge base; fails only when the index cannot be created. The embeddings model
+/// Every site's knowledge base; fails only when the index cannot be created. The embeddings model
 /// has its own breaker: its outage never opens the chat's.
 pub fn knowledge_base(
     settings: &Settings,
     upstream: &reqwest::Client,
     durable: Arc<dyn DurableStore>,
     metrics: &Metrics,
-) -> Result<Arc<KnowledgeBase>, KbError> {
+) -> Result<Arc<KnowledgeBases>, KbError> {
     let embedder = Embedder::from_settings(settings, upstream, Some(metrics.kb_embeddings.clone()));
-    Ok(Arc::new(KnowledgeBase::new(&settings.kb, durable, embedder)?))
+    Ok(Arc::new(KnowledgeBases::new(&settings.kb, durable, embedder)?))
 }
 
 /// Primary model, optional fallback model, breaker and the deadline arithmetic.

@@ -26,8 +26,10 @@ impl ChatService {
         // The question's embedding may take a slice of the time left, never the model's share.
         let time_left = input.deadline.remaining() / 4;
         let locale = input.context.locale.as_deref();
-        let mut grounding =
-            self.knowledge.ground(input.user_text.as_str(), locale, answerable, time_left, counter).await;
+        let Some(base) = self.knowledge.for_search(&input.site).await else {
+            return Grounding::default();
+        };
+        let mut grounding = base.ground(input.user_text.as_str(), locale, answerable, time_left, counter).await;
         // Help pages are written by people who may paste a key into one: configured secrets never
         // reach the model (nor, through it, a visitor).
         if let Some(message) = grounding.message.as_mut() {
@@ -77,7 +79,8 @@ impl ChatService {
         let passage = grounding.best.as_ref().filter(|p| reason.knowledge_may_answer() && p.score >= bar);
         let question = input.user_text.as_str();
         let extracted = passage.and_then(|p| {
-            let text = self.knowledge.extract_answer(p, question, input.context.locale.as_deref())?;
+            let base = self.knowledge.loaded(&input.site)?;
+            let text = base.extract_answer(p, question, input.context.locale.as_deref())?;
             Some((self.redactor.secrets(&text).into_owned(), p))
         });
         let Some((text, passage)) = extracted else {
@@ -125,6 +128,7 @@ impl ChatService {
             session_hash: self.session_hash(session),
             locale: input.context.locale.clone(),
             question: self.redactor.log_line(input.user_text.as_str()).into_owned(),
+            site: (!input.site.id.is_default()).then(|| input.site.id.as_str().to_owned()),
         };
         let durable = self.durable.clone();
         tokio::spawn(async move {

@@ -29,7 +29,7 @@ use crate::completion::{Ladder, StaticReplies};
 use crate::config::Settings;
 use crate::guard::{OutputFilter, Redactor, Signer};
 use crate::human_loop::HumanLoop;
-use crate::knowledge::KnowledgeBase;
+use crate::knowledge::KnowledgeBases;
 use crate::rate::Quota;
 use crate::store::{DurableStore, StateStore};
 use crate::telemetry::{EventSink, Metrics};
@@ -61,7 +61,7 @@ pub struct ChatService {
     budget: Budget,
     quotas: Quotas,
     prompt_cache_key: String,
-    knowledge: Arc<KnowledgeBase>,
+    knowledge: Arc<KnowledgeBases>,
     redactor: Arc<Redactor>,
     /// Session ownership, handoffs and their records.
     human: Arc<HumanLoop>,

@@ -80,7 +80,12 @@ impl ChatService {
         m.circuit_state.set(self.circuit_state().gauge());
         m.kill_switch.set(i64::from(self.kill_switch().await));
         m.limiter_keys.set((self.store.tracked_limiter_keys() + edge_limiter_keys) as i64);
-        m.kb_documents.set(self.knowledge.document_count() as i64);
-        m.kb_chunks.set(self.knowledge.chunk_count() as i64);
+        let bases = self.knowledge.open_bases();
+        m.kb_documents.set(bases.iter().map(|(_, kb)| kb.document_count() as i64).sum());
+        m.kb_chunks.set(bases.iter().map(|(_, kb)| kb.chunk_count() as i64).sum());
+        for (site, kb) in &bases {
+            m.sites.kb_documents.with_label_values(&[site]).set(kb.document_count() as i64);
+            m.sites.kb_index_bytes.with_label_values(&[site]).set(kb.memory_bytes() as i64);
+        }
     }
 }

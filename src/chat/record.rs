@@ -15,18 +15,25 @@ impl ChatService {
     ) {
         let m = &self.metrics;
         let latency = input.deadline.started().elapsed();
+        let site = input.site.id.as_str();
         m.replies.with_label_values(&[reply.source.as_str()]).inc();
         if let Some(reason) = reply.fallback_reason {
             m.fallbacks.with_label_values(&[reason.as_str()]).inc();
+            m.sites.fallbacks.with_label_values(&[site, reason.as_str()]).inc();
         }
         if let (Source::Handoff, Some(reason)) = (reply.source, reply.handoff_reason) {
             m.handoffs.with_label_values(&[reason.as_str()]).inc();
+            m.sites.handoffs.with_label_values(&[site, reason.as_str()]).inc();
         }
         let usage = &reply.usage;
         if usage.prompt_tokens + usage.completion_tokens > 0 {
-            m.tokens.with_label_values(&["prompt"]).inc_by(usage.prompt_tokens);
-            m.tokens.with_label_values(&["completion"]).inc_by(usage.completion_tokens);
-            m.tokens.with_label_values(&["cached"]).inc_by(usage.cached_tokens());
+            let cached = usage.cached_tokens();
+            for (kind, tokens) in
+                [("prompt", usage.prompt_tokens), ("completion", usage.completion_tokens), ("cached", cached)]
+            {
+                m.tokens.with_label_values(&[kind]).inc_by(tokens);
+                m.sites.tokens.with_label_values(&[site, kind]).inc_by(tokens);
+            }
         }
         let upstream = std::time::Duration::from_millis(reply.upstream_ms);
         m.overhead.observe(latency.saturating_sub(upstream).as_secs_f64());
@@ -59,6 +66,7 @@ impl ChatService {
             repeat_question: reply.repeat_question,
             first_reply,
             model: reply.model.clone(),
+            site: (!input.site.id.is_default()).then(|| input.site.id.as_str().to_owned()),
         });
     }
 

@@ -18,7 +18,7 @@ async fn open(settings: &Settings) -> anyhow::Result<KnowledgeBase> {
     let o = &settings.openai;
     let client = http_client(Duration::from_millis(o.connect_timeout_ms), o.h2c, &o.ca_cert)?;
     let embedder = Embedder::from_settings(settings, &client, None);
-    Ok(KnowledgeBase::new(kb, durable, embedder)?)
+    Ok(KnowledgeBase::new(kb, durable, embedder.map(std::sync::Arc::new))?)
 }
 
 /// Reads documents from a JSON file (`{"documents": [...]}` or an array), a JSON-lines file, or a

@@ -28,12 +28,17 @@ pub async fn healthcheck(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Prints only the report on stdout (logs go to stderr).
-pub async fn report(settings: &Settings, since: &str, json: bool) -> anyhow::Result<()> {
+/// Prints only the report on stdout (logs go to stderr): the site `site`'s (`default` when none).
+pub async fn report(settings: &Settings, site: Option<&str>, since: &str, json: bool) -> anyhow::Result<()> {
     let window = crate::review::parse_since(since)?;
     let durable =
         crate::store::durable::connect(settings.storage.database_url.expose()).await.context("DATABASE_URL")?;
-    let report = crate::review::build(durable.as_ref(), window, settings).await?;
+    let sites = crate::sites::SiteRegistry::load(durable.clone()).await.context("site registry")?;
+    let site = match site {
+        None => sites.default_site(),
+        Some(id) => sites.site(id).with_context(|| format!("no site `{id}` (velochat sites list)"))?,
+    };
+    let report = crate::review::build(durable.as_ref(), site.report_scope(), window, settings).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -16,8 +16,7 @@ pub use suggestions::{document_id as suggestion_document_id, SuggestionEdit, Sug
 
 use crate::config::Settings;
 use crate::guard::Redactor;
-use crate::knowledge::KnowledgeBase;
-use crate::store::durable::SuggestionRecord;
+use crate::knowledge::KnowledgeBases;
 use crate::store::{DurableStore, StateStore, StoreError};
 use crate::support::{SupportOutbox, TranscriptSink};
 use crate::telemetry::Metrics;
@@ -36,7 +35,7 @@ pub struct HumanLoopParts {
     pub support: SupportOutbox,
     pub transcripts: TranscriptSink,
     pub redactor: Arc<Redactor>,
-    pub knowledge: Arc<KnowledgeBase>,
+    pub knowledge: Arc<KnowledgeBases>,
     pub asks_for_person: AsksForPerson,
 }
 
@@ -68,10 +67,6 @@ impl HumanLoop {
     }
 
     /// Suggestions with `status` (all when None), newest first.
-    pub async fn suggestions(&self, status: Option<&str>) -> Result<Vec<SuggestionRecord>, StoreError> {
-        self.with.durable.suggestions(status, 0).await
-    }
-
     /// What was said in the session's current (or last) handoff. None when the session is unknown.
     pub async fn transcript(
         &self,

@@ -5,7 +5,7 @@
 use super::ownership::{SessionView, TransitionContext};
 use super::{now_ms, HumanLoop};
 use crate::domain::AgentMessage;
-use crate::store::durable::{HandoffRecord, SessionMessage, SuggestionRecord};
+use crate::store::durable::{HandoffRecord, SessionMessage, SessionScope, SuggestionRecord};
 use crate::store::{SessionState, StoreError, Transition};
 
 /// The visitor messages kept in the session state: the ones that lead to a handoff.
@@ -104,7 +104,7 @@ impl HumanLoop {
         if found.is_empty() {
             return Ok(());
         }
-        let mut pending = self.with.durable.suggestions(Some("pending"), 0).await?;
+        let mut pending = self.with.durable.suggestions(SessionScope::of_session(id), Some("pending"), 0).await?;
         for exchange in found {
             if pending.iter().any(|p| crate::knowledge::same_question(&p.question, &exchange.question, None)) {
                 tracing::info!("suggestion not drafted: a pending one asks the same question");

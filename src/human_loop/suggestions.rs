@@ -4,6 +4,7 @@
 use super::HumanLoop;
 use crate::domain::InvalidField;
 use crate::knowledge::{DocumentInput, KbError, Written};
+use crate::sites::Site;
 use crate::store::durable::SuggestionRecord;
 use crate::store::StoreError;
 
@@ -61,8 +62,17 @@ pub fn document_id(suggestion_id: &str) -> String {
 }
 
 impl HumanLoop {
-    async fn pending_suggestion(&self, id: &str) -> Result<SuggestionRecord, SuggestionError> {
+    /// A site's suggestions, newest first (at most 1,000).
+    pub async fn suggestions(&self, site: &Site, status: Option<&str>) -> Result<Vec<SuggestionRecord>, StoreError> {
+        self.with.durable.suggestions(site.scope(), status, 0).await
+    }
+
+    /// The site's suggestion `id`; another site's is as good as absent.
+    async fn pending_suggestion(&self, site: &Site, id: &str) -> Result<SuggestionRecord, SuggestionError> {
         let record = self.with.durable.suggestion(id).await?.ok_or(SuggestionError::NotFound)?;
+        if !site.scope().covers(&record.session_id) {
+            return Err(SuggestionError::NotFound);
+        }
         if record.status != "pending" {
             return Err(SuggestionError::Decided(record.status));
         }
@@ -81,10 +91,12 @@ impl HumanLoop {
 
     pub async fn approve_suggestion(
         &self,
+        site: &Site,
         id: &str,
         edit: SuggestionEdit,
     ) -> Result<(SuggestionRecord, Written), SuggestionError> {
-        let mut record = self.pending_suggestion(id).await?;
+        let mut record = self.pending_suggestion(site, id).await?;
+        let base = self.with.knowledge.of(site).await?;
         let title = edit.title.unwrap_or_else(|| default_title(edit.body.as_deref().unwrap_or(&record.answer)));
         let input = DocumentInput {
             title: Some(title),
@@ -94,7 +106,7 @@ impl HumanLoop {
         };
         let document = input.validate(Some(&document_id(id)), "")?;
         self.decide(id, "approved").await?;
-        match self.with.knowledge.write(vec![document]).await {
+        match base.write(vec![document]).await {
             Ok(written) => {
                 self.with.metrics.kb_suggestions.with_label_values(&["approved"]).inc();
                 record.status = "approved".to_owned();
@@ -108,8 +120,8 @@ impl HumanLoop {
         }
     }
 
-    pub async fn reject_suggestion(&self, id: &str) -> Result<SuggestionRecord, SuggestionError> {
-        let mut record = self.pending_suggestion(id).await?;
+    pub async fn reject_suggestion(&self, site: &Site, id: &str) -> Result<SuggestionRecord, SuggestionError> {
+        let mut record = self.pending_suggestion(site, id).await?;
         self.decide(id, "rejected").await?;
         self.with.metrics.kb_suggestions.with_label_values(&["rejected"]).inc();
         record.status = "rejected".to_owned();

@@ -2,7 +2,7 @@
 //! search (which the chat path shares): pages of documents, one document, search with the chat
 //! path's embeddings deadline.
 
-use super::{KbError, KnowledgeBase, Passage, SITE};
+use super::{KbError, KnowledgeBase, Passage};
 use crate::store::durable::KbRow;
 use std::time::Duration;
 
@@ -19,8 +19,8 @@ impl KnowledgeBase {
     /// `limit` documents after `cursor` whose id or title contains `filter` (any case).
     pub async fn page(&self, cursor: Option<&str>, filter: Option<&str>, limit: i64) -> Result<DocumentPage, KbError> {
         let (mut rows, total) = tokio::try_join!(
-            self.durable.kb_list(SITE, cursor, filter, limit + 1),
-            self.durable.kb_count(SITE, filter)
+            self.durable.kb_list(&self.site, cursor, filter, limit + 1),
+            self.durable.kb_count(&self.site, filter)
         )?;
         let more = rows.len() as i64 > limit;
         rows.truncate(limit.max(0) as usize);
@@ -29,7 +29,7 @@ impl KnowledgeBase {
     }
 
     pub async fn document(&self, id: &str) -> Result<Option<KbRow>, KbError> {
-        Ok(self.durable.kb_get(SITE, id).await?)
+        Ok(self.durable.kb_get(&self.site, id).await?)
     }
 
     /// The chat path's retrieval for `query`, best first, within the embeddings deadline.

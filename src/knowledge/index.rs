@@ -282,6 +282,11 @@ impl LexicalIndex {
     }
 
     /// Chunks indexed (deleted ones excluded once committed).
+    /// Bytes the index's segments take in memory (tantivy's own account).
+    pub fn space_bytes(&self) -> u64 {
+        self.reader.searcher().space_usage().map(|u| u.total().get_bytes()).unwrap_or(0)
+    }
+
     pub fn len(&self) -> u64 {
         self.reader.searcher().num_docs()
     }

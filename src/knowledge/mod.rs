@@ -13,6 +13,7 @@ mod index;
 pub mod language;
 mod retrieve;
 pub mod similar;
+mod sites;
 mod vectors;
 
 pub use admin::DocumentPage;
@@ -20,6 +21,7 @@ pub use chunk::ChunkLimits;
 pub use document::{Document, DocumentInput};
 pub use retrieve::{Grounding, Passage, SourceRef};
 pub use similar::same_question;
+pub use sites::KnowledgeBases;
 pub use vectors::KbStatus;
 
 use crate::completion::tokens::TokenCounter;
@@ -34,8 +36,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-/// Every document belongs to this site for now; the column is there so several sites need no
-/// migration later.
+/// The site every route uses when nothing names one (`crate::domain::SiteId::DEFAULT`).
 pub const SITE: &str = "default";
 
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +96,8 @@ pub struct Written {
 }
 
 pub struct KnowledgeBase {
+    /// The site whose help content this is (the store's `site` column).
+    site: String,
     settings: KbSettings,
     default_lang: Lang,
     durable: Arc<dyn DurableStore>,
@@ -106,16 +109,27 @@ pub struct KnowledgeBase {
     synced: AtomicI64,
     /// One install at a time, so the version check and the index change are one step.
     installing: tokio::sync::Mutex<()>,
-    embedder: Option<Embedder>,
+    embedder: Option<Arc<Embedder>>,
 }
 
 impl KnowledgeBase {
+    /// `default`'s knowledge base.
     pub fn new(
         settings: &KbSettings,
         durable: Arc<dyn DurableStore>,
-        embedder: Option<Embedder>,
+        embedder: Option<Arc<Embedder>>,
+    ) -> Result<Self, KbError> {
+        Self::for_site(SITE, settings, durable, embedder)
+    }
+
+    pub fn for_site(
+        site: &str,
+        settings: &KbSettings,
+        durable: Arc<dyn DurableStore>,
+        embedder: Option<Arc<Embedder>>,
     ) -> Result<Self, KbError> {
         Ok(Self {
+            site: site.to_owned(),
             default_lang: Lang::of_locale(Some(&settings.default_locale), Lang::En),
             settings: settings.clone(),
             durable,
@@ -190,7 +204,7 @@ impl KnowledgeBase {
                 legacy_embeddings: None,
             })
             .collect();
-        let version = self.durable.kb_upsert(SITE, &rows).await?;
+        let version = self.durable.kb_upsert(&self.site, &rows).await?;
         let chunks = chunked.last().map_or(0, |(_, c)| c.len());
         let indexed = chunked
             .into_iter()
@@ -206,7 +220,7 @@ impl KnowledgeBase {
     /// Tombstones a document; false when there was none.
     pub async fn delete(&self, id: &str) -> Result<bool, KbError> {
         let now = chrono::Utc::now().timestamp_millis();
-        let Some(version) = self.durable.kb_delete(SITE, id, now).await? else {
+        let Some(version) = self.durable.kb_delete(&self.site, id, now).await? else {
             return Ok(false);
         };
         self.install(vec![IndexedDoc::tombstone(id.to_owned(), version, self.default_lang)]).await?;
@@ -217,10 +231,10 @@ impl KnowledgeBase {
     /// many documents changed.
     pub async fn sync(&self) -> Result<usize, KbError> {
         let since = self.synced.load(Ordering::Acquire);
-        if self.durable.kb_version(SITE).await? <= since {
+        if self.durable.kb_version(&self.site).await? <= since {
             return Ok(0);
         }
-        let rows = self.durable.kb_changes(SITE, since).await?;
+        let rows = self.durable.kb_changes(&self.site, since).await?;
         let newest = rows.iter().map(|r| r.version).max().unwrap_or(since);
         let limits = self.limits();
         let model = self.embedder.as_ref().map(|e| e.model.clone());
@@ -233,25 +247,6 @@ impl KnowledgeBase {
         let changed = self.install(indexed).await?;
         self.synced.fetch_max(newest, Ordering::AcqRel);
         Ok(changed)
-    }
-
-    /// Keeps this replica's index current until `stop` fires.
-    pub fn spawn_sync(self: &Arc<Self>, stop: tokio_util::sync::CancellationToken) -> tokio::task::JoinHandle<()> {
-        let kb = self.clone();
-        let every = std::time::Duration::from_millis(self.settings.sync_interval_ms.max(50));
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tick.tick() => {}
-                }
-                if let Err(e) = kb.sync().await {
-                    tracing::warn!(error = %crate::error_chain::describe(&e), "knowledge base sync failed; retrying");
-                }
-            }
-        })
     }
 
     /// Puts newer versions of documents into the map and the index; older ones are skipped.

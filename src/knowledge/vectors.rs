@@ -2,16 +2,15 @@
 //! whatever lacks them (the model changed, or the embeddings endpoint was down at import), and the
 //! status that says how far that has come.
 
-use super::{embed, Document, IndexedDoc, KbError, KnowledgeBase, SITE};
+use super::{embed, Document, IndexedDoc, KbError, KnowledgeBase};
 use serde::Serialize;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Chunks embedded per background round (one embeddings request).
 const ROUND_CHUNKS: usize = embed::BATCH;
 /// After a failed round the background task waits this many sync intervals (the breaker guards
 /// the rest).
-const INTERVALS_AFTER_FAILURE: u32 = 10;
+pub(super) const INTERVALS_AFTER_FAILURE: u32 = 10;
 
 /// `GET /admin/kb/status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -31,6 +30,21 @@ fn embedding_input(title: &str, chunk: &str) -> String {
 }
 
 impl KnowledgeBase {
+    /// What this base holds in memory: the search index's segments, the passages' text and their
+    /// vectors (bytes, approximate; `velochat_kb_index_bytes`).
+    pub fn memory_bytes(&self) -> u64 {
+        let held: usize = self
+            .docs
+            .read()
+            .values()
+            .map(|d| {
+                let vectors: usize = d.vectors.iter().map(|v| v.len() * std::mem::size_of::<f32>()).sum();
+                d.title.len() + d.chunks.iter().map(String::len).sum::<usize>() + vectors
+            })
+            .sum();
+        self.index.space_bytes() + held as u64
+    }
+
     pub fn status(&self) -> KbStatus {
         let docs = self.docs.read();
         KbStatus {
@@ -64,34 +78,6 @@ impl KnowledgeBase {
         out
     }
 
-    /// Embeds, in rounds, the live documents that have no vectors of the model in use, and keeps
-    /// them with the documents (a version bump, so other replicas read them too). Search stays by
-    /// keywords for a document until its round is done.
-    pub fn spawn_embedding(
-        self: &Arc<Self>,
-        stop: tokio_util::sync::CancellationToken,
-    ) -> Option<tokio::task::JoinHandle<()>> {
-        self.embedder.as_ref()?;
-        let kb = self.clone();
-        let every = Duration::from_millis(self.settings.sync_interval_ms.max(50));
-        Some(tokio::spawn(async move {
-            loop {
-                let pause = match kb.embed_round().await {
-                    Ok(0) => every,
-                    Ok(_) => Duration::ZERO,
-                    Err(e) => {
-                        tracing::warn!(error = %crate::error_chain::describe(&e), "background embedding round failed");
-                        every * INTERVALS_AFTER_FAILURE
-                    }
-                };
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(pause) => {}
-                }
-            }
-        }))
-    }
-
     /// One round: returns how many documents got their vectors (0 = nothing to do).
     pub async fn embed_round(&self) -> Result<usize, KbError> {
         let Some(embedder) = &self.embedder else { return Ok(0) };
@@ -120,7 +106,7 @@ impl KnowledgeBase {
             let own = vectors.split_off(vectors.len() - doc.chunks.len());
             let Some(bytes) = embed::encode(&embedder.model, &own) else { continue };
             // A document changed meanwhile keeps its new version; the next round embeds that.
-            if let Some(version) = self.durable.kb_set_vectors(SITE, &doc.id, doc.version, &bytes).await? {
+            if let Some(version) = self.durable.kb_set_vectors(&self.site, &doc.id, doc.version, &bytes).await? {
                 installed.push(IndexedDoc {
                     id: doc.id.clone(),
                     title: doc.title.clone(),

@@ -10,6 +10,7 @@ pub use service::{Overview, Review};
 pub use unanswered::UnansweredGroup;
 
 use crate::config::Settings;
+use crate::store::durable::SiteScope;
 use crate::store::{DurableStore, EventRecord};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -184,35 +185,41 @@ fn rfc3339(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// The review of the last `window`, of the site(s) `scope` covers.
 pub async fn build(
     durable: &dyn DurableStore,
+    scope: SiteScope<'_>,
     window: Duration,
     settings: &Settings,
 ) -> Result<Report, crate::store::StoreError> {
     let until = chrono::Utc::now().timestamp_millis();
-    build_between(durable, until - window.as_millis() as i64, until, settings).await
+    build_between(durable, scope, until - window.as_millis() as i64, until, settings).await
 }
 
-/// The review of `[since_ms, until_ms)`.
+/// The review of `[since_ms, until_ms)`, of the site(s) `scope` covers.
 pub async fn build_between(
     durable: &dyn DurableStore,
+    scope: SiteScope<'_>,
     since: i64,
     until: i64,
     settings: &Settings,
 ) -> Result<Report, crate::store::StoreError> {
-    let mut events = durable.events_since(since).await?;
+    let mut events = durable.events_in(scope, since).await?;
     events.retain(|e| e.ts_ms < until);
     let mut report = compute(&events, since, until, settings.handoff.low_confidence_threshold);
-    let mut unanswered = durable.unanswered_since(since).await?;
+    let mut unanswered = durable.unanswered_since(scope, since).await?;
     unanswered.retain(|u| u.ts_ms < until);
     report.unanswered_questions = unanswered::group(&unanswered);
-    let mut handoffs = durable.handoffs_since(since).await?;
+    let mut handoffs = durable.handoffs_since(scope.sessions, since).await?;
     handoffs.retain(|h| h.started_ms < until);
     report.handoffs = human_loop::handoffs(&handoffs);
-    report.suggestions = human_loop::suggestions(&durable.suggestions(None, 0).await?, since);
-    let mut anomalies = durable.anomalies_since(since).await?;
-    anomalies.retain(|a| a.at_ms < until);
-    report.spend_anomalies = human_loop::anomalies(anomalies);
+    report.suggestions = human_loop::suggestions(&durable.suggestions(scope.sessions, None, 0).await?, since);
+    // Spend anomalies are the deployment's (one OpenAI account): not another site's to read.
+    if scope.site.is_none_or(|site| site == crate::knowledge::SITE) {
+        let mut anomalies = durable.anomalies_since(since).await?;
+        anomalies.retain(|a| a.at_ms < until);
+        report.spend_anomalies = human_loop::anomalies(anomalies);
+    }
     Ok(report)
 }
 

@@ -5,6 +5,7 @@ use super::Report;
 use crate::chat::ChatService;
 use crate::domain::rfc3339;
 use crate::human_loop::HumanLoop;
+use crate::sites::Site;
 use crate::store::{DurableStore, Mode, StoreError};
 use crate::telemetry::Metrics;
 use serde_json::{json, Value};
@@ -33,12 +34,13 @@ impl Review {
         Self { durable, chat, human, metrics }
     }
 
-    /// The last `days` (UTC days, today included), then the circuit, kill switch and budget now.
-    pub async fn overview(&self, days: u32) -> Result<Overview, StoreError> {
+    /// The site's last `days` (UTC days, today included), then the circuit, its kill switch and
+    /// budget now.
+    pub async fn overview(&self, site: &Site, days: u32) -> Result<Overview, StoreError> {
         let settings = self.chat.settings();
         let now = chrono::Utc::now().timestamp_millis();
         let since = now - now.rem_euclid(DAY_MS) - i64::from(days.saturating_sub(1)) * DAY_MS;
-        let events = self.durable.events_since(since).await?;
+        let events = self.durable.events_in(site.report_scope(), since).await?;
         let low = settings.handoff.low_confidence_threshold;
         let per_day = super::daily(&events, days, now, low);
         let totals = super::compute(&events, since, now, low);
@@ -55,18 +57,21 @@ impl Review {
                 "completionTokens": totals.completion_tokens, "costUsd": totals.cost_usd,
             },
             "circuit": self.chat.circuit_state().as_str(),
-            "killSwitch": self.chat.kill_switch().await,
+            "killSwitch": self.chat.site_kill_switch(site).await,
             "budgetUsedRatio": budget,
-            "budgetLimits": {
-                "monthlyTokens": limits.monthly_tokens, "dailyTokens": limits.daily_tokens,
-                "monthlyUsd": limits.monthly_usd,
+            "budgetLimits": match site.settings.budget.as_ref() {
+                // A site's own budget; the ratios above stay the deployment's.
+                Some(own) => json!({"monthlyTokens": own.monthly_tokens.unwrap_or(0),
+                    "dailyTokens": own.daily_tokens.unwrap_or(0), "monthlyUsd": own.monthly_usd.unwrap_or(0.0)}),
+                None => json!({"monthlyTokens": limits.monthly_tokens, "dailyTokens": limits.daily_tokens,
+                    "monthlyUsd": limits.monthly_usd}),
             },
         })))
     }
 
     /// Sessions a person owns now: how long the visitor has waited and the SLA state.
-    pub async fn handoffs(&self) -> Result<Vec<Value>, StoreError> {
-        let open = self.durable.open_handoffs().await?;
+    pub async fn handoffs(&self, site: &Site) -> Result<Vec<Value>, StoreError> {
+        let open = self.durable.open_handoffs(site.scope()).await?;
         let now = chrono::Utc::now().timestamp_millis();
         let sla = self.human.sla();
         let mut list = Vec::new();
@@ -80,7 +85,7 @@ impl Review {
             let waited_until = h.first_agent_ms.unwrap_or(now);
             let sla_state = sla.state(h.started_ms, h.first_agent_ms, h.sla_breached, now);
             list.push(json!({
-                "sessionId": h.session_id, "startedAt": rfc3339(h.started_ms), "reason": h.reason,
+                "sessionId": crate::domain::visible_session_id(&h.session_id), "startedAt": rfc3339(h.started_ms), "reason": h.reason,
                 "waitingSeconds": ((waited_until - h.started_ms).max(0) as f64 / 1000.0).round(),
                 "firstAgentAt": h.first_agent_ms.and_then(rfc3339), "slaState": sla_state.as_str(),
                 "slaSeconds": sla.0 / 1000,
@@ -89,13 +94,13 @@ impl Review {
         Ok(list)
     }
 
-    /// The review of the last `window`.
-    pub async fn report_since(&self, window: Duration) -> Result<Report, StoreError> {
-        super::build(self.durable.as_ref(), window, self.chat.settings()).await
+    /// The site's review of the last `window`.
+    pub async fn report_since(&self, site: &Site, window: Duration) -> Result<Report, StoreError> {
+        super::build(self.durable.as_ref(), site.report_scope(), window, self.chat.settings()).await
     }
 
-    /// The review of `[since_ms, until_ms)`.
-    pub async fn report_between(&self, since_ms: i64, until_ms: i64) -> Result<Report, StoreError> {
-        super::build_between(self.durable.as_ref(), since_ms, until_ms, self.chat.settings()).await
+    /// The site's review of `[since_ms, until_ms)`.
+    pub async fn report_between(&self, site: &Site, since_ms: i64, until_ms: i64) -> Result<Report, StoreError> {
+        super::build_between(self.durable.as_ref(), site.report_scope(), since_ms, until_ms, self.chat.settings()).await
     }
 }

@@ -65,6 +65,7 @@ mod tests {
             session_hash: "h".into(),
             locale: locale.map(str::to_owned),
             question: question.into(),
+            site: None,
         }
     }
 

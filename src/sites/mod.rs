@@ -10,7 +10,7 @@ pub use keys::{MintedKey, SiteKey, SiteRole};
 pub use settings::{SiteBudget, SiteSettings};
 
 use crate::domain::{InvalidField, SiteId};
-use crate::store::durable::{SiteRow, SiteStore};
+use crate::store::durable::{SessionScope, SiteRow, SiteScope, SiteStore};
 use crate::store::StoreError;
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
@@ -24,9 +24,17 @@ pub struct Site {
     pub settings: SiteSettings,
     pub created_ms: i64,
     pub updated_ms: i64,
+    /// `session_prefix`, made once.
+    prefix: Option<String>,
 }
 
 impl Site {
+    pub fn new(id: SiteId, name: String, settings: SiteSettings, created_ms: i64, updated_ms: i64) -> Self {
+        // `.` and `/` are in neither id alphabet: no two sites' keys can meet.
+        let prefix = (!id.is_default()).then(|| format!("{id}.{created_ms}/"));
+        Self { id, name, settings, created_ms, updated_ms, prefix }
+    }
+
     /// The key this site's session `session_id` is kept under in every store. `default`'s keep
     /// their bare id (a deployment's existing sessions stay where they are); another site's carry
     /// its id and creation time, so no two sites' keys ever meet (`/` and `.` are in neither id
@@ -39,8 +47,21 @@ impl Site {
     }
 
     /// What every key of this site's sessions starts with (None for `default`).
-    pub fn session_prefix(&self) -> Option<String> {
-        (!self.id.is_default()).then(|| format!("{}.{}/", self.id, self.created_ms))
+    pub fn session_prefix(&self) -> Option<&str> {
+        self.prefix.as_deref()
+    }
+
+    /// The listings of this site's sessions (handoffs, suggestions) cover.
+    pub fn scope(&self) -> SessionScope<'_> {
+        match &self.prefix {
+            None => SessionScope::Default,
+            Some(prefix) => SessionScope::Prefix(prefix),
+        }
+    }
+
+    /// What this site's review and overview read.
+    pub fn report_scope(&self) -> SiteScope<'_> {
+        SiteScope { site: Some(self.id.as_str()), sessions: self.scope() }
     }
 
     fn from_row(row: SiteRow) -> Result<Self, SiteError> {
@@ -51,13 +72,8 @@ impl Site {
                 tracing::warn!(site = %row.id, "stored site settings unreadable; using the deployment's");
                 SiteSettings::default()
             });
-        Ok(Self {
-            id: SiteId::parse(&row.id, "siteId")?,
-            name: row.name,
-            settings,
-            created_ms: row.created_ms,
-            updated_ms: row.updated_ms,
-        })
+        let id = SiteId::parse(&row.id, "siteId")?;
+        Ok(Self::new(id, row.name, settings, row.created_ms, row.updated_ms))
     }
 }
 
@@ -79,6 +95,8 @@ pub enum SiteError {
 #[derive(Default)]
 struct Snapshot {
     version: i64,
+    /// A site besides `default` was registered once (maybe deleted since).
+    ever_other_sites: bool,
     sites: HashMap<String, Arc<Site>>,
     keys: HashMap<[u8; 32], Arc<SiteKey>>,
 }
@@ -117,7 +135,8 @@ impl SiteRegistry {
         if version == self.snapshot.read().version {
             return Ok(false);
         }
-        let (rows, key_rows) = tokio::try_join!(self.store.list_sites(), self.store.list_site_keys())?;
+        let (rows, key_rows, ever_other_sites) =
+            tokio::try_join!(self.store.list_sites(), self.store.list_site_keys(), self.store.sites_ever_registered())?;
         let mut sites = HashMap::with_capacity(rows.len());
         for row in rows {
             match Site::from_row(row) {
@@ -133,7 +152,7 @@ impl SiteRegistry {
             .filter_map(SiteKey::from_row)
             .map(|key| (key.digest, Arc::new(key)))
             .collect();
-        *self.snapshot.write() = Arc::new(Snapshot { version, sites, keys });
+        *self.snapshot.write() = Arc::new(Snapshot { version, ever_other_sites, sites, keys });
         Ok(true)
     }
 
@@ -179,13 +198,7 @@ impl SiteRegistry {
     /// `default`, always present (written at start-up; rebuilt here should a reload miss it).
     pub fn default_site(&self) -> Arc<Site> {
         self.site(SiteId::DEFAULT).unwrap_or_else(|| {
-            Arc::new(Site {
-                id: SiteId::default_site(),
-                name: SiteId::DEFAULT.to_owned(),
-                settings: SiteSettings::default(),
-                created_ms: 0,
-                updated_ms: 0,
-            })
+            Arc::new(Site::new(SiteId::default_site(), SiteId::DEFAULT.to_owned(), SiteSettings::default(), 0, 0))
         })
     }
 
@@ -195,9 +208,12 @@ impl SiteRegistry {
         sites
     }
 
-    /// Whether any site besides `default` is registered (anonymous access ends with the first).
+    /// Whether a site besides `default` is, or ever was, registered: anonymous access ends with
+    /// the first, and neither revoking keys nor deleting sites brings it back (a deleted site's
+    /// key must not become an anonymous caller).
     pub fn has_other_sites(&self) -> bool {
-        self.snapshot.read().sites.keys().any(|id| id != SiteId::DEFAULT)
+        let snapshot = self.snapshot.read();
+        snapshot.ever_other_sites || snapshot.sites.keys().any(|id| id != SiteId::DEFAULT)
     }
 
     /// Whether a site has a webhook of its own (the outbox then has somewhere to deliver).
@@ -239,7 +255,7 @@ impl SiteRegistry {
         let Some(prefix) = site.session_prefix() else {
             return Err(SiteError::DefaultSite);
         };
-        if !self.store.delete_site(id, &prefix).await? {
+        if !self.store.delete_site(id, prefix).await? {
             return Err(SiteError::NotFound);
         }
         self.refresh().await?;

@@ -38,6 +38,8 @@ const OVERHEAD_BUCKETS: &[f64] = &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005
 pub struct Metrics {
     registry: Registry,
     pub requests: IntCounterVec,
+    /// The same, per site (`velochat_site_*`).
+    pub sites: super::site_metrics::SiteMetrics,
     pub replies: IntCounterVec,
     pub fallbacks: IntCounterVec,
     pub handoffs: IntCounterVec,
@@ -116,6 +118,7 @@ impl Metrics {
         .unwrap_or_else(|e| panic!("budget_used_ratio: {e}"));
         r.register(Box::new(budget_used_ratio.clone())).unwrap_or_else(|e| panic!("register: {e}"));
         let metrics = Self {
+            sites: super::site_metrics::SiteMetrics::new(&r),
             requests: counter_vec(
                 &r,
                 "velochat_requests_total",
@@ -276,10 +279,11 @@ impl Metrics {
     }
 
     /// A status outside the pre-created list is still a bounded label: a three-digit code.
-    pub fn record_request(&self, route: &str, status: u16, seconds: f64) {
+    pub fn record_request(&self, site: &str, route: &str, status: u16, seconds: f64) {
         let code = itoa_status(status);
         let status = std::str::from_utf8(&code).unwrap_or("000");
         self.requests.with_label_values(&[route, status]).inc();
+        self.sites.requests.with_label_values(&[site, route, status]).inc();
         self.request_duration.with_label_values(&[route]).observe(seconds);
     }
 
@@ -322,8 +326,8 @@ mod tests {
     #[test]
     fn requests_are_counted_by_route_and_status() {
         let metrics = Metrics::new();
-        metrics.record_request("send_chat_message", 200, 0.01);
-        metrics.record_request("send_chat_message", 502, 0.01);
+        metrics.record_request("default", "send_chat_message", 200, 0.01);
+        metrics.record_request("acme", "send_chat_message", 502, 0.01);
         let text = metrics.render();
         assert!(text.contains("velochat_requests_total{route=\"send_chat_message\",status=\"200\"} 1"));
         assert!(text.contains("velochat_requests_total{route=\"send_chat_message\",status=\"502\"} 1"));

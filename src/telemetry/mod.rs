@@ -8,6 +8,7 @@
 
 pub mod events;
 pub mod metrics;
+pub mod site_metrics;
 
 pub use events::EventSink;
 pub use metrics::Metrics;

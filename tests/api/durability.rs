@@ -33,6 +33,7 @@ fn event(n: usize, mask: u32) -> EventRecord {
         repeat_question: n % 2 == 0,
         first_reply: n % 3 == 0,
         model: some(4).then(|| "gpt-4o-mini".to_owned()),
+        site: some(5).then(|| "acme".to_owned()),
     }
 }
 
@@ -48,23 +49,23 @@ async fn a_null_confidence_first_never_poisons_later_batches() {
     // The recipe: a handoff's event (no confidence) first, then ordinary replies in later batches.
     store.append_events(&[event(0, 0b00101)]).await.expect("the NULL-confidence batch");
     for (size, start) in [(1, 1), (3, 2), (64, 5), (2, 69)] {
-        let batch: Vec<EventRecord> = (start..start + size).map(|n| event(n, 0b11111)).collect();
+        let batch: Vec<EventRecord> = (start..start + size).map(|n| event(n, 0b111111)).collect();
         store.append_events(&batch).await.unwrap_or_else(|e| panic!("a batch of {size} after a NULL: {e}"));
     }
     assert_eq!(store.events_since(0).await.unwrap().len(), 71);
 }
 
-/// Every combination of the five nullable columns, alone, and mixed inside one batch, both ways
+/// Every combination of the six nullable columns (the site too), alone, and mixed inside one batch, both ways
 /// round: each row reads back as written, NULLs where they were.
 async fn nullable_columns_round_trip(store: &dyn DurableStore) {
     let mut written = Vec::new();
     let mut n = 0;
-    for mask in 0..32u32 {
+    for mask in 0..64u32 {
         let alone = event(n, mask);
         store.append_events(std::slice::from_ref(&alone)).await.unwrap();
         written.push(alone);
         n += 1;
-        let mixed = vec![event(n, mask), event(n + 1, !mask & 0b11111), event(n + 2, mask)];
+        let mixed = vec![event(n, mask), event(n + 1, !mask & 0b111111), event(n + 2, mask)];
         store.append_events(&mixed).await.unwrap();
         written.extend(mixed);
         n += 3;
@@ -93,7 +94,7 @@ async fn a_burst_of_twenty_thousand_events_lands_completely() {
     let stop = tokio_util::sync::CancellationToken::new();
     let (sink, writer) = EventSink::start(store.clone(), 20_000, metrics.clone(), stop.clone());
     for n in 0..20_000 {
-        sink.record(event(n, (n % 32) as u32));
+        sink.record(event(n, (n % 64) as u32));
     }
     stop.cancel();
     tokio::time::timeout(std::time::Duration::from_secs(60), writer).await.unwrap().unwrap();

@@ -36,6 +36,7 @@ mod redteam;
 mod replicas;
 mod schema_upgrade;
 mod sites;
+mod sites_admin;
 mod sites_isolation;
 mod sites_replicas;
 mod telemetry;

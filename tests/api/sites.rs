@@ -188,6 +188,8 @@ async fn anonymous_access_ends_with_the_first_site_and_never_comes_back_on_revoc
     let key_id = keys["keys"][0]["id"].as_str().unwrap().to_owned();
     operator(&app, reqwest::Method::DELETE, &format!("/admin/sites/acme/keys/{key_id}"), None).await;
     assert_eq!(anonymous("And now?").await, 401, "revoking the last key does not reopen the door");
+    operator(&app, reqwest::Method::DELETE, "/admin/sites/acme", None).await;
+    assert_eq!(anonymous("And after the site is gone?").await, 401, "nor does deleting the site");
     assert_eq!(chat(&app, &key, "anon-1", "me?").await.0, 401);
     let session = app.client.post(app.url("/sessions/anon-1/release")).send().await.unwrap();
     assert_eq!(session.status(), 401, "session control is closed too");

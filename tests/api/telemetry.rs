@@ -229,6 +229,7 @@ fn event(day: i64, session: &str, source: &str, intent: Option<&str>, latency: i
         repeat_question: false,
         first_reply: first,
         model: None,
+        site: None,
     }
 }
 

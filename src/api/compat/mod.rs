@@ -196,7 +196,7 @@ pub fn parse_request(
         // Later system/developer/tool messages are dropped (and counted) by compaction.
         history.push(RawTurn { role: message.role, content: Some(content), signature: None });
     }
-    let session = session_key(state, headers, &body)?.map(|id| id.within(site.session_prefix().as_deref()));
+    let session = session_key(state, headers, &body)?.map(|id| id.within(site.session_prefix()));
     let passthrough: Map<String, Value> =
         body.other.into_iter().filter(|(k, v)| PASSTHROUGH.contains(&k.as_str()) && !v.is_null()).collect();
     let cap = o.compat_max_tokens;

@@ -10,22 +10,22 @@ macro_rules! insert_into {
     () => {
         "INSERT INTO velochat_events (ts_ms, request_id, session_hash, route, intent, source, fallback_reason, \
          handoff_reason, latency_ms, upstream_ms, prompt_tokens, completion_tokens, cached_tokens, cost_usd, \
-         confidence, repeat_question, first_reply, model) "
+         confidence, repeat_question, first_reply, model, site) "
     };
 }
 
-/// PostgreSQL: the whole batch as 18 typed arrays, unnested server-side in one statement.
+/// PostgreSQL: the whole batch as 19 typed arrays, unnested server-side in one statement.
 const INSERT_POSTGRES: &str = concat!(
     insert_into!(),
     "SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
      $8::text[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[], $14::float8[], \
-     $15::float8[], $16::bigint[], $17::bigint[], $18::text[])"
+     $15::float8[], $16::bigint[], $17::bigint[], $18::text[], $19::text[])"
 );
 
 /// SQLite: a fixed block of rows per statement; a short block is padded with NULL rows, which the
 /// `WHERE` leaves out. One statement shape, one round trip to the connection's thread per block.
 const SQLITE_ROWS: usize = 32;
-const COLUMNS: usize = 18;
+const COLUMNS: usize = 19;
 
 fn insert_sqlite_sql() -> &'static str {
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -36,6 +36,11 @@ fn insert_sqlite_sql() -> &'static str {
             vec![row; SQLITE_ROWS].join(", ")
         )
     })
+}
+
+/// The `site` column: `default` for an event of no other site.
+fn site_of(event: &EventRecord) -> &str {
+    event.site.as_deref().unwrap_or(crate::knowledge::SITE)
 }
 
 fn column<T>(events: &[EventRecord], pick: impl Fn(&EventRecord) -> T) -> Vec<T> {
@@ -62,6 +67,7 @@ pub(super) async fn insert_postgres(pool: &PgPool, events: &[EventRecord]) -> Re
         .bind(column(events, |e| i64::from(e.repeat_question)))
         .bind(column(events, |e| i64::from(e.first_reply)))
         .bind(column(events, |e| e.model.clone()))
+        .bind(column(events, |e| site_of(e).to_owned()))
         .execute(pool)
         .await?;
     Ok(())
@@ -90,7 +96,8 @@ pub(super) async fn insert_sqlite(pool: &AnyPool, events: &[EventRecord]) -> Res
                 .bind(e.confidence)
                 .bind(i64::from(e.repeat_question))
                 .bind(i64::from(e.first_reply))
-                .bind(e.model.as_deref());
+                .bind(e.model.as_deref())
+                .bind(site_of(e));
         }
         for _ in block.len()..SQLITE_ROWS {
             for _ in 0..COLUMNS {

@@ -4,7 +4,7 @@
 //! happens once however many replicas race for it.
 
 use super::sql::SqlStore;
-use super::StoreResult;
+use super::{SessionScope, StoreResult};
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -62,8 +62,9 @@ pub trait HumanLoopStore: Send + Sync {
     /// Open handoffs started before `before_ms` that no agent has answered and no breach recorded.
     async fn handoffs_awaiting(&self, before_ms: i64) -> StoreResult<Vec<HandoffRecord>>;
     async fn handoff_released(&self, session_id: &str, episode: i64, at_ms: i64) -> StoreResult<()>;
-    async fn handoffs_since(&self, since_ms: i64) -> StoreResult<Vec<HandoffRecord>>;
-    async fn open_handoffs(&self) -> StoreResult<Vec<HandoffRecord>>;
+    async fn handoffs_since(&self, scope: SessionScope<'_>, since_ms: i64) -> StoreResult<Vec<HandoffRecord>>;
+    /// The newest 500 unreleased handoffs of the sessions `scope` covers.
+    async fn open_handoffs(&self, scope: SessionScope<'_>) -> StoreResult<Vec<HandoffRecord>>;
 }
 
 macro_rules! select_handoffs {
@@ -264,18 +265,29 @@ impl HumanLoopStore for SqlStore {
         Ok(())
     }
 
-    async fn handoffs_since(&self, since_ms: i64) -> StoreResult<Vec<HandoffRecord>> {
-        let rows = sqlx::query(select_handoffs!("WHERE started_ms >= $1 ORDER BY started_ms"))
-            .bind(since_ms)
-            .fetch_all(&self.pool)
-            .await?;
-        all(&rows, handoff_from_row)
+    async fn handoffs_since(&self, scope: SessionScope<'_>, since_ms: i64) -> StoreResult<Vec<HandoffRecord>> {
+        let sql = format!(
+            "{} WHERE started_ms >= $1 AND {} ORDER BY started_ms",
+            select_handoffs!(""),
+            scope.condition("session_id", 2)
+        );
+        let mut query = sqlx::query(&sql).bind(since_ms);
+        if let Some(pattern) = scope.pattern() {
+            query = query.bind(pattern);
+        }
+        all(&query.fetch_all(&self.pool).await?, handoff_from_row)
     }
 
-    async fn open_handoffs(&self) -> StoreResult<Vec<HandoffRecord>> {
-        let rows = sqlx::query(select_handoffs!("WHERE released_ms IS NULL ORDER BY started_ms DESC LIMIT 500"))
-            .fetch_all(&self.pool)
-            .await?;
-        all(&rows, handoff_from_row)
+    async fn open_handoffs(&self, scope: SessionScope<'_>) -> StoreResult<Vec<HandoffRecord>> {
+        let sql = format!(
+            "{} WHERE released_ms IS NULL AND {} ORDER BY started_ms DESC LIMIT 500",
+            select_handoffs!(""),
+            scope.condition("session_id", 1)
+        );
+        let mut query = sqlx::query(&sql);
+        if let Some(pattern) = scope.pattern() {
+            query = query.bind(pattern);
+        }
+        all(&query.fetch_all(&self.pool).await?, handoff_from_row)
     }
 }

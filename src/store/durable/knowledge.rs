@@ -3,7 +3,7 @@
 //! rows above the version it has; deletes leave a tombstone for the same reason.
 
 use super::sql::SqlStore;
-use super::StoreResult;
+use super::{SiteScope, StoreResult};
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -34,6 +34,8 @@ pub struct UnansweredRecord {
     pub session_hash: String,
     pub locale: Option<String>,
     pub question: String,
+    /// The site asked; None for `default` (stored as `default`).
+    pub site: Option<String>,
 }
 
 #[async_trait]
@@ -63,7 +65,7 @@ pub trait KnowledgeStore: Send + Sync {
     async fn kb_set_vectors(&self, site: &str, id: &str, version: i64, vectors: &[u8]) -> StoreResult<Option<i64>>;
 
     async fn record_unanswered(&self, record: &UnansweredRecord) -> StoreResult<()>;
-    async fn unanswered_since(&self, since_ms: i64) -> StoreResult<Vec<UnansweredRecord>>;
+    async fn unanswered_since(&self, scope: SiteScope<'_>, since_ms: i64) -> StoreResult<Vec<UnansweredRecord>>;
 }
 
 /// `SELECT` of every document column, as a literal so queries stay `&'static str`.
@@ -278,23 +280,29 @@ impl KnowledgeStore for SqlStore {
 
     async fn record_unanswered(&self, record: &UnansweredRecord) -> StoreResult<()> {
         let _writer = self.writing().await;
-        sqlx::query("INSERT INTO velochat_unanswered (ts_ms, session_hash, locale, question) VALUES ($1, $2, $3, $4)")
-            .bind(record.ts_ms)
-            .bind(record.session_hash.clone())
-            .bind(record.locale.clone())
-            .bind(record.question.clone())
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "INSERT INTO velochat_unanswered (ts_ms, session_hash, locale, question, site) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(record.ts_ms)
+        .bind(record.session_hash.clone())
+        .bind(record.locale.clone())
+        .bind(record.question.clone())
+        .bind(record.site.clone().unwrap_or_else(|| crate::knowledge::SITE.to_owned()))
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
-    async fn unanswered_since(&self, since_ms: i64) -> StoreResult<Vec<UnansweredRecord>> {
-        let rows = sqlx::query(
-            "SELECT ts_ms, session_hash, locale, question FROM velochat_unanswered WHERE ts_ms >= $1 ORDER BY ts_ms",
-        )
-        .bind(since_ms)
-        .fetch_all(&self.pool)
-        .await?;
+    async fn unanswered_since(&self, scope: SiteScope<'_>, since_ms: i64) -> StoreResult<Vec<UnansweredRecord>> {
+        let sql = format!(
+            "SELECT ts_ms, session_hash, locale, question, site FROM velochat_unanswered WHERE ts_ms >= $1 AND {} ORDER BY ts_ms",
+            scope.site_condition(2)
+        );
+        let mut query = sqlx::query(&sql).bind(since_ms);
+        if let Some(site) = scope.site {
+            query = query.bind(site.to_owned());
+        }
+        let rows = query.fetch_all(&self.pool).await?;
         rows.iter()
             .map(|row| {
                 Ok(UnansweredRecord {
@@ -302,6 +310,7 @@ impl KnowledgeStore for SqlStore {
                     session_hash: row.try_get("session_hash")?,
                     locale: row.try_get("locale")?,
                     question: row.try_get("question")?,
+                    site: Some(row.try_get::<String, _>("site")?).filter(|site| site != crate::knowledge::SITE),
                 })
             })
             .collect::<Result<_, sqlx::Error>>()

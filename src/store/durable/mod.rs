@@ -44,6 +44,78 @@ pub struct EventRecord {
     pub repeat_question: bool,
     pub first_reply: bool,
     pub model: Option<String>,
+    /// The site the reply was for; None for `default` (stored as `default`).
+    pub site: Option<String>,
+}
+
+/// Which site a review reads: its events and questions (their `site` column) and its sessions'
+/// records (their keys), or every site's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SiteScope<'a> {
+    /// None: every site.
+    pub site: Option<&'a str>,
+    pub sessions: SessionScope<'a>,
+}
+
+impl SiteScope<'static> {
+    pub const ALL: SiteScope<'static> = SiteScope { site: None, sessions: SessionScope::All };
+}
+
+impl SiteScope<'_> {
+    /// A condition on the `site` column; `$n` is its parameter when `site` is Some.
+    pub(crate) fn site_condition(&self, n: usize) -> String {
+        match self.site {
+            None => "TRUE".to_owned(),
+            Some(_) => format!("site = ${n}"),
+        }
+    }
+}
+
+/// Which sessions a listing covers: `default`'s (keys without a site prefix), one site's (keys
+/// starting with its prefix), or every site's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionScope<'a> {
+    All,
+    Default,
+    /// A site's session-key prefix (`Site::session_prefix`).
+    Prefix(&'a str),
+}
+
+impl SessionScope<'_> {
+    /// A condition on `column`; `$n` is the one parameter it takes, when `pattern` gives one.
+    pub(crate) fn condition(&self, column: &str, n: usize) -> String {
+        match self {
+            SessionScope::All => "TRUE".to_owned(),
+            SessionScope::Default => format!("{column} NOT LIKE '%/%'"),
+            SessionScope::Prefix(_) => format!("{column} LIKE ${n} ESCAPE '\\'"),
+        }
+    }
+
+    /// The parameter `condition` takes, if any.
+    pub(crate) fn pattern(&self) -> Option<String> {
+        match self {
+            SessionScope::Prefix(prefix) => Some(sites::like_prefix(prefix)),
+            _ => None,
+        }
+    }
+
+    /// The site a stored session key belongs to: another site's with a like question is not a
+    /// duplicate of this one's.
+    pub fn of_session(key: &str) -> SessionScope<'_> {
+        match key.find('/') {
+            Some(end) => SessionScope::Prefix(&key[..=end]),
+            None => SessionScope::Default,
+        }
+    }
+
+    /// Whether a session key is in scope (for lists filtered after reading).
+    pub fn covers(&self, session_key: &str) -> bool {
+        match self {
+            SessionScope::All => true,
+            SessionScope::Default => !session_key.contains('/'),
+            SessionScope::Prefix(prefix) => session_key.starts_with(prefix),
+        }
+    }
 }
 
 /// A webhook event waiting in the outbox.
@@ -83,7 +155,11 @@ pub trait DurableStore:
     fn backend(&self) -> &'static str;
 
     async fn append_events(&self, events: &[EventRecord]) -> StoreResult<()>;
-    async fn events_since(&self, since_ms: i64) -> StoreResult<Vec<EventRecord>>;
+    /// Every site's events since `since_ms`.
+    async fn events_since(&self, since_ms: i64) -> StoreResult<Vec<EventRecord>> {
+        self.events_in(SiteScope::ALL, since_ms).await
+    }
+    async fn events_in(&self, scope: SiteScope<'_>, since_ms: i64) -> StoreResult<Vec<EventRecord>>;
 
     async fn enqueue(&self, event: &OutboxEvent) -> StoreResult<()>;
     /// Claims up to `limit` due events, at most one per session (the oldest undelivered), leased

@@ -33,6 +33,8 @@ pub struct SiteKeyRow {
 #[async_trait]
 pub trait SiteStore: Send + Sync {
     async fn registry_version(&self) -> StoreResult<i64>;
+    /// Whether a site besides `default` was ever registered (anonymous access never returns).
+    async fn sites_ever_registered(&self) -> StoreResult<bool>;
     async fn list_sites(&self) -> StoreResult<Vec<SiteRow>>;
     async fn list_site_keys(&self) -> StoreResult<Vec<SiteKeyRow>>;
     /// Creates the site when it does not exist (start-up: `default`); true when it was created.
@@ -74,7 +76,7 @@ fn key_from_row(row: &AnyRow) -> Result<SiteKeyRow, sqlx::Error> {
 }
 
 /// Escapes LIKE's wildcards so a prefix matches only itself.
-fn like_prefix(prefix: &str) -> String {
+pub(super) fn like_prefix(prefix: &str) -> String {
     let escaped = prefix.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
     format!("{escaped}%")
 }
@@ -89,6 +91,13 @@ impl SiteStore for SqlStore {
             Some(row) => row.try_get(0)?,
             None => 0,
         })
+    }
+
+    async fn sites_ever_registered(&self) -> StoreResult<bool> {
+        let row = sqlx::query("SELECT 1 FROM velochat_registry_state WHERE name = 'sites_registered'")
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
     }
 
     async fn list_sites(&self) -> StoreResult<Vec<SiteRow>> {
@@ -143,6 +152,13 @@ impl SiteStore for SqlStore {
         .bind(now_ms)
         .fetch_one(&mut *tx)
         .await?;
+        if id != crate::knowledge::SITE {
+            sqlx::query(
+                "INSERT INTO velochat_registry_state (name, version) VALUES ('sites_registered', 1) ON CONFLICT (name) DO NOTHING",
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
         sqlx::query(BUMP).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(site_from_row(&row)?)

@@ -73,6 +73,7 @@ fn event_from_row(row: &AnyRow) -> Result<EventRecord, sqlx::Error> {
         repeat_question: row.try_get::<i64, _>("repeat_question")? != 0,
         first_reply: row.try_get::<i64, _>("first_reply")? != 0,
         model: row.try_get("model")?,
+        site: Some(row.try_get::<String, _>("site")?).filter(|site| site != crate::knowledge::SITE),
     })
 }
 
@@ -204,11 +205,16 @@ impl DurableStore for SqlStore {
         }
     }
 
-    async fn events_since(&self, since_ms: i64) -> StoreResult<Vec<EventRecord>> {
-        let rows = sqlx::query("SELECT * FROM velochat_events WHERE ts_ms >= $1 ORDER BY ts_ms, id")
-            .bind(since_ms)
-            .fetch_all(&self.pool)
-            .await?;
+    async fn events_in(&self, scope: SiteScope<'_>, since_ms: i64) -> StoreResult<Vec<EventRecord>> {
+        let sql = format!(
+            "SELECT * FROM velochat_events WHERE ts_ms >= $1 AND {} ORDER BY ts_ms, id",
+            scope.site_condition(2)
+        );
+        let mut query = sqlx::query(&sql).bind(since_ms);
+        if let Some(site) = scope.site {
+            query = query.bind(site.to_owned());
+        }
+        let rows = query.fetch_all(&self.pool).await?;
         Ok(rows.iter().map(event_from_row).collect::<Result<_, _>>()?)
     }
 

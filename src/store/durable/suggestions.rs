@@ -2,7 +2,7 @@
 
 use super::human_loop::all;
 use super::sql::SqlStore;
-use super::StoreResult;
+use super::{SessionScope, StoreResult};
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -42,7 +42,13 @@ macro_rules! select_suggestions {
 pub trait SuggestionStore: Send + Sync {
     async fn insert_suggestion(&self, record: &SuggestionRecord) -> StoreResult<()>;
     /// Newest first; every status when `status` is None.
-    async fn suggestions(&self, status: Option<&str>, since_ms: i64) -> StoreResult<Vec<SuggestionRecord>>;
+    /// Newest first, at most 1,000, of the sessions `scope` covers.
+    async fn suggestions(
+        &self,
+        scope: SessionScope<'_>,
+        status: Option<&str>,
+        since_ms: i64,
+    ) -> StoreResult<Vec<SuggestionRecord>>;
     async fn suggestion(&self, id: &str) -> StoreResult<Option<SuggestionRecord>>;
     /// `from` → `to`; false when the suggestion was not in `from` (decided elsewhere, or absent).
     async fn move_suggestion(&self, id: &str, from: &str, to: &str, at_ms: Option<i64>) -> StoreResult<bool>;
@@ -84,14 +90,22 @@ impl SuggestionStore for SqlStore {
         Ok(())
     }
 
-    async fn suggestions(&self, status: Option<&str>, since_ms: i64) -> StoreResult<Vec<SuggestionRecord>> {
-        let rows = sqlx::query(select_suggestions!(
-            "WHERE ($1 = '' OR status = $1) AND created_ms >= $2 ORDER BY created_ms DESC, id DESC LIMIT 1000"
-        ))
-        .bind(status.unwrap_or("").to_owned())
-        .bind(since_ms)
-        .fetch_all(&self.pool)
-        .await?;
+    async fn suggestions(
+        &self,
+        scope: SessionScope<'_>,
+        status: Option<&str>,
+        since_ms: i64,
+    ) -> StoreResult<Vec<SuggestionRecord>> {
+        let sql = format!(
+            "{} WHERE ($1 = '' OR status = $1) AND created_ms >= $2 AND {} ORDER BY created_ms DESC, id DESC LIMIT 1000",
+            select_suggestions!(""),
+            scope.condition("session_id", 3)
+        );
+        let mut query = sqlx::query(&sql).bind(status.unwrap_or("").to_owned()).bind(since_ms);
+        if let Some(pattern) = scope.pattern() {
+            query = query.bind(pattern);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
         all(&rows, suggestion_from_row)
     }
 
