@@ -18,7 +18,7 @@ MAX_LINES = 400
 # Lowest first. A room may use rooms of its own layer or below.
 LAYERS = [
     {"domain", "error_chain", "config", "rate", "retry"},
-    {"store", "guard", "telemetry"},
+    {"store", "guard", "telemetry", "sites"},
     {"completion", "knowledge", "support", "budget"},
     {"human_loop"},
     {"chat"},

@@ -17,7 +17,7 @@ use crate::store::memory::MemoryStore;
 use crate::store::{durable, DurableStore, StateStore};
 use crate::support::{OutboxWorker, SupportOutbox, TranscriptSink, WebhookClient};
 use crate::telemetry::{EventSink, Metrics};
-use anyhow::{bail, Context};
+use anyhow::Context;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,19 +49,6 @@ fn trusted_proxies(settings: &Settings) -> Vec<ipnet::IpNet> {
 
 fn ms(value: u64) -> Duration {
     Duration::from_millis(value)
-}
-
-/// Refuses an open door: no caller key (configured, or a site's) on a public address needs an
-/// explicit opt-in.
-fn check_exposure(settings: &Settings, addr: &SocketAddr, site_caller_keys: bool) -> anyhow::Result<()> {
-    let no_keys = settings.auth.api_keys.iter().all(|k| k.is_empty()) && !site_caller_keys;
-    if no_keys && !is_loopback(addr) && !settings.auth.allow_anonymous {
-        bail!(
-            "refusing to start: listening on {addr} (not loopback) with no caller key. Set VELOCHAT_API_KEYS, \
-             or VELOCHAT_ALLOW_ANONYMOUS=true to accept anonymous callers (limited per IP)"
-        );
-    }
-    Ok(())
 }
 
 /// The durable store, retried with backoff for `storage.connect_timeout_ms`: a replica started
@@ -129,7 +116,7 @@ impl Application {
         let background_stop = CancellationToken::new();
         let durable = connect_durable(s).await.context("storage.database_url (DATABASE_URL)")?;
         let sites = crate::sites::SiteRegistry::load(durable.clone()).await.context("site registry")?;
-        check_exposure(s, &addr, sites.has_caller_keys())?;
+        crate::api::server::refuse_open_door(s, &addr, sites.has_caller_keys())?;
         let store = state_store(s, &metrics, &background_stop).await?;
         if s.kill_switch.enabled {
             store.set_kill_switch(true).await.ok();

@@ -1,9 +1,10 @@
 //! `/admin/*` (admin key only): the kill switch, sessions, and the weekly report.
 
+use super::access::CurrentSite;
 use super::error::ApiError;
 use super::extract::JsonBody;
 use super::extract::{Path, Query};
-use super::middleware::{CurrentSite, RequestContext};
+use super::middleware::RequestContext;
 use super::sessions::site_session;
 use crate::chat::ChatService;
 use crate::human_loop::{HumanLoop, SessionView};

@@ -1,8 +1,9 @@
 //! `POST /sendChatMessage`: parse into domain types, ask the chat service, map the reply.
 
+use super::access::CurrentSite;
 use super::error::{rate_limit_headers, ApiError};
 use super::extract::{JsonBody, Peer};
-use super::middleware::{CurrentSite, ReplyLog, RequestContext};
+use super::middleware::{ReplyLog, RequestContext};
 use crate::api::state::AppState;
 use crate::chat::{Caller, ChatInput, ModelOverrides, Reply, Route};
 use crate::domain::Deadline;

@@ -1,10 +1,10 @@
 //! `/admin/kb/*` (admin key): the knowledge base's documents, bulk import, and search exactly as
 //! the chat path searches.
 
+use super::access::CurrentSite;
 use super::error::ApiError;
 use super::extract::{is_json, parse_json, read_body};
 use super::extract::{whole_number, Path, Query};
-use super::middleware::CurrentSite;
 use crate::api::state::AppState;
 use crate::domain::{check_identifier, InvalidField};
 use crate::knowledge::{DocumentInput, KbError, KnowledgeBase};

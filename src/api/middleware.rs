@@ -1,19 +1,15 @@
 //! Our own edge layers beside tower-http's: the request id's rules (kept when plain, else a
-//! UUIDv7), one access-log line and the request metrics per request, and authentication per route
-//! group.
+//! UUIDv7), and one access-log line and the request metrics per request. Authentication per route
+//! group is in `access` (re-exported here).
 
 use super::error::{ApiError, ErrorCode};
 use crate::api::state::AppState;
-use crate::domain::SiteId;
-use crate::guard::{Authenticator, Credential};
-use crate::sites::{Site, SiteRegistry, SiteRole};
-use axum::extract::{MatchedPath, Request, State};
+use crate::guard::Credential;
+use crate::sites::Site;
+use axum::extract::{MatchedPath, Request};
 use axum::http::{header, HeaderName, HeaderValue, Version};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use futures_util::future::Either;
 use std::convert::Infallible;
-use std::future::Ready;
 use std::sync::Arc;
 use std::time::Instant;
 use tower_http::request_id::{MakeRequestId, RequestId};
@@ -80,6 +76,9 @@ impl MakeRequestId for MintRequestId {
         HeaderValue::from_str(&uuid::Uuid::now_v7().to_string()).ok().map(RequestId::new)
     }
 }
+
+/// Names the site an operator's request acts on (`access::require_admin`).
+pub const SITE_HEADER: &str = "x-velochat-site";
 
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -249,182 +248,5 @@ fn log_request(level: Level, line: &AccessLine<'_>) {
         access_line!(Level::DEBUG);
     } else {
         access_line!(Level::INFO);
-    }
-}
-
-fn context(request: &Request) -> Credential {
-    request.extensions().get::<RequestContext>().map(|c| c.credential.clone()).unwrap_or(Credential::Missing)
-}
-
-/// The site a request acts in, set by the route group's authentication before any handler runs.
-#[derive(Debug, Clone)]
-pub struct CurrentSite(pub Arc<Site>);
-
-pub const SITE_HEADER: &str = "x-velochat-site";
-
-/// The site an operator (or a site's own admin key) names with `X-Velochat-Site`; absent = the
-/// key's own site (`default` for the operator).
-fn named_site(state: &AppState, request: &Request) -> Result<Option<Arc<Site>>, ApiError> {
-    let Some(raw) = request.headers().get(SITE_HEADER) else {
-        return Ok(None);
-    };
-    let id = SiteId::parse(raw.to_str().unwrap_or(""), "X-Velochat-Site")?;
-    state.sites.site(id.as_str()).map(Some).ok_or(ApiError::SiteNotFound)
-}
-
-/// Chat routes: a caller key when keys are required (a configured caller key, or any site besides
-/// `default`); anonymous otherwise. The request acts in the key's site. A tower layer whose
-/// refusal is a ready future.
-#[derive(Clone)]
-pub struct RequireCaller {
-    auth: Arc<Authenticator>,
-    sites: Arc<SiteRegistry>,
-}
-
-impl RequireCaller {
-    pub fn new(state: &AppState) -> Self {
-        Self { auth: state.auth.clone(), sites: state.sites.clone() }
-    }
-}
-
-impl<S> tower::Layer<S> for RequireCaller {
-    type Service = RequireCallerService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        RequireCallerService { auth: self.auth.clone(), sites: self.sites.clone(), inner }
-    }
-}
-
-#[derive(Clone)]
-pub struct RequireCallerService<S> {
-    auth: Arc<Authenticator>,
-    sites: Arc<SiteRegistry>,
-    inner: S,
-}
-
-impl<S> tower::Service<Request> for RequireCallerService<S>
-where
-    S: tower::Service<Request, Response = Response, Error = Infallible>,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future = Either<Ready<Result<Response, Infallible>>, S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: Request) -> Self::Future {
-        let site = match context(&request) {
-            Credential::Site(key, site) if key.role == SiteRole::Caller => site,
-            Credential::Caller(_) => self.sites.default_site(),
-            _ if !self.auth.keys_required() => self.sites.default_site(),
-            _ => return Either::Left(std::future::ready(Ok(ApiError::Unauthorized.into_response()))),
-        };
-        request.extensions_mut().insert(CurrentSite(site));
-        Either::Right(self.inner.call(request))
-    }
-}
-
-/// Anonymous control (no key configured) is for a local caller only: not on a public listener,
-/// not through a trusted proxy, and not from anything carrying a forwarding header — whoever sits
-/// behind a proxy is a stranger, whatever address the proxy connects from.
-fn local_unproxied(state: &AppState, request: &Request) -> bool {
-    let peer = request.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
-    !state.public_listener
-        && !peer.is_some_and(|ip| state.ip_limiter.trusts(ip))
-        && !crate::guard::client_ip::carries_forwarding(request.headers())
-}
-
-/// /metrics and /openapi.json: a caller or the admin key; anonymous only for a local, unproxied
-/// caller with no keys configured.
-pub async fn require_observer(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let any_key = state.auth.keys_required() || state.auth.has_admin_key();
-    match context(&request) {
-        Credential::Caller(_) | Credential::Admin => next.run(request).await,
-        // Metrics and the schema span every site: not a site's to read.
-        Credential::Site(..) => ApiError::Forbidden("a site's key cannot read deployment-wide routes").into_response(),
-        _ if !any_key && local_unproxied(&state, &request) => next.run(request).await,
-        _ if !any_key && !state.public_listener => ApiError::Unauthorized.into_response(),
-        _ if !any_key => ApiError::Disabled(
-            "not served anonymously on a public address: set VELOCHAT_ADMIN_KEY or VELOCHAT_API_KEYS",
-        )
-        .into_response(),
-        _ => ApiError::Unauthorized.into_response(),
-    }
-}
-
-/// /admin/*: the operator key (acting on `default`, or the site `X-Velochat-Site` names), a
-/// site's admin key (its own site only), or a console session; disabled while no admin key exists.
-pub async fn require_admin(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let named = match named_site(&state, &request) {
-        Ok(named) => named,
-        Err(refused) => return refused.into_response(),
-    };
-    let site = match context(&request) {
-        Credential::Site(key, site) if key.role == SiteRole::Admin => {
-            if named.as_ref().is_some_and(|n| n.id != site.id) {
-                return ApiError::Forbidden("a site's admin key acts on its own site only").into_response();
-            }
-            site
-        }
-        _ if !state.auth.has_admin_key() => {
-            return ApiError::Disabled("admin routes are disabled: set VELOCHAT_ADMIN_KEY").into_response()
-        }
-        Credential::Admin => named.unwrap_or_else(|| state.sites.default_site()),
-        Credential::Missing => {
-            match crate::api::console::authorize(&state, request.method(), request.headers()).await {
-                Some(Ok(_)) => named.unwrap_or_else(|| state.sites.default_site()),
-                Some(Err(refused)) => return refused.into_response(),
-                None => return ApiError::Unauthorized.into_response(),
-            }
-        }
-        _ => return ApiError::Unauthorized.into_response(),
-    };
-    request.extensions_mut().insert(CurrentSite(site));
-    next.run(request).await
-}
-
-/// The registry (`/admin/sites`) is the operator's alone; runs after `require_admin`.
-pub async fn require_operator(request: Request, next: Next) -> Response {
-    if matches!(context(&request), Credential::Site(..)) {
-        return ApiError::Forbidden("only the operator key manages sites").into_response();
-    }
-    next.run(request).await
-}
-
-/// Who sent an agent message from the console: the name its operator signed in with.
-#[derive(Debug, Clone)]
-pub struct ConsoleOperator(pub String);
-
-/// Session control for the site's backend (the Wix Chat handler, the widget's long poll): a caller
-/// or the admin key, or a console session (with its CSRF token for a change); without any key
-/// configured, a local unproxied caller only.
-pub async fn require_backend(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let any_key = state.auth.keys_required() || state.auth.has_admin_key();
-    let credential = context(&request);
-    let site = match &credential {
-        Credential::Site(_, site) => site.clone(),
-        _ => state.sites.default_site(),
-    };
-    request.extensions_mut().insert(CurrentSite(site));
-    if credential.is_missing() {
-        match crate::api::console::authorize(&state, request.method(), request.headers()).await {
-            Some(Ok(session)) => {
-                request.extensions_mut().insert(ConsoleOperator(session.operator));
-                return next.run(request).await;
-            }
-            Some(Err(refused)) => return refused.into_response(),
-            None => {}
-        }
-    }
-    match credential {
-        Credential::Caller(_) | Credential::Admin | Credential::Site(..) => next.run(request).await,
-        _ if !any_key && local_unproxied(&state, &request) => next.run(request).await,
-        _ if !any_key && !state.public_listener => ApiError::Unauthorized.into_response(),
-        _ if !any_key => {
-            ApiError::Disabled("session control needs VELOCHAT_API_KEYS or VELOCHAT_ADMIN_KEY").into_response()
-        }
-        _ => ApiError::Unauthorized.into_response(),
     }
 }

@@ -1,6 +1,7 @@
 //! The HTTP edge: one file per route group. Handlers parse into domain types, call the
 //! one service (`FromRef` sub-states) and map the result; no business rules live here.
 
+pub mod access;
 pub mod admin;
 pub mod chat;
 pub mod compat;
@@ -62,11 +63,11 @@ pub fn router(state: AppState) -> Router {
             IpLimit { limiter: state.ip_limiter.clone(), refuse: refuse_ip(&state) },
             crate::guard::ip_limit::limit_anonymous,
         ))
-        .route_layer(middleware::RequireCaller::new(&state));
+        .route_layer(access::RequireCaller::new(&state));
     let observe = Router::new()
         .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(openapi::openapi_json))
-        .route_layer(from_fn_with_state(state.clone(), middleware::require_observer));
+        .route_layer(from_fn_with_state(state.clone(), access::require_observer));
     // Every one acts on the request's site (`CurrentSite`, set by `require_admin`).
     let admin_per_site = Router::new()
         .route("/admin/kill-switch", get(admin::get_kill_switch).put(admin::put_kill_switch))
@@ -105,11 +106,11 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/sites/{siteId}", get(sites::get).put(sites::put).delete(sites::delete))
         .route("/admin/sites/{siteId}/keys", get(sites::list_keys).post(sites::create_key))
         .route("/admin/sites/{siteId}/keys/{keyId}", axum::routing::delete(sites::revoke_key))
-        .route_layer(axum::middleware::from_fn(middleware::require_operator));
+        .route_layer(axum::middleware::from_fn(access::require_operator));
     let admin = Router::new()
         .merge(admin_per_site)
         .merge(registry)
-        .route_layer(from_fn_with_state(state.clone(), middleware::require_admin))
+        .route_layer(from_fn_with_state(state.clone(), access::require_admin))
         // Nothing /admin answers (transcripts, documents, reports), refusals included, may be kept
         // by a browser or a shared cache.
         .route_layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
@@ -117,7 +118,7 @@ pub fn router(state: AppState) -> Router {
         .route("/sessions/{sessionId}/handoff", post(sessions::handoff))
         .route("/sessions/{sessionId}/release", post(sessions::release))
         .route("/sessions/{sessionId}/messages", get(sessions::messages).post(sessions::agent_message))
-        .route_layer(from_fn_with_state(state.clone(), middleware::require_backend));
+        .route_layer(from_fn_with_state(state.clone(), access::require_backend));
     let health = Router::new().route("/healthz", get(health::healthz)).route("/readyz", get(health::readyz));
     Router::new()
         .merge(chat)

@@ -35,7 +35,7 @@ pub struct OverviewQuery {
     ), security(("bearer" = [])))]
 pub async fn overview(
     State(review): State<Arc<Review>>,
-    axum::Extension(super::middleware::CurrentSite(site)): axum::Extension<super::middleware::CurrentSite>,
+    axum::Extension(super::access::CurrentSite(site)): axum::Extension<super::access::CurrentSite>,
     Query(query): Query<OverviewQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let days =
@@ -58,7 +58,7 @@ pub async fn overview(
     ), security(("bearer" = [])))]
 pub async fn handoffs(
     State(review): State<Arc<Review>>,
-    axum::Extension(super::middleware::CurrentSite(site)): axum::Extension<super::middleware::CurrentSite>,
+    axum::Extension(super::access::CurrentSite(site)): axum::Extension<super::access::CurrentSite>,
 ) -> Result<Json<Value>, ApiError> {
     let list = review.handoffs(&site).await.map_err(unavailable)?;
     Ok(Json(json!({ "handoffs": list })))
@@ -77,7 +77,7 @@ pub async fn handoffs(
     ), security(("bearer" = [])))]
 pub async fn transcript(
     State(human): State<Arc<HumanLoop>>,
-    axum::Extension(super::middleware::CurrentSite(site)): axum::Extension<super::middleware::CurrentSite>,
+    axum::Extension(super::access::CurrentSite(site)): axum::Extension<super::access::CurrentSite>,
     Path(raw): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = super::sessions::site_session(&site, &raw)?;

@@ -1,9 +1,9 @@
 //! `/sessions/{sessionId}/handoff|release|messages`: the site's backend (caller key) tells
 //! velochat that a human agent took over in Wix Chat, what they wrote, or that they handed back.
 
+use super::access::CurrentSite;
 use super::error::ApiError;
 use super::extract::{whole_number, JsonBody, Path, Query};
-use super::middleware::CurrentSite;
 use crate::domain::{AgentMessage, SessionId};
 use crate::human_loop::{HumanLoop, SessionView};
 use crate::sites::Site;
@@ -71,7 +71,7 @@ pub async fn agent_message(
     State(human): State<Arc<HumanLoop>>,
     Extension(CurrentSite(site)): Extension<CurrentSite>,
     Path(raw): Path<String>,
-    operator: Option<axum::Extension<super::middleware::ConsoleOperator>>,
+    operator: Option<axum::Extension<super::access::ConsoleOperator>>,
     JsonBody(body): JsonBody<serde_json::Value>,
 ) -> Result<(StatusCode, Json<SessionView>), ApiError> {
     let id = site_session(&site, &raw)?;

@@ -1,10 +1,10 @@
 //! `/admin/kb/suggestions` (admin key): answers people from the team gave in handed-off chats,
 //! drafted as knowledge; operators approve them (with edits) into documents, or reject them.
 
+use super::access::CurrentSite;
 use super::error::ApiError;
 use super::extract::{is_json, parse_json, read_body};
 use super::extract::{Path, Query};
-use super::middleware::CurrentSite;
 use crate::api::state::AppState;
 use crate::domain::rfc3339;
 use crate::domain::{check_identifier, InvalidField};

@@ -20,12 +20,21 @@ pub const LIFETIME: Duration = Duration::from_secs(12 * 3600);
 pub const SIGN_IN_QUOTA: crate::rate::Quota = crate::rate::Quota { burst: 5, per_minute: 5 };
 
 /// A verified session: its nonce names it (for the CSRF token and revocation); `operator` is the
-/// name given at sign-in, the author of the replies sent from the console.
+/// name given at sign-in, the author of the replies sent from the console; `site` is set when a
+/// site's admin key signed in (the console then shows that site only).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsoleSession {
     pub nonce: String,
     pub expires_at: i64,
     pub operator: String,
+    pub site: Option<SiteSignIn>,
+}
+
+/// The site a site admin signed in to, and the key they used (the session ends with the key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteSignIn {
+    pub site: String,
+    pub key_id: String,
 }
 
 /// The author of console replies when the operator gave no name at sign-in.
@@ -141,17 +150,22 @@ impl Sessions {
         !self.admin_key.is_empty() && bool::from(a.ct_eq(&b))
     }
 
-    /// A new session's cookie value: expiry, nonce and operator name (base64url), signed.
-    pub fn issue(&self, operator: &str) -> (String, ConsoleSession) {
+    /// A new session's cookie value: expiry, nonce, operator name (base64url) and, for a site's
+    /// admin, `site/key id` (neither has a `.`), signed.
+    pub fn issue(&self, operator: &str, site: Option<SiteSignIn>) -> (String, ConsoleSession) {
         use base64::Engine;
         let nonce = uuid::Uuid::new_v4().simple().to_string();
         let expires_at = now_secs() + LIFETIME.as_secs() as i64;
         let expiry = expires_at.to_string();
         let name = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(operator);
+        let mut value = format!("{expiry}.{nonce}.{name}");
+        if let Some(signed_in) = &site {
+            value.push_str(&format!(".{}/{}", signed_in.site, signed_in.key_id));
+        }
         let mut jar = CookieJar::new();
-        jar.signed_mut(&self.cookie_key).add(Cookie::new(COOKIE, format!("{expiry}.{nonce}.{name}")));
+        jar.signed_mut(&self.cookie_key).add(Cookie::new(COOKIE, value));
         let signed = jar.get(COOKIE).map(|c| c.value().to_owned()).unwrap_or_default();
-        let session = ConsoleSession { nonce, expires_at, operator: operator.to_owned() };
+        let session = ConsoleSession { nonce, expires_at, operator: operator.to_owned(), site };
         (signed, session)
     }
 
@@ -159,14 +173,21 @@ impl Sessions {
     fn genuine(&self, value: &str) -> Option<ConsoleSession> {
         use base64::Engine;
         let verified = CookieJar::new().signed(&self.cookie_key).verify(Cookie::new(COOKIE, value.to_owned()))?;
-        let mut parts = verified.value().splitn(3, '.');
+        let mut parts = verified.value().splitn(4, '.');
         let (expiry, nonce, name) = (parts.next()?, parts.next()?, parts.next()?);
+        let site = match parts.next() {
+            None => None,
+            Some(scope) => {
+                let (site, key_id) = scope.split_once('/')?;
+                Some(SiteSignIn { site: site.to_owned(), key_id: key_id.to_owned() })
+            }
+        };
         let expires_at: i64 = expiry.parse().ok()?;
         if expires_at <= now_secs() {
             return None;
         }
         let operator = String::from_utf8(base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(name).ok()?).ok()?;
-        Some(ConsoleSession { nonce: nonce.to_owned(), expires_at, operator })
+        Some(ConsoleSession { nonce: nonce.to_owned(), expires_at, operator, site })
     }
 
     /// The session a cookie value names, if it is genuine, unexpired and not signed out here, on
@@ -238,9 +259,13 @@ mod tests {
     #[tokio::test]
     async fn a_cookie_verifies_until_tampered_or_signed_out() {
         let sessions = Sessions::new("admin-key", None);
-        let (cookie, session) = sessions.issue("Ana");
+        let (cookie, session) = sessions.issue("Ana", None);
         assert_eq!(sessions.verify(&cookie).await, Some(session.clone()));
         assert_eq!(session.operator, "Ana");
+        let site = SiteSignIn { site: "acme".into(), key_id: "key_0a1b".into() };
+        let (site_cookie, site_session) = sessions.issue("Bo", Some(site.clone()));
+        assert_eq!(sessions.verify(&site_cookie).await.and_then(|s| s.site), Some(site));
+        assert_eq!(site_session.operator, "Bo");
         let forged = cookie.replacen(&session.expires_at.to_string(), &(session.expires_at + 999).to_string(), 1);
         assert_eq!(sessions.verify(&forged).await, None, "a longer life is not for the taking");
         assert_eq!(
@@ -261,7 +286,7 @@ mod tests {
             Arc::new(crate::store::memory::MemoryStore::new(100, Duration::from_secs(60), 100, false));
         let here = Sessions::new("admin-key", Some(Revocations::Shared(shared.clone())));
         let there = Sessions::new("admin-key", Some(Revocations::Shared(shared)));
-        let (cookie, session) = here.issue(DEFAULT_OPERATOR);
+        let (cookie, session) = here.issue(DEFAULT_OPERATOR, None);
         assert!(there.verify(&cookie).await.is_some());
         here.revoke(&session).await.unwrap();
         assert_eq!(there.verify(&cookie).await, None);

@@ -228,6 +228,12 @@ impl SiteRegistry {
         self.snapshot.read().keys.values().any(|k| k.role == SiteRole::Caller)
     }
 
+    /// Whether `key_id` is still an admin key of `site` (a console session ends with its key).
+    pub fn admin_key_active(&self, site: &str, key_id: &str) -> bool {
+        let snapshot = self.snapshot.read();
+        snapshot.keys.values().any(|k| k.id == key_id && k.site.as_str() == site && k.role == SiteRole::Admin)
+    }
+
     /// The site key whose digest this is, with its site (the use is recorded).
     pub fn identify(&self, digest: &[u8; 32]) -> Option<(Arc<SiteKey>, Arc<Site>)> {
         let snapshot = self.snapshot.read();

@@ -37,6 +37,7 @@ mod replicas;
 mod schema_upgrade;
 mod sites;
 mod sites_admin;
+mod sites_cli;
 mod sites_isolation;
 mod sites_replicas;
 mod telemetry;

@@ -4,10 +4,11 @@
 mod reply;
 pub mod stream;
 
+use crate::api::access::CurrentSite;
 use crate::api::chat::{caller, deadline, reply_log};
 use crate::api::error::{rate_limit_headers, ApiError};
 use crate::api::extract::{JsonBody, Peer};
-use crate::api::middleware::{CurrentSite, RequestContext};
+use crate::api::middleware::RequestContext;
 use crate::api::state::AppState;
 use crate::chat::{ChatInput, ModelOverrides, Reply, Route};
 use crate::config::CompatSystemPrompt;

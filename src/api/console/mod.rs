@@ -75,15 +75,33 @@ fn sessions(state: &AppState) -> Result<&Sessions, ApiError> {
     state.console.as_deref().ok_or(ApiError::NotFound)
 }
 
-/// The signed-in session the request's cookie names, if any.
+/// The signed-in session the request's cookie names, if any. A site admin's session lasts only
+/// as long as the key it signed in with.
 pub async fn current(state: &AppState, headers: &HeaderMap) -> Option<ConsoleSession> {
     let sessions = state.console.as_deref()?;
     for value in console_cookies(headers) {
         if let Some(session) = sessions.verify(&value).await {
-            return Some(session);
+            let key_active = |s: &session::SiteSignIn| state.sites.admin_key_active(&s.site, &s.key_id);
+            if session.site.as_ref().is_none_or(key_active) {
+                return Some(session);
+            }
         }
     }
     None
+}
+
+/// What the page says about its site: a site admin's site by name, or the operator's picker
+/// (filled by the page from `/admin/sites`).
+fn site_badge(state: &AppState, session: &ConsoleSession) -> String {
+    match session.site.as_ref().and_then(|s| state.sites.site(&s.site)) {
+        Some(site) => format!(
+            r#"<span id="site" data-site="{}">{}</span>"#,
+            html_escape(site.id.as_str()),
+            html_escape(&site.name)
+        ),
+        None => r#"<label id="site-picker-label">Site <select id="site-picker" data-site="default"></select></label>"#
+            .to_owned(),
+    }
 }
 
 /// The values of every console cookie the request carries.
@@ -114,6 +132,7 @@ async fn page(State(state): State<AppState>, headers: HeaderMap) -> Result<Respo
             StatusCode::OK,
             APP_HTML
                 .replace("{{CSRF}}", &sessions.csrf_token(&session))
+                .replace("{{SITE}}", &site_badge(&state, &session))
                 .replace("{{OPERATOR}}", &html_escape(&session.operator)),
         ),
         None => login_page(StatusCode::OK, ""),
@@ -204,12 +223,25 @@ async fn login(State(state): State<AppState>, request: Request) -> Result<Respon
         Ok(Form(form)) => (form.key.unwrap_or_default(), form.name.unwrap_or_default()),
         Err(_) => (String::new(), String::new()),
     };
-    if !sessions.key_matches(typed.trim()) {
-        tracing::warn!(%client, "console sign-in refused: wrong admin key");
-        return Ok(login_page(StatusCode::UNAUTHORIZED, "That is not the admin key."));
-    }
-    let (cookie, _) = sessions.issue(&session::operator_name(&name));
-    tracing::info!(%client, "console sign-in");
+    // The operator's key, or a site's admin key (that site's console only).
+    let site = if sessions.key_matches(typed.trim()) {
+        None
+    } else {
+        let digest: [u8; 32] =
+            sha2::Digest::finalize(sha2::Digest::chain_update(sha2::Sha256::default(), typed.trim())).into();
+        match state.sites.identify(&digest) {
+            Some((key, site)) if key.role == crate::sites::SiteRole::Admin => {
+                Some(session::SiteSignIn { site: site.id.as_str().to_owned(), key_id: key.id.clone() })
+            }
+            _ => {
+                tracing::warn!(%client, "console sign-in refused: wrong admin key");
+                return Ok(login_page(StatusCode::UNAUTHORIZED, "That is not the admin key."));
+            }
+        }
+    };
+    let signed_in_site = site.as_ref().map(|s| s.site.clone());
+    let (cookie, _) = sessions.issue(&session::operator_name(&name), site);
+    tracing::info!(%client, site = signed_in_site.as_deref().unwrap_or("(operator)"), "console sign-in");
     Ok(see_console(session_cookie(&cookie, session::LIFETIME, secure)))
 }
 

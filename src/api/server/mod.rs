@@ -190,3 +190,20 @@ pub fn tls_acceptor(cert_path: &str, key_path: &str) -> anyhow::Result<TlsAccept
 pub fn is_loopback(addr: &SocketAddr) -> bool {
     addr.ip().is_loopback()
 }
+
+/// Refuses an open door: no caller key (configured, or a site's) on a public address needs an
+/// explicit opt-in.
+pub fn refuse_open_door(
+    settings: &crate::config::Settings,
+    addr: &SocketAddr,
+    site_caller_keys: bool,
+) -> anyhow::Result<()> {
+    let no_keys = settings.auth.api_keys.iter().all(|k| k.is_empty()) && !site_caller_keys;
+    if no_keys && !is_loopback(addr) && !settings.auth.allow_anonymous {
+        anyhow::bail!(
+            "refusing to start: listening on {addr} (not loopback) with no caller key. Set VELOCHAT_API_KEYS, \
+             or VELOCHAT_ALLOW_ANONYMOUS=true to accept anonymous callers (limited per IP)"
+        );
+    }
+    Ok(())
+}

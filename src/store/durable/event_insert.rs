@@ -40,7 +40,7 @@ fn insert_sqlite_sql() -> &'static str {
 
 /// The `site` column: `default` for an event of no other site.
 fn site_of(event: &EventRecord) -> &str {
-    event.site.as_deref().unwrap_or(crate::knowledge::SITE)
+    event.site.as_deref().unwrap_or(crate::domain::SiteId::DEFAULT)
 }
 
 fn column<T>(events: &[EventRecord], pick: impl Fn(&EventRecord) -> T) -> Vec<T> {

@@ -287,7 +287,7 @@ impl KnowledgeStore for SqlStore {
         .bind(record.session_hash.clone())
         .bind(record.locale.clone())
         .bind(record.question.clone())
-        .bind(record.site.clone().unwrap_or_else(|| crate::knowledge::SITE.to_owned()))
+        .bind(record.site.clone().unwrap_or_else(|| crate::domain::SiteId::DEFAULT.to_owned()))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -310,7 +310,7 @@ impl KnowledgeStore for SqlStore {
                     session_hash: row.try_get("session_hash")?,
                     locale: row.try_get("locale")?,
                     question: row.try_get("question")?,
-                    site: Some(row.try_get::<String, _>("site")?).filter(|site| site != crate::knowledge::SITE),
+                    site: Some(row.try_get::<String, _>("site")?).filter(|site| site != crate::domain::SiteId::DEFAULT),
                 })
             })
             .collect::<Result<_, sqlx::Error>>()

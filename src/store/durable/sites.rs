@@ -152,7 +152,7 @@ impl SiteStore for SqlStore {
         .bind(now_ms)
         .fetch_one(&mut *tx)
         .await?;
-        if id != crate::knowledge::SITE {
+        if id != crate::domain::SiteId::DEFAULT {
             sqlx::query(
                 "INSERT INTO velochat_registry_state (name, version) VALUES ('sites_registered', 1) ON CONFLICT (name) DO NOTHING",
             )

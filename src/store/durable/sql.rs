@@ -73,7 +73,7 @@ fn event_from_row(row: &AnyRow) -> Result<EventRecord, sqlx::Error> {
         repeat_question: row.try_get::<i64, _>("repeat_question")? != 0,
         first_reply: row.try_get::<i64, _>("first_reply")? != 0,
         model: row.try_get("model")?,
-        site: Some(row.try_get::<String, _>("site")?).filter(|site| site != crate::knowledge::SITE),
+        site: Some(row.try_get::<String, _>("site")?).filter(|site| site != crate::domain::SiteId::DEFAULT),
     })
 }
 

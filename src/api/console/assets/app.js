@@ -28,9 +28,14 @@ function svg(tag, attrs = {}, ...children) {
   return node;
 }
 
+// The operator's site picker (a site's own admin sees that site only, and has no picker).
+const sitePicker = document.getElementById('site-picker');
+const SITE_KEY = 'velochat-console-site';
+
 async function api(method, path, body) {
   const headers = { Accept: 'application/json' };
   if (method !== 'GET') headers['X-CSRF-Token'] = CSRF;
+  if (sitePicker && sitePicker.value && sitePicker.value !== 'default') headers['X-Velochat-Site'] = sitePicker.value;
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   const response = await fetch(path, { method, headers, credentials: 'same-origin', body: body === undefined ? undefined : JSON.stringify(body) });
   if (response.status === 401) {
@@ -287,5 +292,21 @@ async function render() {
   }
 }
 
+/** Fills the operator's picker from the registry; the choice lasts for the browser tab. */
+async function loadSites() {
+  if (!sitePicker) return;
+  const { sites } = await api('GET', '/admin/sites');
+  const chosen = sessionStorage.getItem(SITE_KEY);
+  sitePicker.replaceChildren(...sites.map((s) => el('option', { value: s.id }, s.id === s.name ? s.id : `${s.name} (${s.id})`)));
+  sitePicker.value = sites.some((s) => s.id === chosen) ? chosen : 'default';
+  sitePicker.dataset.site = sitePicker.value;
+  sitePicker.addEventListener('change', () => {
+    sessionStorage.setItem(SITE_KEY, sitePicker.value);
+    sitePicker.dataset.site = sitePicker.value;
+    say('');
+    render();
+  });
+}
+
 window.addEventListener('hashchange', () => { say(''); render(); });
-render();
+loadSites().catch((error) => say(String(error.message || error), true)).finally(render);
