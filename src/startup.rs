@@ -145,6 +145,7 @@ impl Application {
             redactor: redactor.clone(),
             knowledge: knowledge.clone(),
             asks_for_person: Box::new(move |text| person_rules.asks_for_person(text)),
+            sites: sites.clone(),
         }));
         let chat = Arc::new(ChatService::new(
             settings.clone(),
@@ -359,8 +360,8 @@ async fn housekeeping(chores: Housekeeping, stop: CancellationToken) {
     let release_every = ms((s.handoff.release_after_ms / 10).clamp(1_000, 60_000));
     let mut release = tokio::time::interval(release_every);
     let mut purge = tokio::time::interval(Duration::from_secs(3600));
-    // A breach is noticed within a fifth of the SLA (at least every 100 ms, at most every 10 s).
-    let sla_every = ms((s.handoff.sla_ms / 5).clamp(100, 10_000));
+    // A breach is noticed within a fifth of the SLA, and within a second for a site's own shorter one.
+    let sla_every = ms((s.handoff.sla_ms / 5).clamp(100, 1_000));
     let mut sla = tokio::time::interval(sla_every);
     loop {
         tokio::select! {

@@ -138,7 +138,7 @@ impl ChatService {
             Some(t) => self.handoff_reply(input, &self.settings.handoff.notice, HandoffReason::parse(&t.reason)),
             None => {
                 self.human.forward_to_agent(id, &state, &input.context, input.user_text.as_str()).await;
-                if self.human.sla_overdue(&state) {
+                if self.human.sla_overdue(id, &state) {
                     let started = state.human_since_ms.unwrap_or_default();
                     self.human.breach(id, i64::from(state.handoffs), started, state.handoff_reason.as_deref()).await;
                     self.handoff_reply(input, &self.settings.handoff.sla_notice, Some(HandoffReason::SlaBreached))

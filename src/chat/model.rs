@@ -172,17 +172,19 @@ impl ChatService {
         };
         call.outcome = match answer {
             None => Err(FallbackReason::UpstreamInvalid),
-            Some(mut answer) => match self.output.apply(&answer.reply) {
-                Ok(clean) => {
-                    answer.reply = clean;
-                    Ok((answer, completion))
+            Some(mut answer) => {
+                match self.output.apply_for(&answer.reply, input.site.settings.allowed_link_hosts.as_deref()) {
+                    Ok(clean) => {
+                        answer.reply = clean;
+                        Ok((answer, completion))
+                    }
+                    Err(OutputProblem::Leak) => {
+                        tracing::warn!("reply repeated the system prompt: blocked");
+                        Err(FallbackReason::LeakBlocked)
+                    }
+                    Err(OutputProblem::Empty) => Err(FallbackReason::UpstreamInvalid),
                 }
-                Err(OutputProblem::Leak) => {
-                    tracing::warn!("reply repeated the system prompt: blocked");
-                    Err(FallbackReason::LeakBlocked)
-                }
-                Err(OutputProblem::Empty) => Err(FallbackReason::UpstreamInvalid),
-            },
+            }
         };
         call
     }

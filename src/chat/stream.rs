@@ -178,7 +178,8 @@ impl ChatService {
         let LiveStream { mut response, meta } = live;
         let idle = Duration::from_millis(self.settings.openai.timeout_ms);
         let started = Instant::now();
-        let mut filter = StreamFilter::new(&self.output);
+        let mut filter =
+            StreamFilter::new(&self.output).with_hosts(meta.input.site.settings.allowed_link_hosts.as_deref());
         let mut decoder = SseDecoder::default();
         let mut end = StreamEnd {
             text: String::new(),

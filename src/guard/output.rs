@@ -29,7 +29,12 @@ impl OutputFilter {
     }
 
     pub fn apply(&self, reply: &str) -> Result<String, OutputProblem> {
-        let text = self.clean_fragment(reply).trim().to_owned();
+        self.apply_for(reply, None)
+    }
+
+    /// `apply`, links allowed to `hosts` (a site's own list) instead of the configured ones.
+    pub fn apply_for(&self, reply: &str, hosts: Option<&[String]>) -> Result<String, OutputProblem> {
+        let text = self.clean_fragment_for(reply, hosts).trim().to_owned();
         if text.is_empty() {
             return Err(OutputProblem::Empty);
         }
@@ -41,8 +46,12 @@ impl OutputFilter {
 
     /// Tags, foreign links and secrets removed; not trimmed (a fragment of a streamed reply).
     pub fn clean_fragment(&self, text: &str) -> String {
+        self.clean_fragment_for(text, None)
+    }
+
+    pub fn clean_fragment_for(&self, text: &str, hosts: Option<&[String]>) -> String {
         let text = strip_html(text);
-        let text = rewrite_links(&text, &self.allowed_hosts);
+        let text = rewrite_links(&text, hosts.unwrap_or(&self.allowed_hosts));
         self.redactor.secrets(&text).into_owned()
     }
 

@@ -10,6 +10,7 @@ const DROPPED: [&str; 6] = ["script", "style", "iframe", "object", "noscript", "
 
 pub struct StreamFilter<'a> {
     filter: &'a OutputFilter,
+    hosts: Option<&'a [String]>,
     held: String,
     /// The end of what was emitted, for leak windows that span fragments.
     tail: String,
@@ -57,7 +58,13 @@ fn cut_points(text: &str) -> impl Iterator<Item = usize> + '_ {
 
 impl<'a> StreamFilter<'a> {
     pub fn new(filter: &'a OutputFilter) -> Self {
-        Self { filter, held: String::new(), tail: String::new() }
+        Self { filter, hosts: None, held: String::new(), tail: String::new() }
+    }
+
+    /// Links allowed to `hosts` (a site's own list) instead of the configured ones.
+    pub fn with_hosts(mut self, hosts: Option<&'a [String]>) -> Self {
+        self.hosts = hosts;
+        self
     }
 
     /// Adds a delta; returns the cleaned text that may be sent now (possibly empty).
@@ -84,7 +91,7 @@ impl<'a> StreamFilter<'a> {
     }
 
     fn release(&mut self, raw: &str) -> Result<String, OutputProblem> {
-        let clean = self.filter.clean_fragment(raw);
+        let clean = self.filter.clean_fragment_for(raw, self.hosts);
         let joined = format!("{}{}", self.tail, clean);
         if self.filter.leaks(&joined) {
             return Err(OutputProblem::Leak);

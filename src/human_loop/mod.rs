@@ -37,6 +37,8 @@ pub struct HumanLoopParts {
     pub redactor: Arc<Redactor>,
     pub knowledge: Arc<KnowledgeBases>,
     pub asks_for_person: AsksForPerson,
+    /// Each site's own SLA (`settings.handoff.slaMs`).
+    pub sites: Arc<crate::sites::SiteRegistry>,
 }
 
 pub struct HumanLoop {

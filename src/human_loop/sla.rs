@@ -44,15 +44,17 @@ impl Sla {
 }
 
 impl HumanLoop {
-    pub fn sla(&self) -> Sla {
-        Sla(self.with.settings.handoff.sla_ms as i64)
+    /// The SLA of the session stored under `key`: its site's `handoff.slaMs`, else `handoff.sla_ms`.
+    pub fn sla_of(&self, key: &str) -> Sla {
+        let own = self.with.sites.site_of_session(key).and_then(|s| s.settings.handoff.as_ref().and_then(|h| h.sla_ms));
+        Sla(own.unwrap_or(self.with.settings.handoff.sla_ms) as i64)
     }
 
-    /// A visitor still waits for the first agent message past `handoff.sla_ms`.
-    pub fn sla_overdue(&self, state: &SessionState) -> bool {
+    /// A visitor still waits for the first agent message past the session's SLA.
+    pub fn sla_overdue(&self, key: &str, state: &SessionState) -> bool {
         state.mode == Mode::Human
             && state.human_since_ms.is_some_and(|since| {
-                self.sla().state(since, state.first_agent_ms, false, now_ms()) == SlaState::Breached
+                self.sla_of(key).state(since, state.first_agent_ms, false, now_ms()) == SlaState::Breached
             })
     }
 
@@ -96,17 +98,24 @@ impl HumanLoop {
 
     /// Every open handoff past the SLA with no agent message yet: breached (housekeeping).
     pub async fn sla_sweep(&self) -> usize {
-        let sla = self.with.settings.handoff.sla_ms as i64;
-        if sla == 0 {
+        // The shortest SLA in force lists every candidate; each is then held to its own site's.
+        let own =
+            self.with.sites.sites().into_iter().filter_map(|s| s.settings.handoff.as_ref().and_then(|h| h.sla_ms));
+        let Some(shortest) = own.chain([self.with.settings.handoff.sla_ms]).filter(|ms| *ms > 0).min() else {
             return 0;
-        }
-        let overdue = match self.with.durable.handoffs_awaiting(now_ms() - sla).await {
+        };
+        let now = now_ms();
+        let candidates = match self.with.durable.handoffs_awaiting(now - shortest as i64).await {
             Ok(list) => list,
             Err(e) => {
                 tracing::warn!(error = %e, "could not list handoffs awaiting an agent");
                 return 0;
             }
         };
+        let overdue: Vec<_> = candidates
+            .iter()
+            .filter(|h| self.sla_of(&h.session_id).state(h.started_ms, None, false, now) == SlaState::Breached)
+            .collect();
         for handoff in &overdue {
             self.breach(&handoff.session_id, handoff.episode, handoff.started_ms, Some(&handoff.reason)).await;
         }

@@ -73,7 +73,7 @@ impl Review {
     pub async fn handoffs(&self, site: &Site) -> Result<Vec<Value>, StoreError> {
         let open = self.durable.open_handoffs(site.scope()).await?;
         let now = chrono::Utc::now().timestamp_millis();
-        let sla = self.human.sla();
+
         let mut list = Vec::new();
         for h in open {
             // A row can outlive its ownership (erased, or released before this version): show only
@@ -83,6 +83,7 @@ impl Review {
                 continue;
             }
             let waited_until = h.first_agent_ms.unwrap_or(now);
+            let sla = self.human.sla_of(&h.session_id);
             let sla_state = sla.state(h.started_ms, h.first_agent_ms, h.sla_breached, now);
             list.push(json!({
                 "sessionId": crate::domain::visible_session_id(&h.session_id), "startedAt": rfc3339(h.started_ms), "reason": h.reason,

@@ -228,6 +228,16 @@ impl SiteRegistry {
         self.snapshot.read().keys.values().any(|k| k.role == SiteRole::Caller)
     }
 
+    /// The site a stored session key belongs to (`Site::session_key`): `default` for a bare id,
+    /// None for a site since deleted (or deleted and made again).
+    pub fn site_of_session(&self, key: &str) -> Option<Arc<Site>> {
+        let Some((owner, _)) = key.split_once('/') else {
+            return Some(self.default_site());
+        };
+        let (id, created) = owner.rsplit_once('.')?;
+        self.site(id).filter(|site| site.created_ms.to_string() == created)
+    }
+
     /// Whether `key_id` is still an admin key of `site` (a console session ends with its key).
     pub fn admin_key_active(&self, site: &str, key_id: &str) -> bool {
         let snapshot = self.snapshot.read();

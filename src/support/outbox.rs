@@ -5,7 +5,7 @@
 use super::handoff::ALERT_KINDS;
 use super::webhook::WebhookClient;
 use crate::config::{Secret, WebhookSettings};
-use crate::sites::{Site, SiteRegistry};
+use crate::sites::SiteRegistry;
 use crate::store::DurableStore;
 use crate::telemetry::Metrics;
 use std::sync::Arc;
@@ -31,21 +31,12 @@ pub struct OutboxWorker {
     pub http: reqwest::Client,
 }
 
-/// The site an outbox row belongs to: its stream starts with the site's prefix (`Site::session_key`).
-fn site_of(sites: &SiteRegistry, stream: &str) -> Option<Arc<Site>> {
-    let Some((owner, _)) = stream.split_once('/') else {
-        return Some(sites.default_site());
-    };
-    let (id, created) = owner.rsplit_once('.')?;
-    sites.site(id).filter(|site| site.created_ms.to_string() == created)
-}
-
 impl OutboxWorker {
     /// A webhook's client for this row: the site's own when it has one, else the deployment's.
     fn target(&self, row: &crate::store::OutboxRow) -> std::borrow::Cow<'_, WebhookClient> {
         let alert = ALERT_KINDS.contains(&row.kind.as_str());
         let deployment = if alert { &self.alerts } else { &self.webhook };
-        let Some(site) = site_of(&self.sites, &row.session_id) else {
+        let Some(site) = self.sites.site_of_session(&row.session_id) else {
             return std::borrow::Cow::Borrowed(deployment);
         };
         let handoff = site.settings.handoff.as_ref();

@@ -198,3 +198,60 @@ async fn a_sites_handoff_goes_only_to_its_webhook_signed_with_its_secret() {
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert!(globex_hook.received_requests().await.unwrap_or_default().is_empty(), "nothing reached Globex's hook");
 }
+
+#[tokio::test]
+async fn a_sites_own_sla_and_link_hosts_hold_for_it_alone() {
+    let hook = MockServer::start().await;
+    Mock::given(method("POST")).and(path("/hook")).respond_with(ResponseTemplate::new(204)).mount(&hook).await;
+    let acme = json!({"handoff": {"webhookUrl": format!("{}/hook", hook.uri()), "slaMs": 300},
+                      "allowedLinkHosts": ["help.acme.example"]});
+    let p = two_sites(acme, json!({"handoff": {"webhookUrl": format!("{}/hook", hook.uri())}})).await;
+    let app = &p.app;
+    let linked = structured("See [returns](https://help.acme.example/returns).", 0.9, "other", false);
+    app.upstream.reset().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(linked))
+        .mount(&app.upstream)
+        .await;
+    let (_, acme_reply) = chat(app, &p.acme_caller, "s-1", "How do returns work?").await;
+    let (_, globex_reply) = chat(app, &p.globex_caller, "s-1", "How do returns work?").await;
+    assert_eq!(acme_reply["reply"], "See [returns](https://help.acme.example/returns).");
+    assert_eq!(globex_reply["reply"], "See returns.", "not a host Globex allows");
+
+    // Both handed to a person; only Acme's 300 ms SLA is breached (the deployment's is 5 minutes).
+    for key in [&p.acme_caller, &p.globex_caller] {
+        assert_eq!(call(app, Method::POST, "/sessions/s-1/handoff", key, Some(json!({}))).await.0, 200);
+    }
+    let started = std::time::Instant::now();
+    let breaches = loop {
+        let bodies: Vec<Value> = hook
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .map(|r| serde_json::from_slice(&r.body).unwrap())
+            .filter(|b: &Value| b["event"] == "sla_breached")
+            .collect();
+        if !bodies.is_empty() || started.elapsed() > std::time::Duration::from_secs(10) {
+            break bodies;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(breaches.len(), 1, "{breaches:?}");
+    assert_eq!(breaches[0]["site"], "acme");
+    let (_, acme_list) = call(app, Method::GET, "/admin/handoffs", &p.acme_admin, None).await;
+    let (_, globex_list) = call(app, Method::GET, "/admin/handoffs", &p.globex_admin, None).await;
+    assert_eq!(
+        (acme_list["handoffs"][0]["slaState"].as_str(), globex_list["handoffs"][0]["slaState"].as_str()),
+        (Some("breached"), Some("waiting"))
+    );
+    let late: Vec<Value> = hook
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    assert_eq!(late.iter().filter(|b| b["event"] == "sla_breached").count(), 1, "Globex's handoff is not breached");
+}
