@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(os.environ.get("VELOCHAT_BENCH_BIN", ROOT / "target" / "release" / "velochat"))
 WORK = Path(tempfile.mkdtemp(prefix="velochat-bench-"))
 QUICK = "--quick" in sys.argv
-SCENARIOS = ("fast", "slow", "parked", "breaker", "start", "redis", "kb")
+SCENARIOS = ("fast", "slow", "parked", "breaker", "start", "redis", "kb", "sites")
 # --only fast,parked runs a subset (to check one change quickly); a partial run never rewrites BENCHMARKS.md.
 ONLY = next((tuple(a.split("=", 1)[1].split(",")) for a in sys.argv if a.startswith("--only=")), SCENARIOS)
 if set(ONLY) - set(SCENARIOS):
@@ -371,6 +371,10 @@ def main():
         for scenario in ("parked", "breaker", "start", "redis", "kb"):
             if scenario in ONLY:
                 globals()["measure_" + scenario](scripts_by, notes)
+        if "sites" in ONLY:
+            from sites import measure_sites
+            from traffic import realistic_script
+            measure_sites((Velochat, PORTS, wrk, realistic_script, WORK), notes)
     finally:
         nginx.send_signal(signal.SIGQUIT)
         nginx.wait()

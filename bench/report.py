@@ -136,5 +136,30 @@ def render(rows, notes, binaries, machine):
             out.append(f"| /sendChatMessage, 64 conns, fast fake, realistic traffic, {label} | {r['rps']:,.0f} req/s, "
                        f"p50 {ms(r['p50'])} ms, p99 {ms(r['p99'])} ms, {r['errors']} errors |")
     out += kb_lines(notes)
+    out += site_lines(notes)
     out += target_lines(rows, notes, labels)
     return "\n".join(out)
+
+
+def site_lines(notes):
+    """Issue 30's scale figures: 1,000 sites × 50 pages; 100 sites against one, alternated twice."""
+    if ("sites", "ready_ms") not in notes:
+        return []
+    out = ["", "Sites (1,000 registered, 50 help pages each; the realistic mix, 64 connections, fast fake):", "",
+           "| measurement | result |", "|---|---|",
+           f"| registering 1,000 sites with a key and 50 pages each (API) | {notes[('sites', 'register_s')]:.1f} s, "
+           f"RSS then {notes[('sites', 'rss_loaded')]:.0f} MiB (every index open) |",
+           f"| a fresh process on that registry: start to ready | {notes[('sites', 'ready_ms')]:.0f} ms, "
+           f"idle RSS {notes[('sites', 'rss_idle')]:.1f} MiB (indexes load on first use) |",
+           f"| RSS after the runs below (101 sites' indexes open) | {notes[('sites', 'rss_after')]:.1f} MiB |"]
+    for route, path in (("compat", "/v1/chat/completions"), ("send", "/sendChatMessage")):
+        one = [notes[("sites", "one", route, n)] for n in (1, 2)]
+        spread = [notes[("sites", "spread", route, n)] for n in (1, 2)]
+        mean = lambda runs: sum(r["rps"] for r in runs) / len(runs)  # noqa: E731
+        ratio = mean(spread) / mean(one)
+        verdict = "met" if ratio >= 0.95 else "missed"
+        errors = sum(r["errors"] for r in one + spread)
+        out.append(f"| `{path}`: 100 sites vs one site (two alternated rounds, means) | {mean(spread):,.0f} vs "
+                   f"{mean(one):,.0f} req/s = **{ratio:.2f} ×** (target ≥ 0.95: {verdict}); p99 "
+                   f"{ms(spread[0]['p99'])} / {ms(one[0]['p99'])} ms; {errors} errors |")
+    return out

@@ -98,15 +98,21 @@ def repeated_script(work, name, path, compat):
     return script
 
 
-def realistic_script(work, name, path, compat):
-    """New session every 5 messages, a different question each time (see the module text)."""
-    sigs = work / "mix-signatures.txt"
+def realistic_script(work, name, path, compat, sites=None):
+    """New session every 5 messages, a different question each time (see the module text).
+    `sites`: [(caller key, session-key prefix)]; session s belongs to site s mod len(sites), its
+    signatures made for that site's session key (velochat binds them to it). None: `default`."""
+    sites = sites or [(CALLER_KEY, "")]
+    tag = "" if sites == [(CALLER_KEY, "")] else f"-{name}"
+    sigs = work / f"mix-signatures{tag}.txt"
     if not sigs.exists():
         reply = REPLY["reply"]
-        sigs.write_text("\n".join(sign(f"mix-{s}", reply) for s in range(MIX_SESSIONS)) + "\n")
+        sigs.write_text("\n".join(sign(f"{sites[s % len(sites)][1]}mix-{s}", reply) for s in range(MIX_SESSIONS)) + "\n")
     questions = "{" + ",".join(lua_string(q) for q in MIX_QUESTIONS) + "}"
+    keys = "{" + ",".join(lua_string(f"Bearer {key}") for key, _ in sites) + "}"
     lines = [
         f"questions = {questions}",
+        f"keys = {keys}",
         f"reply = {lua_string(REPLY['reply'])}",
         f"system = {lua_string(json.dumps(SYSTEM_PROMPT))}",
         f"context = {lua_string(json.dumps(CONTEXT))}",
@@ -122,6 +128,7 @@ def realistic_script(work, name, path, compat):
         "  local first = n - k",
         "  n = n + 1",
         "  local id = 'mix-' .. s",
+        "  local key = keys[s % #keys + 1]",
         "  local turns = {}",
         "  for j = 0, k - 1 do",
     ]
@@ -132,7 +139,7 @@ def realistic_script(work, name, path, compat):
             "  end",
             "  turns[#turns + 1] = '{\"role\":\"user\",\"content\":\"' .. question(s, k, first + k) .. '\"}'",
             "  local body = '{\"model\":\"gpt-4o-mini\",\"max_tokens\":300,\"messages\":[{\"role\":\"system\",\"content\":' .. system .. '},' .. table.concat(turns, ',') .. ']}'",
-            f'  return wrk.format(nil, "{path}", {{["Content-Type"] = "application/json", ["Authorization"] = "Bearer {CALLER_KEY}", ["X-Session-Id"] = id}}, body)',
+            f'  return wrk.format(nil, "{path}", {{["Content-Type"] = "application/json", ["Authorization"] = key, ["X-Session-Id"] = id}}, body)',
         ]
     else:
         lines += [
@@ -140,7 +147,7 @@ def realistic_script(work, name, path, compat):
             "    turns[#turns + 1] = '{\"role\":\"assistant\",\"content\":\"' .. reply .. '\",\"signature\":\"' .. sigs[s + 1] .. '\"}'",
             "  end",
             "  local body = '{\"sessionId\":\"' .. id .. '\",\"userText\":\"' .. question(s, k, first + k) .. '\",\"history\":[' .. table.concat(turns, ',') .. '],\"context\":' .. context .. '}'",
-            f'  return wrk.format(nil, "{path}", {{["Content-Type"] = "application/json", ["Authorization"] = "Bearer {CALLER_KEY}", ["X-Visitor-Id"] = id}}, body)',
+            f'  return wrk.format(nil, "{path}", {{["Content-Type"] = "application/json", ["Authorization"] = key, ["X-Visitor-Id"] = id}}, body)',
         ]
     lines += ["end"]
     script = work / f"{name}.lua"

@@ -63,6 +63,10 @@ fn schemas(settings: &Settings) -> Value {
         "ApproveRequest": {"type": "object", "description": "Edits before approving; both optional.", "properties": {
             "title": {"oneOf": [{"type": "null"}, user_text(300)]},
             "body": {"oneOf": [{"type": "null"}, user_text(200_000)]}}},
+        "SitePut": site_put(),
+        "KeyCreate": {"type": "object", "required": ["role"], "properties": {
+            "role": {"type": "string", "enum": ["caller", "admin"]},
+            "label": {"type": ["string", "null"], "maxLength": 200, "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]*$"}}},
         "KillSwitch": {"type": "object", "required": ["enabled"], "properties": {
             "enabled": {"type": "boolean", "description": "true: every reply is a static one."}}},
         "ChatCompletionsRequest": {
@@ -99,6 +103,38 @@ fn schemas(settings: &Settings) -> Value {
             "then": {"required": ["content"], "properties": {"content": {"oneOf": [
                 user_text(4000), {"type": "array", "minItems": 1, "maxItems": 4, "items": visible_part}]}}}},
     })
+}
+
+/// `PUT /admin/sites/{siteId}`: every setting exactly as `SiteSettings::parse` takes it.
+fn site_put() -> Value {
+    let url = json!({"type": ["string", "null"], "maxLength": 2048,
+        "pattern": "^https?://[A-Za-z][A-Za-z0-9-]{0,30}(\\.[A-Za-z][A-Za-z0-9-]{0,30}){0,4}(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/-]*)?$"});
+    let count = json!({"type": ["integer", "null"], "minimum": 1, "maximum": 9_007_199_254_740_991_u64});
+    let per_minute = json!({"type": ["integer", "null"], "minimum": 1, "maximum": 4_294_967_295_u64});
+    let text = json!({"type": "string", "maxLength": 2000, "pattern": "[^\\s\\u0085]"});
+    let by_locale =
+        json!({"type": "object", "propertyNames": {"minLength": 1, "maxLength": 35}, "additionalProperties": text});
+    let settings = json!({"type": ["object", "null"], "additionalProperties": false, "properties": {
+        "instructions": {"type": ["string", "null"], "maxLength": crate::sites::settings::MAX_INSTRUCTIONS_CHARS},
+        "model": {"type": ["string", "null"], "minLength": 1, "maxLength": 100, "pattern": "^[^\\s\\u0085]+$"},
+        "defaultLocale": {"type": ["string", "null"], "minLength": 1, "maxLength": 35},
+        "staticReplies": {"type": ["object", "null"], "additionalProperties": by_locale},
+        "holdingText": {"oneOf": [{"type": "null"}, by_locale]},
+        "killSwitch": {"type": ["boolean", "null"]},
+        "budget": {"type": ["object", "null"], "additionalProperties": false, "properties": {
+            "dailyTokens": count, "monthlyTokens": count,
+            "monthlyUsd": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 1e15}}},
+        "handoff": {"type": ["object", "null"], "additionalProperties": false, "properties": {
+            "webhookUrl": url, "webhookSecret": {"type": ["string", "null"], "minLength": 16, "maxLength": 512},
+            "slaMs": {"type": ["integer", "null"], "minimum": 0, "maximum": 9_007_199_254_740_991_u64}}},
+        "alertWebhookUrl": url,
+        "limits": {"type": ["object", "null"], "additionalProperties": false, "properties": {
+            "callerPerMinute": per_minute, "sessionBurst": per_minute, "sessionPerMinute": per_minute}},
+        "allowedLinkHosts": {"type": ["array", "null"], "items": {"type": "string", "pattern": "^[A-Za-z0-9.*-]{1,253}$"}}}});
+    json!({"type": "object", "required": ["name"], "properties": {
+        "name": {"type": "string", "maxLength": 200,
+                 "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"},
+        "settings": settings}})
 }
 
 /// A knowledge-base document; `id` is required in an import (the path names it on `PUT`).
@@ -187,6 +223,8 @@ pub fn constrain(doc: &mut Value, settings: &Settings) {
                 let name = parameter["name"].as_str().unwrap_or_default().to_owned();
                 let schema = match name.as_str() {
                     "sessionId" => Some(session_id()),
+                    "siteId" => Some(json!({"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,62}$"})),
+                    "keyId" => Some(json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,128}$"})),
                     _ => query_schema(&path, &name).or_else(|| header_schema(&name)),
                 };
                 if let Some(schema) = schema {

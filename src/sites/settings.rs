@@ -41,8 +41,10 @@ pub struct SiteSettings {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SiteBudget {
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "whole_number")]
     pub daily_tokens: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "whole_number")]
     pub monthly_tokens: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub monthly_usd: Option<f64>,
@@ -57,6 +59,7 @@ pub struct SiteHandoff {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub webhook_secret: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "whole_number")]
     pub sla_ms: Option<u64>,
 }
 
@@ -64,11 +67,32 @@ pub struct SiteHandoff {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SiteLimits {
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "whole_number")]
     pub caller_per_minute: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "whole_number")]
     pub session_burst: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "whole_number")]
     pub session_per_minute: Option<u32>,
+}
+
+/// A whole number, written as JSON may write one (`9365` or `9365.0`), that fits `T`.
+fn whole_number<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    let whole = number.as_u64().or_else(|| {
+        number.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u64::MAX as f64).map(|f| f as u64)
+    });
+    whole
+        .and_then(|n| T::try_from(n).ok())
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::custom(format!("expected a whole number in range, got {number}")))
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> InvalidField {
@@ -86,7 +110,7 @@ fn check_url(field: &str, url: &Option<String>) -> Result<(), InvalidField> {
 
 fn check_texts(field: &str, texts: &LocalizedText) -> Result<(), InvalidField> {
     for (locale, text) in texts {
-        if locale.is_empty() || locale.len() > 35 || text.trim().is_empty() || text.chars().count() > 2_000 {
+        if locale.is_empty() || locale.chars().count() > 35 || text.trim().is_empty() || text.chars().count() > 2_000 {
             return Err(invalid(
                 &format!("{field}.{locale}"),
                 format!("`{field}.{locale}` must be 1–2,000 characters under a locale tag"),
@@ -125,11 +149,11 @@ impl SiteSettings {
                 format!("`settings.instructions` must be at most {MAX_INSTRUCTIONS_CHARS} characters"),
             ));
         }
-        let model_ok = |m: &String| !m.is_empty() && m.len() <= 100 && !m.chars().any(char::is_whitespace);
+        let model_ok = |m: &String| !m.is_empty() && m.chars().count() <= 100 && !m.chars().any(char::is_whitespace);
         if self.model.as_ref().is_some_and(|m| !model_ok(m)) {
             return Err(invalid("settings.model", "`settings.model` must be a model name (1–100, no spaces)"));
         }
-        if self.default_locale.as_ref().is_some_and(|l| l.is_empty() || l.len() > 35) {
+        if self.default_locale.as_ref().is_some_and(|l| l.is_empty() || l.chars().count() > 35) {
             return Err(invalid("settings.defaultLocale", "`settings.defaultLocale` must be a locale tag"));
         }
         for (intent, texts) in self.static_replies.iter().flatten() {
@@ -228,6 +252,10 @@ mod tests {
         assert_eq!(refused(json!({"instructions": "x".repeat(4_001)})), "settings.instructions");
         assert_eq!(refused(json!({"handoff": {"webhookUrl": "ftp://x"}})), "settings.handoff.webhookUrl");
         assert_eq!(refused(json!({"limits": {"sessionBurst": 0}})), "settings.limits.sessionBurst");
+        assert_eq!(refused(json!({"limits": {"sessionBurst": 2.5}})), "settings.limits.sessionBurst");
+        assert_eq!(refused(json!({"limits": {"sessionBurst": 5_000_000_000_u64}})), "settings.limits.sessionBurst");
+        let written_as_float = SiteSettings::parse(Some(&json!({"budget": {"dailyTokens": 9365.0}}))).unwrap();
+        assert_eq!(written_as_float.budget.unwrap().daily_tokens, Some(9365));
         assert_eq!(refused(json!({"allowedLinkHosts": ["ok.example", "no spaces"]})), "settings.allowedLinkHosts[1]");
     }
 
