@@ -38,6 +38,11 @@ async fn sites_are_made_at_a_shell_and_their_keys_count_for_a_public_address() {
     let caller_key = caller_key.trim().to_owned();
     let (_, listed, _) = run(&db, &["sites", "list"]).await;
     assert_eq!(listed.lines().collect::<Vec<_>>(), ["acme\tAcme Outdoor\t2 key(s)", "default\tdefault\t0 key(s)"]);
+    let (ok, report, err) = run(&db, &["report", "--site", "acme", "--json"]).await;
+    assert!(ok, "{err}");
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&report).unwrap()["replies"], 0);
+    let (ok, _, err) = run(&db, &["report", "--site", "nowhere"]).await;
+    assert!(!ok && err.contains("nowhere"), "{err}");
     let stored = std::fs::read(dir.path().join("v.db")).unwrap();
     assert!(!String::from_utf8_lossy(&stored).contains(&caller_key[4..]), "only the key's hash is stored");
 

@@ -255,3 +255,43 @@ async fn a_sites_own_sla_and_link_hosts_hold_for_it_alone() {
         .collect();
     assert_eq!(late.iter().filter(|b| b["event"] == "sla_breached").count(), 1, "Globex's handoff is not breached");
 }
+
+#[tokio::test]
+async fn a_sites_static_texts_locale_and_alert_webhook_are_its_own() {
+    let alerts = MockServer::start().await;
+    Mock::given(method("POST")).and(path("/alerts")).respond_with(ResponseTemplate::new(204)).mount(&alerts).await;
+    let acme = json!({"defaultLocale": "fr", "killSwitch": true,
+        "staticReplies": {"default": {"fr": "Acme revient vite.", "en": "Acme is back soon."}},
+        "holdingText": {"fr": "Une personne d'Acme arrive."}});
+    let globex = json!({"budget": {"dailyTokens": 200}, "alertWebhookUrl": format!("{}/alerts", alerts.uri())});
+    let p = two_sites(acme, globex).await;
+    let app = &p.app;
+    // No locale given: Acme's default locale picks its French text; an English visitor gets English.
+    let (_, plain) = chat(app, &p.acme_caller, "t-1", "Is the shop open today?").await;
+    assert_eq!(
+        (plain["reply"].as_str(), plain["fallbackReason"].as_str()),
+        (Some("Acme revient vite."), Some("kill_switch"))
+    );
+    let english = json!({"sessionId": "t-2", "userText": "Is the shop open?", "context": {"locale": "en-GB"}});
+    let response =
+        app.client.post(app.url("/sendChatMessage")).bearer_auth(&p.acme_caller).json(&english).send().await.unwrap();
+    assert_eq!(response.json::<Value>().await.unwrap()["reply"], "Acme is back soon.");
+    // A person has the session: Acme's holding text in its default locale.
+    call(app, Method::POST, "/sessions/t-1/handoff", &p.acme_caller, Some(json!({}))).await;
+    let (_, holding) = chat(app, &p.acme_caller, "t-1", "Hello?").await;
+    assert_eq!(holding["reply"], "Une personne d'Acme arrive.");
+    // Globex answers from the model with the deployment's texts, and its 200-token day crosses 50 %.
+    let (_, globex_reply) = chat(app, &p.globex_caller, "t-1", "Is the shop open today?").await;
+    assert_eq!(globex_reply["source"], "model");
+    let started = std::time::Instant::now();
+    let alert = loop {
+        let received = alerts.received_requests().await.unwrap_or_default();
+        if let Some(first) = received.first() {
+            break serde_json::from_slice::<Value>(&first.body).unwrap();
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "no budget alert within 10 s");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!((alert["site"].as_str(), alert["budget"].as_str()), (Some("globex"), Some("daily_tokens")));
+    assert_eq!(alert["thresholdPercent"], 50, "132 of 200 tokens: {alert}");
+}

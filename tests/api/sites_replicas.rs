@@ -148,6 +148,36 @@ async fn keys_settings_and_sessions_stay_per_site_across_three_replicas() {
         assert_eq!(chat(&client, &node.address, &globex, "k-1", "Open?").await.1["source"], "model");
     }
 
+    // Acme's page, written on replica 0, is searchable by Acme everywhere within 2 s, never by Globex.
+    let (globex_admin, _) = make("globex", "admin", None).await;
+    on_every_node(&nodes, "Globex's admin key", |node| {
+        let (client, key) = (client.clone(), globex_admin.clone());
+        async move { send(&client, &node, reqwest::Method::GET, "/admin/kill-switch", &key, None).await.0 == 200 }
+    })
+    .await;
+    let page = json!({"title": "Returns", "body": "Acme takes returns within 30 days of delivery."});
+    let put_page =
+        send(&client, &nodes[0].address, put.clone(), "/admin/kb/documents/returns", &acme_admin, Some(page)).await;
+    assert_eq!(put_page.0, 200, "{put_page:?}");
+    let took = on_every_node(&nodes, "a site's page", |node| {
+        let (client, key) = (client.clone(), acme_admin.clone());
+        async move {
+            let (_, found) = send(&client, &node, reqwest::Method::GET, "/admin/kb/search?q=returns", &key, None).await;
+            found.to_string().contains("30 days")
+        }
+    })
+    .await;
+    assert!(took < Duration::from_secs(2), "a page took {took:?}");
+    for node in &nodes {
+        let (_, found) =
+            send(&client, &node.address, reqwest::Method::GET, "/admin/kb/search?q=returns", &globex_admin, None).await;
+        assert!(!found.to_string().contains("30 days"), "{found}");
+        let (status, _) =
+            send(&client, &node.address, reqwest::Method::GET, "/admin/kb/documents/returns", &globex_admin, None)
+                .await;
+        assert_eq!(status, 404);
+    }
+
     // Revoked on replica 0: refused on every replica within 2 s; Globex's key still works.
     let revoke = format!("/admin/sites/acme/keys/{acme_id}");
     assert_eq!(send(&client, &nodes[0].address, reqwest::Method::DELETE, &revoke, OPERATOR, None).await.0, 204);
