@@ -56,7 +56,9 @@ struct Fields {
 pub struct LexicalIndex {
     index: Index,
     reader: IndexReader,
-    writer: Mutex<IndexWriter>,
+    /// One change at a time. The writer (its indexing thread and memory arena) exists only while
+    /// a change is applied: a thousand sites' idle indexes hold none.
+    writing: Mutex<()>,
     fields: Fields,
     /// Languages with at least one chunk: a query skips the others' analysis and lookups.
     present: [AtomicBool; 4],
@@ -110,17 +112,17 @@ impl LexicalIndex {
         for lang in Lang::ALL {
             index.tokenizers().register(&format!("velochat_{}", lang.code()), lang.analyzer());
         }
-        let writer = index.writer_with_num_threads(1, WRITER_MEMORY_BYTES)?;
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
         let present = Lang::ALL.map(|_| AtomicBool::new(false));
         let fields = Fields { id, hit, text, title };
         let (keys, ranked) = (RwLock::new(DocKeys::default()), HitCache::default());
-        Ok(Self { index, reader, writer: Mutex::new(writer), fields, present, title_boost, keys, ranked })
+        Ok(Self { index, reader, writing: Mutex::new(()), fields, present, title_boost, keys, ranked })
     }
 
     /// Removes every chunk of `removed` documents, adds `added` chunks, and makes it searchable.
     pub fn apply(&self, removed: &[String], added: Vec<ChunkToIndex>) -> Result<(), IndexError> {
-        let mut writer = self.writer.lock();
+        let _one_at_a_time = self.writing.lock();
+        let mut writer: IndexWriter = self.index.writer_with_num_threads(1, WRITER_MEMORY_BYTES)?;
         for id in removed {
             writer.delete_term(Term::from_field_text(self.fields.id, id));
         }
@@ -153,6 +155,8 @@ impl LexicalIndex {
             writer.add_document(doc)?;
         }
         writer.commit()?;
+        // Merges the commit started finish before the writer (and its threads) go.
+        writer.wait_merging_threads()?;
         self.reader.reload()?;
         self.ranked.invalidate();
         {

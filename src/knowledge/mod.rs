@@ -150,6 +150,11 @@ impl KnowledgeBase {
         &self.durable
     }
 
+    /// The newest version this process has read back from the store.
+    pub fn synced_version(&self) -> i64 {
+        self.synced.load(Ordering::Acquire)
+    }
+
     /// Live documents in the index.
     pub fn document_count(&self) -> usize {
         self.live.load(Ordering::Relaxed)

@@ -135,6 +135,25 @@ impl KnowledgeBases {
         Ok(changed)
     }
 
+    /// Syncs the open bases whose site's version moved: one read for every site, however many are
+    /// open (a hundred sites' indexes polled one by one would keep the database busy).
+    async fn sync_moved(&self) {
+        let versions: HashMap<String, i64> = match self.durable.kb_versions().await {
+            Ok(versions) => versions.into_iter().collect(),
+            Err(e) => {
+                tracing::warn!(error = %crate::error_chain::describe(&e), "knowledge base versions not read; retrying");
+                return;
+            }
+        };
+        for (site, kb) in self.open_bases() {
+            if versions.get(&site).is_some_and(|v| *v > kb.synced_version()) {
+                if let Err(e) = kb.sync().await {
+                    tracing::warn!(error = %crate::error_chain::describe(&e), site, "knowledge base sync failed; retrying");
+                }
+            }
+        }
+    }
+
     /// Keeps every open base current until `stop` fires.
     pub fn spawn_sync(self: &Arc<Self>, stop: tokio_util::sync::CancellationToken) -> tokio::task::JoinHandle<()> {
         let bases = self.clone();
@@ -147,11 +166,7 @@ impl KnowledgeBases {
                     _ = stop.cancelled() => return,
                     _ = tick.tick() => {}
                 }
-                for (site, kb) in bases.open_bases() {
-                    if let Err(e) = kb.sync().await {
-                        tracing::warn!(error = %crate::error_chain::describe(&e), site, "knowledge base sync failed; retrying");
-                    }
-                }
+                bases.sync_moved().await;
             }
         })
     }

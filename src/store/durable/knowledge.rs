@@ -60,6 +60,8 @@ pub trait KnowledgeStore: Send + Sync {
     /// Every row (tombstones too) changed after `version`, oldest change first.
     async fn kb_changes(&self, site: &str, after_version: i64) -> StoreResult<Vec<KbRow>>;
     async fn kb_version(&self, site: &str) -> StoreResult<i64>;
+    /// Every site's version in one read (a process with many sites' indexes open polls this).
+    async fn kb_versions(&self) -> StoreResult<Vec<(String, i64)>>;
     /// Stores the vectors of document `id` at `version` (under a new version, so every replica
     /// reads them); None when the document changed meanwhile (or is gone).
     async fn kb_set_vectors(&self, site: &str, id: &str, version: i64, vectors: &[u8]) -> StoreResult<Option<i64>>;
@@ -268,6 +270,14 @@ impl KnowledgeStore for SqlStore {
         let sql = select_documents!("WHERE site = $1 AND version > $2 ORDER BY version, id");
         let rows = sqlx::query(sql).bind(site.to_owned()).bind(after_version).fetch_all(&self.pool).await?;
         Ok(rows.iter().map(kb_from_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn kb_versions(&self) -> StoreResult<Vec<(String, i64)>> {
+        let rows = sqlx::query("SELECT site, version FROM velochat_kb_state").fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("site")?, row.try_get("version")?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
     }
 
     async fn kb_version(&self, site: &str) -> StoreResult<i64> {
