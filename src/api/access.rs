@@ -33,6 +33,19 @@ fn named_site(state: &AppState, request: &Request) -> Result<Option<Arc<Site>>, 
     state.sites.site(id.as_str()).map(Some).ok_or(ApiError::SiteNotFound)
 }
 
+/// A site's admin (key or console session) acts on its own site; naming another is refused.
+fn own_site(site: Arc<Site>, named: &Option<Arc<Site>>) -> Result<Arc<Site>, ApiError> {
+    match named {
+        Some(other) if other.id != site.id => Err(ApiError::Forbidden("a site's admin key acts on its own site only")),
+        _ => Ok(site),
+    }
+}
+
+/// The operator (key or console) acts on the site it names, else `default`.
+fn operator_site(state: &AppState, named: &Option<Arc<Site>>) -> Arc<Site> {
+    named.clone().unwrap_or_else(|| state.sites.default_site())
+}
+
 /// Chat routes: a caller key when keys are required (a configured caller key, or any site besides
 /// `default`); anonymous otherwise. The request acts in the key's site. A tower layer whose
 /// refusal is a ready future.
@@ -122,34 +135,28 @@ pub async fn require_admin(State(state): State<AppState>, mut request: Request, 
         Ok(named) => named,
         Err(refused) => return refused.into_response(),
     };
-    let own_site = |site: Arc<Site>| match &named {
-        Some(other) if other.id != site.id => Err(ApiError::Forbidden("a site's admin key acts on its own site only")),
-        _ => Ok(site),
-    };
-    let (site, site_admin) = match context(&request) {
-        Credential::Site(key, site) if key.role == SiteRole::Admin => match own_site(site) {
-            Ok(site) => (site, true),
-            Err(refused) => return refused.into_response(),
-        },
+    let acting = match context(&request) {
+        Credential::Site(key, site) if key.role == SiteRole::Admin => own_site(site, &named).map(|site| (site, true)),
         _ if !state.auth.has_admin_key() => {
             return ApiError::Disabled("admin routes are disabled: set VELOCHAT_ADMIN_KEY").into_response()
         }
-        Credential::Admin => (named.clone().unwrap_or_else(|| state.sites.default_site()), false),
+        Credential::Admin => Ok((operator_site(&state, &named), false)),
         Credential::Missing => {
             match crate::api::console::authorize(&state, request.method(), request.headers()).await {
                 // A site admin's console session: that site only.
                 Some(Ok(session)) => match session.site.and_then(|s| state.sites.site(&s.site)) {
-                    Some(site) => match own_site(site) {
-                        Ok(site) => (site, true),
-                        Err(refused) => return refused.into_response(),
-                    },
-                    None => (named.clone().unwrap_or_else(|| state.sites.default_site()), false),
+                    Some(site) => own_site(site, &named).map(|site| (site, true)),
+                    None => Ok((operator_site(&state, &named), false)),
                 },
-                Some(Err(refused)) => return refused.into_response(),
-                None => return ApiError::Unauthorized.into_response(),
+                Some(Err(refused)) => Err(refused),
+                None => Err(ApiError::Unauthorized),
             }
         }
-        _ => return ApiError::Unauthorized.into_response(),
+        _ => Err(ApiError::Unauthorized),
+    };
+    let (site, site_admin) = match acting {
+        Ok(acting) => acting,
+        Err(refused) => return refused.into_response(),
     };
     request.extensions_mut().insert(CurrentSite(site));
     if site_admin {
@@ -187,7 +194,7 @@ pub async fn require_backend(State(state): State<AppState>, mut request: Request
     };
     let site = match &credential {
         Credential::Site(_, site) => site.clone(),
-        Credential::Admin | Credential::Missing => named.clone().unwrap_or_else(|| state.sites.default_site()),
+        Credential::Admin | Credential::Missing => operator_site(&state, &named),
         _ => state.sites.default_site(),
     };
     request.extensions_mut().insert(CurrentSite(site));
@@ -195,10 +202,10 @@ pub async fn require_backend(State(state): State<AppState>, mut request: Request
         match crate::api::console::authorize(&state, request.method(), request.headers()).await {
             Some(Ok(session)) => {
                 if let Some(site) = session.site.and_then(|s| state.sites.site(&s.site)) {
-                    if named.as_ref().is_some_and(|n| n.id != site.id) {
-                        return ApiError::Forbidden("a site's admin key acts on its own site only").into_response();
-                    }
-                    request.extensions_mut().insert(CurrentSite(site));
+                    match own_site(site, &named) {
+                        Ok(site) => request.extensions_mut().insert(CurrentSite(site)),
+                        Err(refused) => return refused.into_response(),
+                    };
                 }
                 request.extensions_mut().insert(ConsoleOperator(session.operator));
                 return next.run(request).await;

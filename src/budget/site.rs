@@ -12,7 +12,7 @@ use std::time::Duration;
 
 /// The counters of a site's budget: its id and creation time, so a site created again starts at 0.
 fn keys(site: &Site, month: &str, day: &str) -> [String; 2] {
-    let owner = format!("{}.{}", site.id, site.created_ms);
+    let owner = site.incarnation();
     [format!("budget:site:{owner}:month:{month}"), format!("budget:site:{owner}:day:{day}")]
 }
 
@@ -73,7 +73,7 @@ impl Budget {
                 if spent < limit * f64::from(threshold) / 100.0 {
                     break;
                 }
-                let key = format!("alert:site:{}.{}:{}:{period}:{threshold}", site.id, site.created_ms, kind.as_str());
+                let key = format!("alert:site:{}:{}:{period}:{threshold}", site.incarnation(), kind.as_str());
                 if !self.alerted.lock().insert(key.clone()) {
                     continue;
                 }

@@ -128,7 +128,7 @@ impl ChatService {
             session_hash: self.session_hash(session),
             locale: input.context.locale.clone(),
             question: self.redactor.log_line(input.user_text.as_str()).into_owned(),
-            site: (!input.site.id.is_default()).then(|| input.site.id.as_str().to_owned()),
+            site: input.site.stored_id(),
         };
         let durable = self.durable.clone();
         tokio::spawn(async move {

@@ -66,7 +66,7 @@ impl ChatService {
             repeat_question: reply.repeat_question,
             first_reply,
             model: reply.model.clone(),
-            site: (!input.site.id.is_default()).then(|| input.site.id.as_str().to_owned()),
+            site: input.site.stored_id(),
         });
     }
 

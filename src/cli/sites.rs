@@ -17,7 +17,7 @@ async fn registry(settings: &Settings) -> anyhow::Result<Arc<SiteRegistry>> {
 pub async fn list(settings: &Settings) -> anyhow::Result<()> {
     let sites = registry(settings).await?;
     for site in sites.sites() {
-        let keys = sites.keys(site.id.as_str()).await?.len();
+        let keys = sites.key_count(site.id.as_str());
         println!("{}\t{}\t{keys} key(s)", site.id, site.name);
     }
     Ok(())

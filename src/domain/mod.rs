@@ -18,7 +18,7 @@ pub use deadline::Deadline;
 pub use history::{compact_history, CompactedHistory, DroppedTurns, RawTurn, Role, Turn, Verifier};
 pub use reply::{FallbackReason, HandoffReason, Source};
 pub use session_id::{check_identifier, SessionId};
-pub use site_id::{visible_session_id, SiteId};
+pub use site_id::{session_owner, visible_session_id, SiteId};
 pub use text::{clean_text, UserText};
 pub use time::rfc3339;
 

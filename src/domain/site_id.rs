@@ -48,6 +48,13 @@ pub fn visible_session_id(key: &str) -> &str {
     key.split_once('/').map_or(key, |(_, id)| id)
 }
 
+/// The site id and creation time a stored session key starts with (`{site}.{createdMs}/{id}`);
+/// None for `default`'s bare keys.
+pub fn session_owner(key: &str) -> Option<(&str, &str)> {
+    let (owner, _) = key.split_once('/')?;
+    owner.split_once('.')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,5 +74,7 @@ mod tests {
     fn a_caller_sees_the_session_id_without_its_site() {
         assert_eq!(visible_session_id("acme.17/visitor-1"), "visitor-1");
         assert_eq!(visible_session_id("visitor-1"), "visitor-1");
+        assert_eq!(session_owner("acme.17/visitor-1"), Some(("acme", "17")));
+        assert_eq!(session_owner("visitor-1:a.b"), None);
     }
 }

@@ -99,9 +99,8 @@ impl HumanLoop {
     /// Every open handoff past the SLA with no agent message yet: breached (housekeeping).
     pub async fn sla_sweep(&self) -> usize {
         // The shortest SLA in force lists every candidate; each is then held to its own site's.
-        let own =
-            self.with.sites.sites().into_iter().filter_map(|s| s.settings.handoff.as_ref().and_then(|h| h.sla_ms));
-        let Some(shortest) = own.chain([self.with.settings.handoff.sla_ms]).filter(|ms| *ms > 0).min() else {
+        let deployment = Some(self.with.settings.handoff.sla_ms).filter(|ms| *ms > 0);
+        let Some(shortest) = deployment.into_iter().chain(self.with.sites.shortest_sla_ms()).min() else {
             return 0;
         };
         let now = now_ms();

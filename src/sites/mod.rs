@@ -30,23 +30,20 @@ pub struct Site {
 
 impl Site {
     pub fn new(id: SiteId, name: String, settings: SiteSettings, created_ms: i64, updated_ms: i64) -> Self {
-        // `.` and `/` are in neither id alphabet: no two sites' keys can meet.
-        let prefix = (!id.is_default()).then(|| format!("{id}.{created_ms}/"));
-        Self { id, name, settings, created_ms, updated_ms, prefix }
+        let mut site = Self { id, name, settings, created_ms, updated_ms, prefix: None };
+        site.prefix = (!site.id.is_default()).then(|| format!("{}/", site.incarnation()));
+        site
     }
 
-    /// The key this site's session `session_id` is kept under in every store. `default`'s keep
-    /// their bare id (a deployment's existing sessions stay where they are); another site's carry
-    /// its id and creation time, so no two sites' keys ever meet (`/` and `.` are in neither id
-    /// alphabet) and a site deleted and created again starts with no sessions.
-    pub fn session_key(&self, session_id: &str) -> String {
-        match self.session_prefix() {
-            None => session_id.to_owned(),
-            Some(prefix) => format!("{prefix}{session_id}"),
-        }
+    /// `{id}.{createdMs}`: this site, told apart from one deleted earlier under the same id (`.` is
+    /// in no site id). Its session keys, budget counters and alerts are named by it.
+    pub fn incarnation(&self) -> String {
+        format!("{}.{}", self.id, self.created_ms)
     }
 
-    /// What every key of this site's sessions starts with (None for `default`).
+    /// What every key of this site's sessions starts with (None for `default`, whose sessions keep
+    /// their bare id, so a deployment's existing sessions stay where they are). `/` is in no session
+    /// id: no two sites' keys ever meet, and a site made again starts with no sessions.
     pub fn session_prefix(&self) -> Option<&str> {
         self.prefix.as_deref()
     }
@@ -57,6 +54,11 @@ impl Site {
             None => SessionScope::Default,
             Some(prefix) => SessionScope::Prefix(prefix),
         }
+    }
+
+    /// The `site` column of its events and questions: None for `default` (stored as `default`).
+    pub fn stored_id(&self) -> Option<String> {
+        (!self.id.is_default()).then(|| self.id.as_str().to_owned())
     }
 
     /// What this site's review and overview read.
@@ -91,14 +93,43 @@ pub enum SiteError {
     Store(#[from] StoreError),
 }
 
-/// What the process holds: every site and every key's digest.
-#[derive(Default)]
+/// What the process holds: every site and every key's digest, and what requests and background
+/// loops ask of them, worked out once per reload.
 struct Snapshot {
     version: i64,
-    /// A site besides `default` was registered once (maybe deleted since).
-    ever_other_sites: bool,
     sites: HashMap<String, Arc<Site>>,
     keys: HashMap<[u8; 32], Arc<SiteKey>>,
+    default: Arc<Site>,
+    /// A site besides `default` is, or once was, registered.
+    other_sites: bool,
+    /// A site has a handoff or alert webhook of its own.
+    own_webhooks: bool,
+    /// The shortest SLA a site sets for itself.
+    shortest_sla_ms: Option<u64>,
+}
+
+impl Snapshot {
+    fn new(
+        version: i64,
+        ever_other_sites: bool,
+        sites: HashMap<String, Arc<Site>>,
+        keys: HashMap<[u8; 32], Arc<SiteKey>>,
+    ) -> Self {
+        let default = sites.get(SiteId::DEFAULT).cloned().unwrap_or_else(|| {
+            Arc::new(Site::new(SiteId::default_site(), SiteId::DEFAULT.to_owned(), SiteSettings::default(), 0, 0))
+        });
+        let settings = || sites.values().map(|s| &s.settings);
+        Self {
+            other_sites: ever_other_sites || sites.keys().any(|id| id != SiteId::DEFAULT),
+            own_webhooks: settings()
+                .any(|s| s.alert_webhook_url.is_some() || s.handoff.as_ref().is_some_and(|h| h.webhook_url.is_some())),
+            shortest_sla_ms: settings().filter_map(|s| s.handoff.as_ref()?.sla_ms).filter(|ms| *ms > 0).min(),
+            version,
+            default,
+            sites,
+            keys,
+        }
+    }
 }
 
 pub struct SiteRegistry {
@@ -120,7 +151,7 @@ impl SiteRegistry {
         store.ensure_site(SiteId::DEFAULT, SiteId::DEFAULT, now_ms()).await?;
         let registry = Arc::new(Self {
             store,
-            snapshot: RwLock::new(Arc::new(Snapshot { version: -1, ..Snapshot::default() })),
+            snapshot: RwLock::new(Arc::new(Snapshot::new(-1, false, HashMap::new(), HashMap::new()))),
             used: Mutex::new(HashMap::new()),
             reloading: tokio::sync::Mutex::new(()),
         });
@@ -152,7 +183,7 @@ impl SiteRegistry {
             .filter_map(SiteKey::from_row)
             .map(|key| (key.digest, Arc::new(key)))
             .collect();
-        *self.snapshot.write() = Arc::new(Snapshot { version, ever_other_sites, sites, keys });
+        *self.snapshot.write() = Arc::new(Snapshot::new(version, ever_other_sites, sites, keys));
         Ok(true)
     }
 
@@ -197,9 +228,7 @@ impl SiteRegistry {
 
     /// `default`, always present (written at start-up; rebuilt here should a reload miss it).
     pub fn default_site(&self) -> Arc<Site> {
-        self.site(SiteId::DEFAULT).unwrap_or_else(|| {
-            Arc::new(Site::new(SiteId::default_site(), SiteId::DEFAULT.to_owned(), SiteSettings::default(), 0, 0))
-        })
+        self.snapshot.read().default.clone()
     }
 
     pub fn sites(&self) -> Vec<Arc<Site>> {
@@ -212,29 +241,29 @@ impl SiteRegistry {
     /// the first, and neither revoking keys nor deleting sites brings it back (a deleted site's
     /// key must not become an anonymous caller).
     pub fn has_other_sites(&self) -> bool {
-        let snapshot = self.snapshot.read();
-        snapshot.ever_other_sites || snapshot.sites.keys().any(|id| id != SiteId::DEFAULT)
+        self.snapshot.read().other_sites
     }
 
     /// Whether a site has a webhook of its own (the outbox then has somewhere to deliver).
     pub fn has_own_webhooks(&self) -> bool {
-        self.snapshot.read().sites.values().any(|s| {
-            s.settings.alert_webhook_url.is_some()
-                || s.settings.handoff.as_ref().is_some_and(|h| h.webhook_url.is_some())
-        })
+        self.snapshot.read().own_webhooks
+    }
+
+    /// The shortest first-response SLA a site sets for itself, if any does.
+    pub fn shortest_sla_ms(&self) -> Option<u64> {
+        self.snapshot.read().shortest_sla_ms
     }
 
     pub fn has_caller_keys(&self) -> bool {
         self.snapshot.read().keys.values().any(|k| k.role == SiteRole::Caller)
     }
 
-    /// The site a stored session key belongs to (`Site::session_key`): `default` for a bare id,
+    /// The site a stored session key belongs to (`Site::session_prefix`): `default` for a bare id,
     /// None for a site since deleted (or deleted and made again).
     pub fn site_of_session(&self, key: &str) -> Option<Arc<Site>> {
-        let Some((owner, _)) = key.split_once('/') else {
+        let Some((id, created)) = crate::domain::session_owner(key) else {
             return Some(self.default_site());
         };
-        let (id, created) = owner.rsplit_once('.')?;
         self.site(id).filter(|site| site.created_ms.to_string() == created)
     }
 
@@ -285,6 +314,11 @@ impl SiteRegistry {
         self.store.add_site_key(&minted.row()).await?;
         self.refresh().await?;
         Ok(minted)
+    }
+
+    /// How many keys `site` has, as this process last loaded them.
+    pub fn key_count(&self, site: &str) -> usize {
+        self.snapshot.read().keys.values().filter(|k| k.site.as_str() == site).count()
     }
 
     /// `site`'s keys, oldest first (their digests stay inside).

@@ -122,7 +122,7 @@ impl SupportOutbox {
             event: event.kind.as_str(),
             kind: event.kind.as_str(),
             session_id: crate::domain::visible_session_id(event.session_id),
-            site: event.session_id.split_once('/').and_then(|(prefix, _)| prefix.split_once('.')).map(|(site, _)| site),
+            site: crate::domain::session_owner(event.session_id).map(|(site, _)| site),
             occurred_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             reason: event.reason,
             intent: event.intent,
