@@ -10,6 +10,7 @@ ADMIN = "bench-sites-operator"
 SITE_COUNT = 1000
 DOCS_PER_SITE = 50
 SPREAD = 100
+ROUNDS = (1, 2, 3, 4)
 
 
 def call(port, method, path, body=None, site=None):
@@ -91,10 +92,11 @@ def measure_sites(ctx, notes):
         for label in ("spread", "one"):
             for route in ("compat", "send"):
                 wrk(PORTS["velochat"], scripts[(label, route)], 64, duration=10, pid=vc.proc.pid)
-        # Alternated twice, so drift on this machine falls on both alike.
-        for round_ in (1, 2):
+        # Four rounds in A-B-B-A order (one/spread, spread/one, ...): drift on this machine, and
+        # whatever grows as the run goes on (stored sessions, the event log), falls on both alike.
+        for round_ in ROUNDS:
             for route in ("compat", "send"):
-                for label in ("one", "spread"):
+                for label in ("one", "spread") if round_ % 2 else ("spread", "one"):
                     r = wrk(PORTS["velochat"], scripts[(label, route)], 64, pid=vc.proc.pid)
                     notes[("sites", label, route, round_)] = r
         notes[("sites", "rss_after")] = vc.rss()

@@ -189,6 +189,11 @@ impl KnowledgeBases {
                         Err(e) => {
                             tracing::warn!(error = %crate::error_chain::describe(&e), site, "background embedding round failed");
                             pause = every * super::vectors::INTERVALS_AFTER_FAILURE;
+                            // Every site shares the endpoint: the others would fail alike, each
+                            // sending its whole batch first (a thousand doomed uploads per round).
+                            if matches!(e, KbError::Embeddings) {
+                                break;
+                            }
                         }
                     }
                 }

@@ -47,6 +47,19 @@ async fn assert_upgraded(app: &TestApp) {
     assert_eq!(status, 200);
 }
 
+const SQLITE_INDEXES: &str =
+    "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'velochat_events' AND sql IS NOT NULL ORDER BY name";
+const POSTGRES_INDEXES: &str =
+    "SELECT indexname::text FROM pg_indexes WHERE tablename = 'velochat_events' ORDER BY indexname";
+
+/// The event log's indexes: each event inserts into every one of them.
+async fn event_indexes(url: &str, query: &str) -> Vec<String> {
+    let pool = sqlx::AnyPool::connect(url).await.unwrap();
+    let rows = sqlx::query(query).fetch_all(&pool).await.unwrap();
+    pool.close().await;
+    rows.iter().map(|r| r.try_get::<String, _>(0).unwrap()).collect()
+}
+
 async fn applied_versions(app: &TestApp, url: &str) -> Vec<i64> {
     let _ = app;
     let pool = sqlx::AnyPool::connect(url).await.unwrap();
@@ -69,7 +82,8 @@ async fn a_sqlite_file_made_by_the_previous_head_upgrades_in_place() {
 
     let app = spawn_app_on(MockServer::start().await, &settings(&url), Some(dir.clone())).await;
     assert_upgraded(&app).await;
-    assert_eq!(applied_versions(&app, &url).await, [1, 2, 3, 4, 5, 6, 7, 8], "adopted, then only the new one run");
+    assert_eq!(applied_versions(&app, &url).await, [1, 2, 3, 4, 5, 6, 7, 8, 9], "adopted, then only the new ones run");
+    assert_eq!(event_indexes(&url, SQLITE_INDEXES).await, ["velochat_events_ts_site"], "one index, led by time");
     app.lifecycle.begin_shutdown();
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), app.server).await;
 
@@ -95,5 +109,6 @@ async fn a_postgres_database_made_by_the_previous_head_upgrades_once_under_three
         let document = get_json(&replica.client, &replica.url("/admin/kb/documents/shipping-times"), ADMIN).await;
         assert_eq!(document["title"], "Shipping times");
     }
-    assert_eq!(applied_versions(&a, &db.url).await, [1, 2, 3, 4, 5, 6, 7, 8]);
+    assert_eq!(applied_versions(&a, &db.url).await, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    assert_eq!(event_indexes(&db.url, POSTGRES_INDEXES).await, ["velochat_events_pkey", "velochat_events_ts_site"]);
 }

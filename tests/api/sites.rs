@@ -235,3 +235,34 @@ async fn a_sites_admin_key_is_refused_by_the_registry_and_outside_its_site() {
     let (_, listed) = operator(&app, reqwest::Method::GET, "/admin/sites", None).await;
     assert_eq!(listed["sites"].as_array().unwrap().len(), 3, "nothing was changed");
 }
+
+#[tokio::test]
+async fn an_embeddings_endpoint_that_fails_is_asked_once_per_round_not_once_per_site() {
+    // Every POST, /v1/embeddings included, gets a chat answer: not an embedding, so every
+    // background round fails (the bench's fake does the same).
+    let app = spawn_with_operator("[kb]\nembeddings_model = \"text-embedding-3-small\"\nsync_interval_ms = 50").await;
+    let sites = ["alpha", "bravo", "charlie", "delta"];
+    for site in sites {
+        put_site(&app, site, json!({"name": site})).await;
+        let page = json!({"documents": [{"id": "p", "title": "Shipping", "body": format!("{site} ships in 3 days.")}]});
+        let imported = app
+            .client
+            .post(app.url("/admin/kb/import"))
+            .bearer_auth(OPERATOR)
+            .header("X-Velochat-Site", site)
+            .json(&page)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(imported.status(), 200, "the import does not wait for vectors");
+    }
+    let embeddings = || async {
+        let requests = app.upstream.received_requests().await.unwrap_or_default();
+        requests.iter().filter(|r| r.url.path() == "/v1/embeddings").count()
+    };
+    let before = embeddings().await;
+    // A failed round pauses 10 sync intervals (500 ms here): about two rounds in this window.
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let asked = embeddings().await - before;
+    assert!((1..=4).contains(&asked), "{asked} requests: one per round, not one per site and round (4 sites)");
+}
