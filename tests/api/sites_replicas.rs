@@ -54,28 +54,29 @@ async fn chat(client: &reqwest::Client, node: &str, key: &str, session: &str, te
 }
 
 /// Waits until `check` holds on every node; returns how long the change took to reach them all:
-/// when the last node's first passing check was sent (the node knew by then; how long it took to
-/// answer — a debug build's first chat under CI load can take seconds — is not propagation).
-/// Panics after 5 s.
+/// when the last node's first passing check was sent (the node knew by then). Nodes are probed
+/// at once, so one node's slow answer — a debug build's first chat under CI load can take
+/// seconds — neither delays another's probe nor counts as propagation. Panics after 5 s.
 async fn on_every_node<F, Fut>(nodes: &[Process], what: &str, check: F) -> Duration
 where
     F: Fn(String) -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
     let started = Instant::now();
-    let mut reached_all = Duration::ZERO;
-    for node in nodes {
-        loop {
-            let asked = started.elapsed();
-            if check(node.address.clone()).await {
-                reached_all = reached_all.max(asked);
-                break;
+    let probes = nodes.iter().map(|node| {
+        let check = &check;
+        async move {
+            loop {
+                let asked = started.elapsed();
+                if check(node.address.clone()).await {
+                    return asked;
+                }
+                assert!(started.elapsed() < Duration::from_secs(5), "{what}: not on {} after 5 s", node.address);
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            assert!(started.elapsed() < Duration::from_secs(5), "{what}: not on {} after 5 s", node.address);
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-    }
-    reached_all
+    });
+    futures_util::future::join_all(probes).await.into_iter().max().unwrap_or_default()
 }
 
 #[tokio::test]
