@@ -142,9 +142,10 @@ def render(rows, notes, binaries, machine):
 
 
 def site_lines(notes):
-    """Issue 30's scale figures: 1,000 sites × 50 pages; 100 sites against one, alternated twice."""
+    """Issue 30's scale figures: 1,000 sites × 50 pages; 100 sites against one, rounds in A-B-B-A order."""
     if ("sites", "ready_ms") not in notes:
         return []
+    from sites import ROUNDS
     out = ["", "Sites (1,000 registered, 50 help pages each; the realistic mix, 64 connections, fast fake; every site of both mixes warmed for 10 s before the measured rounds):", "",
            "| measurement | result |", "|---|---|",
            f"| registering 1,000 sites with a key and 50 pages each (API) | {notes[('sites', 'register_s')]:.1f} s, "
@@ -155,8 +156,8 @@ def site_lines(notes):
            f"{notes[('sites', 'second_ms')]:.0f} ms |",
            f"| RSS after the runs below (102 sites' indexes open) | {notes[('sites', 'rss_after')]:.1f} MiB |"]
     for route, path in (("compat", "/v1/chat/completions"), ("send", "/sendChatMessage")):
-        one = [v for k, v in sorted(notes.items(), key=str) if k[:3] == ("sites", "one", route)]
-        spread = [v for k, v in sorted(notes.items(), key=str) if k[:3] == ("sites", "spread", route)]
+        one = [notes[("sites", "one", route, n)] for n in ROUNDS]
+        spread = [notes[("sites", "spread", route, n)] for n in ROUNDS]
         mean = lambda runs: sum(r["rps"] for r in runs) / len(runs)  # noqa: E731
         cpu = lambda runs: f"{sum(r['cpu_us'] for r in runs) / len(runs):.0f}" if all(r.get("cpu_us") for r in runs) else "?"  # noqa: E731
         ratio = mean(spread) / mean(one)

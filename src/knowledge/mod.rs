@@ -150,11 +150,6 @@ impl KnowledgeBase {
         &self.durable
     }
 
-    /// The newest version this process has read back from the store.
-    pub fn synced_version(&self) -> i64 {
-        self.synced.load(Ordering::Acquire)
-    }
-
     /// Live documents in the index.
     pub fn document_count(&self) -> usize {
         self.live.load(Ordering::Relaxed)
@@ -235,8 +230,13 @@ impl KnowledgeBase {
     /// Applies every change stored since the last look (all of them the first time); returns how
     /// many documents changed.
     pub async fn sync(&self) -> Result<usize, KbError> {
+        self.sync_to(self.durable.kb_version(&self.site).await?).await
+    }
+
+    /// `sync`, the store's version already read (a poll of every site's version reads them at once).
+    pub async fn sync_to(&self, stored_version: i64) -> Result<usize, KbError> {
         let since = self.synced.load(Ordering::Acquire);
-        if self.durable.kb_version(&self.site).await? <= since {
+        if stored_version <= since {
             return Ok(0);
         }
         let rows = self.durable.kb_changes(&self.site, since).await?;

@@ -146,10 +146,9 @@ impl KnowledgeBases {
             }
         };
         for (site, kb) in self.open_bases() {
-            if versions.get(&site).is_some_and(|v| *v > kb.synced_version()) {
-                if let Err(e) = kb.sync().await {
-                    tracing::warn!(error = %crate::error_chain::describe(&e), site, "knowledge base sync failed; retrying");
-                }
+            let Some(version) = versions.get(&site) else { continue };
+            if let Err(e) = kb.sync_to(*version).await {
+                tracing::warn!(error = %crate::error_chain::describe(&e), site, "knowledge base sync failed; retrying");
             }
         }
     }
