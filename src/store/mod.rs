@@ -46,6 +46,9 @@ impl StoreHealth {
 pub enum StoreError {
     #[error("the database failed")]
     Database(#[from] sqlx::Error),
+    /// A write grouped with others (SQLite group commit) failed; the text is the database's error.
+    #[error("the database failed: {0}")]
+    GroupedWrite(String),
     #[error("Redis failed")]
     Redis(#[from] ::redis::RedisError),
     #[error("Redis unreachable: {0}")]

@@ -92,13 +92,15 @@ fn handoff_from_row(row: &AnyRow) -> Result<HandoffRecord, sqlx::Error> {
 
 /// Messages per insert statement.
 const MESSAGE_ROWS: usize = 32;
+/// Handoffs per insert statement.
+const HANDOFF_ROWS: usize = 32;
 
 impl SqlStore {
     /// Many rows per statement (one round trip to SQLite's connection thread per 32 messages).
     pub(super) async fn insert_messages(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-        messages: &[SessionMessage],
+        messages: &[&SessionMessage],
     ) -> StoreResult<()> {
         for block in messages.chunks(MESSAGE_ROWS) {
             let rows: Vec<String> = (0..block.len())
@@ -147,7 +149,7 @@ impl HumanLoopStore for SqlStore {
     async fn append_messages(&self, messages: &[SessionMessage]) -> StoreResult<()> {
         let _writer = self.writing().await;
         let mut tx = self.pool.begin().await?;
-        self.insert_messages(&mut tx, messages).await?;
+        self.insert_messages(&mut tx, &messages.iter().collect::<Vec<_>>()).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -189,26 +191,57 @@ impl HumanLoopStore for SqlStore {
     ) -> StoreResult<()> {
         let _writer = self.writing().await;
         let mut tx = self.pool.begin().await?;
-        let insert = "INSERT INTO velochat_handoffs
-               (session_id, episode, started_ms, reason, awaited, first_agent_ms, sla_breached, released_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (session_id, episode) DO NOTHING";
-        for (r, led_to_it) in handoffs {
-            let added = sqlx::query(insert)
-                .bind(r.session_id.clone())
-                .bind(r.episode)
-                .bind(r.started_ms)
-                .bind(r.reason.clone())
-                .bind(i64::from(r.awaited))
-                .bind(r.first_agent_ms)
-                .bind(i64::from(r.sla_breached))
-                .bind(r.released_ms)
-                .execute(&mut *tx)
-                .await?;
-            if added.rows_affected() == 1 {
-                self.insert_messages(&mut tx, led_to_it).await?;
+        // A handoff's messages are written only with the handoff itself (a retried batch must not
+        // write them twice): the insert returns the handoffs that were new.
+        let mut messages: Vec<&SessionMessage> = Vec::new();
+        for block in handoffs.chunks(HANDOFF_ROWS) {
+            let rows: Vec<String> = (0..block.len())
+                .map(|i| {
+                    let n = i * 8;
+                    format!(
+                        "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                        n + 1,
+                        n + 2,
+                        n + 3,
+                        n + 4,
+                        n + 5,
+                        n + 6,
+                        n + 7,
+                        n + 8
+                    )
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO velochat_handoffs
+                   (session_id, episode, started_ms, reason, awaited, first_agent_ms, sla_breached, released_ms)
+                 VALUES {} ON CONFLICT (session_id, episode) DO NOTHING RETURNING session_id, episode",
+                rows.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for (r, _) in block {
+                query = query
+                    .bind(r.session_id.clone())
+                    .bind(r.episode)
+                    .bind(r.started_ms)
+                    .bind(r.reason.clone())
+                    .bind(i64::from(r.awaited))
+                    .bind(r.first_agent_ms)
+                    .bind(i64::from(r.sla_breached))
+                    .bind(r.released_ms);
+            }
+            let mut added = std::collections::HashSet::new();
+            for row in query.fetch_all(&mut *tx).await? {
+                added.insert((row.try_get::<String, _>(0)?, row.try_get::<i64, _>(1)?));
+            }
+            for (r, led_to_it) in block {
+                // Taken out on first use: a handoff queued twice in one batch was written once.
+                if added.remove(&(r.session_id.clone(), r.episode)) {
+                    messages.extend(led_to_it);
+                }
             }
         }
-        self.insert_messages(&mut tx, lines).await?;
+        messages.extend(lines);
+        self.insert_messages(&mut tx, &messages).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -289,5 +322,55 @@ impl HumanLoopStore for SqlStore {
             query = query.bind(pattern);
         }
         all(&query.fetch_all(&self.pool).await?, handoff_from_row)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn handoff(session: &str, episode: i64) -> HandoffRecord {
+        HandoffRecord {
+            session_id: session.into(),
+            episode,
+            started_ms: 10,
+            reason: "intent".into(),
+            awaited: true,
+            first_agent_ms: None,
+            sla_breached: false,
+            released_ms: None,
+        }
+    }
+
+    fn said(session: &str, episode: i64, text: &str) -> SessionMessage {
+        SessionMessage {
+            session_id: session.into(),
+            episode,
+            role: "visitor".into(),
+            text: text.into(),
+            author: None,
+            at_ms: 10,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_handoff_s_messages_are_written_once_with_the_handoff() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqlStore::connect(&format!("sqlite://{}", dir.path().join("v.db").display())).await.unwrap();
+        // 40 handoffs (more than one block), one of them queued twice, then the batch retried.
+        let mut batch: Vec<_> =
+            (0..40).map(|i| (handoff(&format!("s{i}"), 1), vec![said(&format!("s{i}"), 1, "hi")])).collect();
+        batch.push((handoff("s7", 1), vec![said("s7", 1, "again")]));
+        let lines = [said("s3", 1, "later")];
+        store.record_handoffs(&batch, &lines).await.unwrap();
+        store.record_handoffs(&batch, &[]).await.unwrap();
+        let s7: Vec<String> = store.session_messages("s7", 1).await.unwrap().into_iter().map(|m| m.text).collect();
+        assert_eq!(s7, ["hi"]);
+        let s3: Vec<String> = store.session_messages("s3", 1).await.unwrap().into_iter().map(|m| m.text).collect();
+        assert_eq!(s3, ["hi", "later"]);
+        assert_eq!(store.session_messages("s39", 1).await.unwrap().len(), 1);
+        let all = store.handoffs_since(super::super::SessionScope::All, 0).await.unwrap();
+        assert_eq!(all.len(), 40);
     }
 }

@@ -3,6 +3,7 @@
 
 mod console;
 mod event_insert;
+mod group_write;
 mod human_loop;
 mod knowledge;
 pub mod retry;

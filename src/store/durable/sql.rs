@@ -1,6 +1,7 @@
 //! One implementation for both backends through sqlx's `Any` driver; only the DDL and the claim
 //! query differ. Booleans are stored as 0/1 integers, which both backends decode alike.
 
+use super::group_write::GroupedWrite;
 use super::*;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::{Migrate, Migrator};
@@ -20,7 +21,9 @@ pub struct SqlStore {
     backend: Backend,
     /// SQLite takes one writer at a time: writers queue here instead of in SQLite's busy handler,
     /// which sleeps in steps of milliseconds (None on PostgreSQL, which has row locks).
-    write_gate: Option<tokio::sync::Mutex<()>>,
+    pub(super) write_gate: Option<tokio::sync::Mutex<()>>,
+    /// SQLite: outbox and ownership rows waiting for the next gate holder (`group_write`).
+    pub(super) grouped: super::group_write::GroupWrites,
 }
 
 /// `sqlite://velochat.db` opens (and creates) a file relative to the working directory.
@@ -86,7 +89,8 @@ impl SqlStore {
                 AnyPoolOptions::new().max_connections(8).acquire_timeout(Duration::from_secs(5)).connect(url).await?
             }
             Backend::Sqlite => {
-                let mut options = AnyPoolOptions::new().max_connections(4);
+                // A local file cannot go stale: no ping (a trip to SQLite's thread) per query.
+                let mut options = AnyPoolOptions::new().max_connections(4).test_before_acquire(false);
                 if url.contains(":memory:") {
                     // Each connection to `:memory:` is a database of its own that ends with it: one
                     // connection, kept for the life of the process.
@@ -121,7 +125,7 @@ impl SqlStore {
             Backend::Sqlite => None,
         };
         let write_gate = (backend == Backend::Sqlite).then(|| tokio::sync::Mutex::new(()));
-        let store = Self { pool, events_pool, backend, write_gate };
+        let store = Self { pool, events_pool, backend, write_gate, grouped: Default::default() };
         store.migrate().await?;
         Ok(store)
     }
@@ -219,7 +223,9 @@ impl DurableStore for SqlStore {
     }
 
     async fn enqueue(&self, event: &OutboxEvent) -> StoreResult<()> {
-        let _writer = self.writing().await;
+        if let Some(written) = self.write_grouped(GroupedWrite::Outbox(event.clone())).await {
+            return written;
+        }
         sqlx::query(
             "INSERT INTO velochat_outbox (id, session_id, session_hash, kind, payload, created_ms, next_attempt_ms)
              VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (id) DO NOTHING",
@@ -298,7 +304,10 @@ impl DurableStore for SqlStore {
     }
 
     async fn set_human(&self, session_id: &str, since_ms: i64, reason: &str) -> StoreResult<()> {
-        let _writer = self.writing().await;
+        let grouped = GroupedWrite::Human { session_id: session_id.to_owned(), since_ms, reason: reason.to_owned() };
+        if let Some(written) = self.write_grouped(grouped).await {
+            return written;
+        }
         sqlx::query(
             "INSERT INTO velochat_human_sessions (session_id, since_ms, reason) VALUES ($1, $2, $3)
              ON CONFLICT (session_id) DO UPDATE SET since_ms = excluded.since_ms, reason = excluded.reason",
