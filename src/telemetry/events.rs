@@ -14,6 +14,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 const BATCH: usize = 1000;
+/// Events per transaction: SQLite's one writer is held for a chunk at a time (under a
+/// millisecond), so a reply waiting to write its outbox event never waits for a whole batch.
+const WRITE_CHUNK: usize = 64;
 /// How long `/readyz` reports dropping after the last drop.
 const DROPPING_FOR_MS: i64 = 60_000;
 /// After the first event of a batch, wait this long for more: one transaction per batch instead of
@@ -101,11 +104,12 @@ async fn write_events(
                 }
             }
         }
-        if !write_batch(store.as_ref(), &batch, &stop).await {
-            metrics.events_dropped.inc_by(batch.len() as u64);
+        let unwritten = write_batch(store.as_ref(), &batch, &stop).await;
+        if unwritten > 0 {
+            metrics.events_dropped.inc_by(unwritten as u64);
             drops.mark();
             tracing::error!(
-                events = batch.len(),
+                events = unwritten,
                 "events dropped: still unwritten at shutdown (counted in velochat_events_dropped_total)"
             );
         }
@@ -113,7 +117,14 @@ async fn write_events(
     }
 }
 
-/// Writes one batch, retrying with backoff until it is written (false: given up at shutdown).
-async fn write_batch(store: &dyn DurableStore, batch: &[EventRecord], stop: &CancellationToken) -> bool {
-    crate::store::durable::retry::until_written(stop, "events", batch.len(), || store.append_events(batch)).await
+/// Writes one batch, a transaction per `WRITE_CHUNK` events, each retried with backoff until it
+/// is written; returns how many were given up at shutdown.
+async fn write_batch(store: &dyn DurableStore, batch: &[EventRecord], stop: &CancellationToken) -> usize {
+    for (i, chunk) in batch.chunks(WRITE_CHUNK).enumerate() {
+        let write = || store.append_events(chunk);
+        if !crate::store::durable::retry::until_written(stop, "events", chunk.len(), write).await {
+            return batch.len() - i * WRITE_CHUNK;
+        }
+    }
+    0
 }

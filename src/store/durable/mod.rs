@@ -1,6 +1,7 @@
 //! Durable records: the event log, the webhook outbox and human-owned sessions. SQLite by default
 //! (a file created if missing), PostgreSQL when `DATABASE_URL` says so (many replicas).
 
+mod checkpoint;
 mod console;
 mod event_insert;
 mod group_write;
