@@ -117,13 +117,15 @@ async fn write_events(
     }
 }
 
-/// Writes one batch, a transaction per `WRITE_CHUNK` events, each retried with backoff until it
-/// is written; returns how many were given up at shutdown.
+/// Writes one batch — on SQLite a transaction per `WRITE_CHUNK` events, on PostgreSQL (row locks,
+/// no single writer) one statement — each retried with backoff until it is written; returns how
+/// many were given up at shutdown.
 async fn write_batch(store: &dyn DurableStore, batch: &[EventRecord], stop: &CancellationToken) -> usize {
-    for (i, chunk) in batch.chunks(WRITE_CHUNK).enumerate() {
+    let chunk_len = if store.backend() == "sqlite" { WRITE_CHUNK } else { batch.len().max(1) };
+    for (i, chunk) in batch.chunks(chunk_len).enumerate() {
         let write = || store.append_events(chunk);
         if !crate::store::durable::retry::until_written(stop, "events", chunk.len(), write).await {
-            return batch.len() - i * WRITE_CHUNK;
+            return batch.len() - i * chunk_len;
         }
     }
     0
