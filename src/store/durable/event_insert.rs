@@ -30,12 +30,17 @@ const COLUMNS: usize = 19;
 fn insert_sqlite_sql() -> &'static str {
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     SQL.get_or_init(|| {
-        let row = format!("({})", vec!["?"; COLUMNS].join(", "));
         format!(
             concat!(insert_into!(), "SELECT * FROM (VALUES {}) WHERE column1 IS NOT NULL"),
-            vec![row; SQLITE_ROWS].join(", ")
+            placeholder_rows(COLUMNS, SQLITE_ROWS)
         )
     })
+}
+
+/// `rows` rows of `columns` `?` placeholders, for a fixed-size `VALUES` block.
+pub(super) fn placeholder_rows(columns: usize, rows: usize) -> String {
+    let row = format!("({})", vec!["?"; columns].join(", "));
+    vec![row; rows].join(", ")
 }
 
 /// The `site` column: `default` for an event of no other site.

@@ -126,11 +126,6 @@ async fn write_group(pool: &AnyPool, writes: &[GroupedWrite]) -> Result<(), sqlx
     tx.commit().await
 }
 
-fn values(columns: usize) -> String {
-    let row = format!("({})", vec!["?"; columns].join(", "));
-    vec![row; BLOCK].join(", ")
-}
-
 /// Rows later in a block come later in the queue: a session's events keep their order (`seq`).
 fn outbox_sql() -> &'static str {
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -139,7 +134,7 @@ fn outbox_sql() -> &'static str {
             "INSERT INTO velochat_outbox (id, session_id, session_hash, kind, payload, created_ms, next_attempt_ms)
              SELECT column1, column2, column3, column4, column5, column6, column6 FROM (VALUES {})
              WHERE column1 IS NOT NULL ON CONFLICT (id) DO NOTHING",
-            values(6)
+            super::event_insert::placeholder_rows(6, BLOCK)
         )
     })
 }
@@ -152,7 +147,7 @@ fn human_sql() -> &'static str {
             "INSERT INTO velochat_human_sessions (session_id, since_ms, reason)
              SELECT column1, column2, column3 FROM (VALUES {}) WHERE column1 IS NOT NULL
              ON CONFLICT (session_id) DO UPDATE SET since_ms = excluded.since_ms, reason = excluded.reason",
-            values(3)
+            super::event_insert::placeholder_rows(3, BLOCK)
         )
     })
 }
