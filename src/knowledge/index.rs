@@ -4,8 +4,9 @@
 
 use super::hit_cache::{HitCache, RankedHit};
 use super::language::Lang;
+use super::query_words::{self, QueryWords, Weighed, WordAnalysis, WordTerm};
 use parking_lot::{Mutex, RwLock};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tantivy::collector::TopDocs;
@@ -33,7 +34,7 @@ pub struct ChunkToIndex {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct LexicalHit {
-    pub doc_id: String,
+    pub doc_id: Arc<str>,
     pub chunk: usize,
     /// BM25 with the language boost: for ranking.
     pub score: f32,
@@ -66,6 +67,7 @@ pub struct LexicalIndex {
     title_boost: f32,
     keys: RwLock<DocKeys>,
     ranked: HitCache,
+    words: QueryWords,
 }
 
 const HIT_FIELD: &str = "hit";
@@ -116,7 +118,8 @@ impl LexicalIndex {
         let present = Lang::ALL.map(|_| AtomicBool::new(false));
         let fields = Fields { id, hit, text, title };
         let (keys, ranked) = (RwLock::new(DocKeys::default()), HitCache::default());
-        Ok(Self { index, reader, writing: Mutex::new(()), fields, present, title_boost, keys, ranked })
+        let words = QueryWords::default();
+        Ok(Self { index, reader, writing: Mutex::new(()), fields, present, title_boost, keys, ranked, words })
     }
 
     /// Removes every chunk of `removed` documents, adds `added` chunks, and makes it searchable.
@@ -158,6 +161,16 @@ impl LexicalIndex {
         // Merges the commit started finish before the writer (and its threads) go.
         writer.wait_merging_threads()?;
         self.reader.reload()?;
+        // The languages present are settled before the generation moves on: what a search
+        // remembers under the new generation is analysed with them.
+        let searcher = self.reader.searcher();
+        for (slot, field) in self.fields.text.iter().enumerate() {
+            let mut tokens = 0;
+            for segment in searcher.segment_readers() {
+                tokens += segment.inverted_index(*field)?.total_num_tokens();
+            }
+            self.present[slot].store(tokens > 0, Ordering::Relaxed);
+        }
         self.ranked.invalidate();
         {
             let mut keys = self.keys.write();
@@ -168,14 +181,6 @@ impl LexicalIndex {
                     }
                 }
             }
-        }
-        let searcher = self.reader.searcher();
-        for (slot, field) in self.fields.text.iter().enumerate() {
-            let mut tokens = 0;
-            for segment in searcher.segment_readers() {
-                tokens += segment.inverted_index(*field)?.total_num_tokens();
-            }
-            self.present[slot].store(tokens > 0, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -188,35 +193,9 @@ impl LexicalIndex {
         if total == 0 || limit == 0 {
             return Ok(Vec::new());
         }
-        let mut matching: [Vec<Term>; 4] = Default::default();
-        let mut titled: [Vec<Term>; 4] = Default::default();
-        let mut ceiling = [0f32; 4];
-        for lang in Lang::ALL {
-            let slot = lang_slot(lang);
-            if !self.present[slot].load(Ordering::Relaxed) {
-                continue;
-            }
-            let field = self.fields.text[slot];
-            let mut analyzer = self.index.tokenizer_for_field(field)?;
-            let mut stream = analyzer.token_stream(query);
-            let mut seen = HashSet::new();
-            while stream.advance() {
-                let text = stream.token().text.clone();
-                if !seen.insert(text.clone()) {
-                    continue;
-                }
-                let term = Term::from_field_text(field, &text);
-                let doc_freq = searcher.doc_freq(&term)?;
-                ceiling[slot] += idf(doc_freq, total);
-                if doc_freq > 0 {
-                    matching[slot].push(term);
-                }
-                let in_titles = Term::from_field_text(self.fields.title[slot], &text);
-                if self.title_boost > 0.0 && searcher.doc_freq(&in_titles)? > 0 {
-                    titled[slot].push(in_titles);
-                }
-            }
-        }
+        let analysed =
+            self.words.analyse(&query_words::split(query), generation, |word| self.analyse_word(&searcher, word))?;
+        let Weighed { matching, titled, mut ceiling } = query_words::weigh(&analysed, total);
         // The visitor's language is boosted only when another language matches too: a boost
         // changes nothing within one language, and plain term clauses let tantivy skip
         // non-competitive blocks (block-max WAND) instead of scoring every posting.
@@ -225,14 +204,16 @@ impl LexicalIndex {
         for lang in Lang::ALL {
             ceiling[lang_slot(lang)] *= boost_of(lang);
         }
-        let shape = query_shape(&matching, &titled, mixed.then_some(visitor).flatten(), limit);
+        let boosted = mixed.then_some(visitor).flatten().map(Lang::code);
+        let shape = query_words::query_shape(&matching, &titled, boosted, limit);
         let ranked = match self.ranked.get(&shape) {
             Some(ranked) => ranked,
             None => {
                 let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
                 for lang in Lang::ALL {
                     let (slot, boost) = (lang_slot(lang), boost_of(lang));
-                    for term in std::mem::take(&mut matching[slot]) {
+                    for word in &matching[slot] {
+                        let term = Term::from_field_text(self.fields.text[slot], word);
                         let term_query = TermQuery::new(term, IndexRecordOption::WithFreqs);
                         let clause: Box<dyn Query> = if boost == 1.0 {
                             Box::new(term_query)
@@ -242,7 +223,8 @@ impl LexicalIndex {
                         clauses.push((Occur::Should, clause));
                     }
                     // Title words rank a chunk higher (its relevance, over the body's ceiling, stays capped at 1).
-                    for term in std::mem::take(&mut titled[slot]) {
+                    for word in &titled[slot] {
+                        let term = Term::from_field_text(self.fields.title[slot], word);
                         let term_query = Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs));
                         clauses.push((Occur::Should, Box::new(BoostQuery::new(term_query, boost * self.title_boost))));
                     }
@@ -264,9 +246,32 @@ impl LexicalIndex {
             let Some(doc_id) = keys.ids.get(&key) else { continue };
             let own_ceiling = ceiling.get(slot).copied().unwrap_or(0.0);
             let relevance = if own_ceiling > 0.0 { (score / own_ceiling).min(1.0) } else { 0.0 };
-            hits.push(LexicalHit { doc_id: doc_id.to_string(), chunk, score, relevance });
+            hits.push(LexicalHit { doc_id: Arc::clone(doc_id), chunk, score, relevance });
         }
         Ok(hits)
+    }
+
+    /// One word in every language present: the term its analyzer makes of it, and how often
+    /// that term occurs in bodies and titles.
+    fn analyse_word(&self, searcher: &Searcher, word: &str) -> Result<WordAnalysis, IndexError> {
+        let mut analysis = WordAnalysis::default();
+        for (slot, out) in analysis.iter_mut().enumerate() {
+            if !self.present[slot].load(Ordering::Relaxed) {
+                continue;
+            }
+            let field = self.fields.text[slot];
+            let mut analyzer = self.index.tokenizer_for_field(field)?;
+            let mut stream = analyzer.token_stream(word);
+            if !stream.advance() {
+                continue;
+            }
+            let text = std::mem::take(&mut stream.token_mut().text);
+            let doc_freq = searcher.doc_freq(&Term::from_field_text(field, &text))?;
+            let in_titles = self.title_boost > 0.0
+                && searcher.doc_freq(&Term::from_field_text(self.fields.title[slot], &text))? > 0;
+            *out = Some(WordTerm { text: text.into_boxed_str(), doc_freq, in_titles });
+        }
+        Ok(analysis)
     }
 
     /// Each hit's packed fast-field value, the column opened once per segment.
@@ -294,25 +299,6 @@ impl LexicalIndex {
     pub fn len(&self) -> u64 {
         self.reader.searcher().num_docs()
     }
-}
-
-/// What decides a ranking: the indexed words per language (body and title), the boosted
-/// language and the pool size; words in no chunk do not change it.
-fn query_shape(matching: &[Vec<Term>; 4], titled: &[Vec<Term>; 4], boosted: Option<Lang>, limit: usize) -> String {
-    let mut words: Vec<String> = Vec::new();
-    for (part, terms) in [("t", matching), ("h", titled)] {
-        for (slot, list) in terms.iter().enumerate() {
-            words.extend(list.iter().map(|t| format!("{part}{slot}:{}", t.value().as_str().unwrap_or_default())));
-        }
-    }
-    words.sort_unstable();
-    format!("{limit}|{}|{}", boosted.map_or("", |l| l.code()), words.join("\u{1f}"))
-}
-
-/// tantivy's BM25 idf.
-fn idf(doc_freq: u64, doc_count: u64) -> f32 {
-    let x = (doc_count.saturating_sub(doc_freq) as f32 + 0.5) / (doc_freq as f32 + 0.5);
-    (1.0 + x).ln()
 }
 
 #[cfg(test)]
@@ -343,9 +329,20 @@ mod tests {
         ]);
         let hits = index.search("Do you sell gift cards?", None, 5).unwrap();
         assert!(hits.is_empty(), "{hits:?}");
+        // Words remembered as in no chunk are looked up again once the index has changed.
+        let gift = ChunkToIndex {
+            doc_id: "gift".to_owned(),
+            chunk: 0,
+            lang: Lang::En,
+            text: "Gift cards\nWe sell gift cards.".to_owned(),
+            title: "Gift cards".to_owned(),
+        };
+        index.apply(&[], vec![gift]).unwrap();
+        let hits = index.search("Do you sell gift cards?", None, 5).unwrap();
+        assert_eq!(hits.iter().map(|h| &*h.doc_id).collect::<Vec<_>>(), ["gift"]);
         let hits = index.search("Do you ship to Canada?", None, 5).unwrap();
         assert_eq!(hits.len(), 1, "{hits:?}");
-        assert_eq!(hits[0].doc_id, "ship");
+        assert_eq!(&*hits[0].doc_id, "ship");
         assert!(hits[0].relevance > 0.5, "{hits:?}");
     }
 
@@ -365,7 +362,7 @@ mod tests {
             vec![chunk("tents", 0, "Tents\nOur tents ship to Finland."), chunk("tents", 1, "Stoves ship to Norway.")];
         index.apply(&["tents".to_owned()], replaced).unwrap();
         let hits = index.search("ship to Norway", None, 5).unwrap();
-        assert_eq!(hits.iter().map(|h| (h.doc_id.as_str(), h.chunk)).collect::<Vec<_>>()[0], ("tents", 1), "{hits:?}");
+        assert_eq!(hits.iter().map(|h| (&*h.doc_id, h.chunk)).collect::<Vec<_>>()[0], ("tents", 1), "{hits:?}");
         assert_eq!(hits.len(), 2, "both chunks of the new version match `ship`: {hits:?}");
         index.apply(&["tents".to_owned()], Vec::new()).unwrap();
         assert!(index.search("ship to Norway", None, 5).unwrap().is_empty());
@@ -381,7 +378,7 @@ mod tests {
         let first = index.search("Do you ship to Canada? Order A-100001", None, 5).unwrap();
         let second = index.search("Do you ship to Canada? Order A-100002", None, 5).unwrap();
         assert_eq!(index.ranked.len(), 1, "one shape: the order numbers are in no chunk");
-        assert_eq!((first[0].doc_id.as_str(), first[0].score), (second[0].doc_id.as_str(), second[0].score));
+        assert_eq!((&*first[0].doc_id, first[0].score), (&*second[0].doc_id, second[0].score));
         let plain = index.search("Do you ship to Canada?", None, 5).unwrap();
         assert_eq!(plain[0].score, first[0].score);
         assert!(plain[0].relevance > first[0].relevance, "unknown words still lower the share matched");

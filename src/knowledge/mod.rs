@@ -11,6 +11,7 @@ pub mod extract;
 mod hit_cache;
 mod index;
 pub mod language;
+mod query_words;
 mod retrieve;
 pub mod similar;
 mod sites;
@@ -63,11 +64,12 @@ pub struct IndexedDoc {
     pub chunks: Vec<String>,
     /// One unit vector per chunk, or empty (lexical only).
     pub vectors: Vec<Vec<f32>>,
-    /// Tokens of each chunk's passage block in the reference message, counted on first use.
-    pub block_tokens: Vec<std::sync::OnceLock<usize>>,
+    /// Each chunk's framed passage block in the reference message and its tokens, made on first
+    /// use (the block is the same text every time).
+    pub blocks: Vec<std::sync::OnceLock<(String, usize)>>,
 }
 
-fn token_slots(chunks: usize) -> Vec<std::sync::OnceLock<usize>> {
+fn block_slots(chunks: usize) -> Vec<std::sync::OnceLock<(String, usize)>> {
     (0..chunks).map(|_| std::sync::OnceLock::new()).collect()
 }
 
@@ -82,7 +84,7 @@ impl IndexedDoc {
             live: false,
             chunks: Vec::new(),
             vectors: Vec::new(),
-            block_tokens: Vec::new(),
+            blocks: Vec::new(),
         }
     }
 }
@@ -312,18 +314,8 @@ impl KnowledgeBase {
         vectors: Option<Vec<Vec<f32>>>,
     ) -> IndexedDoc {
         let lang = Lang::of_locale(locale, self.default_lang);
-        let block_tokens = token_slots(chunks.len());
-        IndexedDoc {
-            id,
-            title,
-            url,
-            lang,
-            version,
-            live: true,
-            chunks,
-            vectors: vectors.unwrap_or_default(),
-            block_tokens,
-        }
+        let blocks = block_slots(chunks.len());
+        IndexedDoc { id, title, url, lang, version, live: true, chunks, vectors: vectors.unwrap_or_default(), blocks }
     }
 }
 
@@ -349,7 +341,7 @@ fn from_row(
                 .or_else(|| row.legacy_embeddings.as_deref().and_then(|e| embed::decode_legacy(e, model, chunks.len())))
         })
         .unwrap_or_default();
-    let block_tokens = token_slots(chunks.len());
+    let blocks = block_slots(chunks.len());
     IndexedDoc {
         id: row.id,
         title: row.title,
@@ -359,6 +351,6 @@ fn from_row(
         live: true,
         chunks,
         vectors,
-        block_tokens,
+        blocks,
     }
 }

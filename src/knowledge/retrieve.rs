@@ -8,7 +8,7 @@ use super::{KbError, KnowledgeBase};
 use crate::completion::tokens::TokenCounter;
 use crate::config::Fusion;
 use serde::Serialize;
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A document a reply drew on.
@@ -69,6 +69,14 @@ struct Candidate {
     semantic_rank: Option<usize>,
 }
 
+/// A document's best chunk so far, and the fused scores of its other qualifying chunks.
+struct DocumentBest {
+    chunk: usize,
+    fused: f32,
+    relevance: f32,
+    others: Vec<f32>,
+}
+
 /// A document's further qualifying chunks add this share of their score to its best one's: a page
 /// that answers in several places outranks one lucky paragraph (at most two more count).
 const MORE_CHUNKS_WEIGHT: f32 = 0.1;
@@ -111,40 +119,57 @@ impl KnowledgeBase {
             tokio::join!(self.semantic(query, pool, time_left), async { self.index.search(query, visitor, pool) });
         let lexical = lexical?;
         let top = lexical.first().map_or(1.0, |hit| hit.score.max(f32::MIN_POSITIVE));
-        let mut candidates: HashMap<(String, usize), Candidate> = HashMap::new();
+        // A few dozen candidates at most: a list searched in place beats hashing their ids.
+        let mut candidates: Vec<((Arc<str>, usize), Candidate)> = Vec::with_capacity(lexical.len() + semantic.len());
+        fn entry(list: &mut Vec<((Arc<str>, usize), Candidate)>, key: (Arc<str>, usize)) -> &mut Candidate {
+            let at = match list.iter().position(|(k, _)| *k == key) {
+                Some(at) => at,
+                None => {
+                    list.push((key, Candidate::default()));
+                    list.len() - 1
+                }
+            };
+            &mut list[at].1
+        }
         for (rank, hit) in lexical.into_iter().enumerate() {
-            let c = candidates.entry((hit.doc_id, hit.chunk)).or_default();
+            let c = entry(&mut candidates, (hit.doc_id, hit.chunk));
             c.lexical = hit.relevance;
             c.lexical_norm = hit.score / top;
             c.lexical_rank = Some(rank);
         }
         for (rank, (doc_id, chunk, similarity)) in semantic.into_iter().enumerate() {
-            let c = candidates.entry((doc_id, chunk)).or_default();
+            let c = entry(&mut candidates, (Arc::from(doc_id), chunk));
             c.semantic = similarity;
             c.semantic_rank = Some(rank);
         }
         let (min_lexical, min_semantic) = (self.settings.min_score, self.settings.embeddings_min_similarity);
         // Per document: its best chunk, and the fused scores of the others that qualify.
-        let mut documents: HashMap<String, (usize, f32, f32, Vec<f32>)> = HashMap::new();
+        let mut documents: Vec<(Arc<str>, DocumentBest)> = Vec::new();
         for ((doc_id, chunk), c) in candidates {
             if c.lexical < min_lexical && c.semantic < min_semantic {
                 continue;
             }
             let (fused, relevance) = (self.fused(&c), c.lexical.max(c.semantic));
-            let entry = documents.entry(doc_id).or_insert((chunk, fused, relevance, Vec::new()));
-            if fused > entry.1 {
-                entry.3.push(entry.1);
-                (entry.0, entry.1, entry.2) = (chunk, fused, relevance);
-            } else if chunk != entry.0 {
-                entry.3.push(fused);
+            let entry = match documents.iter().position(|(id, _)| *id == doc_id) {
+                Some(at) => &mut documents[at].1,
+                None => {
+                    documents.push((doc_id, DocumentBest { chunk, fused, relevance, others: Vec::new() }));
+                    continue;
+                }
+            };
+            if fused > entry.fused {
+                entry.others.push(entry.fused);
+                (entry.chunk, entry.fused, entry.relevance) = (chunk, fused, relevance);
+            } else if chunk != entry.chunk {
+                entry.others.push(fused);
             }
         }
-        let mut ranked: Vec<(String, usize, f32, f32)> = documents
+        let mut ranked: Vec<(Arc<str>, usize, f32, f32)> = documents
             .into_iter()
-            .map(|(doc_id, (chunk, best, relevance, mut others))| {
+            .map(|(doc_id, DocumentBest { chunk, fused, relevance, mut others })| {
                 others.sort_by(|a, b| b.total_cmp(a));
                 let more: f32 = others.iter().take(2).sum();
-                (doc_id, chunk, best + MORE_CHUNKS_WEIGHT * more, relevance)
+                (doc_id, chunk, fused + MORE_CHUNKS_WEIGHT * more, relevance)
             })
             .collect();
         ranked.sort_by(|a, b| b.2.total_cmp(&a.2).then_with(|| b.3.total_cmp(&a.3)).then_with(|| a.0.cmp(&b.0)));
@@ -154,7 +179,7 @@ impl KnowledgeBase {
             if passages.len() == k {
                 break;
             }
-            let Some(doc) = docs.get(&doc_id).filter(|d| d.live) else { continue };
+            let Some(doc) = docs.get(&*doc_id).filter(|d| d.live) else { continue };
             let Some(text) = doc.chunks.get(chunk) else { continue };
             passages.push(Passage {
                 id: doc.id.clone(),
@@ -213,18 +238,9 @@ impl KnowledgeBase {
         let mut sources = Vec::new();
         let best = passages.first().cloned();
         for passage in passages {
-            let block = format!(
-                "\n\n<passage id=\"{}\" title=\"{}\">\n{}\n</passage>",
-                passage.id,
-                frame_title(&passage.title),
-                neutralise(&passage.text)
-            );
-            let block_tokens = self.block_tokens(&passage, &block, counter);
-            if tokens + block_tokens > self.settings.max_tokens {
+            if !self.push_block(&passage, counter, &mut message, &mut tokens) {
                 break;
             }
-            tokens += block_tokens;
-            message.push_str(&block);
             sources.push(SourceRef { id: passage.id, title: passage.title, url: passage.url });
         }
         if !sources.is_empty() {
@@ -245,14 +261,34 @@ impl KnowledgeBase {
         super::extract::answer(&passage.text, question, lang)
     }
 
-    /// A passage block's tokens: counted once per chunk of a document version (the block is
-    /// the same text every time), then remembered with the document.
-    fn block_tokens(&self, passage: &Passage, block: &str, counter: &TokenCounter) -> usize {
+    /// Appends `passage`'s framed block to `message` when it fits under the token cap. The block
+    /// and its tokens are made once per chunk of a document version, then kept with the document.
+    fn push_block(&self, passage: &Passage, counter: &TokenCounter, message: &mut String, tokens: &mut usize) -> bool {
+        let frame = || {
+            let block = format!(
+                "\n\n<passage id=\"{}\" title=\"{}\">\n{}\n</passage>",
+                passage.id,
+                frame_title(&passage.title),
+                neutralise(&passage.text)
+            );
+            let block_tokens = counter.text_uncached(&block);
+            (block, block_tokens)
+        };
         let doc = self.docs.read().get(&passage.id).filter(|d| d.version == passage.version).cloned();
-        match doc.as_ref().and_then(|d| d.block_tokens.get(passage.chunk)) {
-            Some(slot) => *slot.get_or_init(|| counter.text_uncached(block)),
-            None => counter.text_uncached(block),
+        let unkept;
+        let (block, block_tokens) = match doc.as_ref().and_then(|d| d.blocks.get(passage.chunk)) {
+            Some(slot) => slot.get_or_init(frame),
+            None => {
+                unkept = frame();
+                &unkept
+            }
+        };
+        if *tokens + block_tokens > self.settings.max_tokens {
+            return false;
         }
+        *tokens += block_tokens;
+        message.push_str(block);
+        true
     }
 }
 

@@ -116,7 +116,7 @@ impl KnowledgeBase {
                     live: true,
                     chunks: doc.chunks.clone(),
                     vectors: own,
-                    block_tokens: super::token_slots(doc.chunks.len()),
+                    blocks: super::block_slots(doc.chunks.len()),
                 });
             }
         }
