@@ -76,7 +76,7 @@ def kb_lines(notes):
                           f"RSS {notes[('kb_rss', label)]:.1f} MiB once imported" for label in sets)
     out = ["", "Knowledge base off, then on with ~300 help pages (the Debian FAQ's answer sections and the shop's own "
            "pages, `bench/kb_corpus.py`), then on with 10,000 shop pages; lexical search, realistic traffic, fast fake, same "
-           f"binary. The probe question got: off {notes[('kb_sources', 'off')]} sources (RSS {notes[('kb_rss', 'off')]:.1f} MiB); "
+           f"binary; {notes.get('kb_rounds', 1)} round(s), the second in reverse order, means shown. The probe question got: off {notes[('kb_sources', 'off')]} sources (RSS {notes[('kb_rss', 'off')]:.1f} MiB); "
            f"{described}.", "",
            "| conns | path | off req/s | " + " | ".join(f"{notes[('kb_docs', s)]:,} docs req/s | ratio" for s in sets)
            + " | off p99 ms | " + " | ".join(f"{notes[('kb_docs', s)]:,} docs p99 ms" for s in sets) + " | CPU µs/req (off / " + " / ".join(sets) + ") |",

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use tantivy::collector::TopDocs;
 use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
 use tantivy::schema::{Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, STRING};
+use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, Term};
 
 /// The visitor's language counts this much more when ranking (not when thresholding).
@@ -193,8 +194,9 @@ impl LexicalIndex {
         if total == 0 || limit == 0 {
             return Ok(Vec::new());
         }
-        let analysed =
-            self.words.analyse(&query_words::split(query), generation, |word| self.analyse_word(&searcher, word))?;
+        let mut analyzers: [Option<TextAnalyzer>; 4] = Default::default();
+        let words = query_words::split(query);
+        let analysed = self.words.analyse(&words, generation, |w| self.analyse_word(&searcher, &mut analyzers, w))?;
         let Weighed { matching, titled, mut ceiling } = query_words::weigh(&analysed, total);
         // The visitor's language is boosted only when another language matches too: a boost
         // changes nothing within one language, and plain term clauses let tantivy skip
@@ -251,27 +253,38 @@ impl LexicalIndex {
         Ok(hits)
     }
 
-    /// One word in every language present: the term its analyzer makes of it, and how often
-    /// that term occurs in bodies and titles.
-    fn analyse_word(&self, searcher: &Searcher, word: &str) -> Result<WordAnalysis, IndexError> {
-        let mut analysis = WordAnalysis::default();
+    /// One word in every language present (`analyzers` made on first use in a search): its term
+    /// and how often that occurs in bodies and titles; and whether it is worth remembering (some
+    /// language knows it, or drops it as a stop word).
+    fn analyse_word(
+        &self,
+        searcher: &Searcher,
+        analyzers: &mut [Option<TextAnalyzer>; 4],
+        word: &str,
+    ) -> Result<(WordAnalysis, bool), IndexError> {
+        let (mut analysis, mut remember) = (WordAnalysis::default(), false);
         for (slot, out) in analysis.iter_mut().enumerate() {
             if !self.present[slot].load(Ordering::Relaxed) {
                 continue;
             }
             let field = self.fields.text[slot];
-            let mut analyzer = self.index.tokenizer_for_field(field)?;
+            let analyzer = match &mut analyzers[slot] {
+                Some(analyzer) => analyzer,
+                empty => empty.insert(self.index.tokenizer_for_field(field)?),
+            };
             let mut stream = analyzer.token_stream(word);
             if !stream.advance() {
+                remember = true;
                 continue;
             }
             let text = std::mem::take(&mut stream.token_mut().text);
             let doc_freq = searcher.doc_freq(&Term::from_field_text(field, &text))?;
             let in_titles = self.title_boost > 0.0
                 && searcher.doc_freq(&Term::from_field_text(self.fields.title[slot], &text))? > 0;
+            remember |= doc_freq > 0 || in_titles;
             *out = Some(WordTerm { text: text.into_boxed_str(), doc_freq, in_titles });
         }
-        Ok(analysis)
+        Ok((analysis, remember))
     }
 
     /// Each hit's packed fast-field value, the column opened once per segment.

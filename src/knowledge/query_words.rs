@@ -6,7 +6,7 @@
 //! map is full.
 
 use parking_lot::Mutex;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use tantivy::tokenizer::{SimpleTokenizer, TokenStream, Tokenizer};
 
@@ -38,25 +38,27 @@ struct Entries {
 }
 
 /// The words of `query` as the analyzers' own tokenizer splits them (runs of letters and digits).
-pub fn split(query: &str) -> Vec<String> {
+pub fn split(query: &str) -> Vec<&str> {
     let mut tokenizer = SimpleTokenizer::default();
     let mut stream = tokenizer.token_stream(query);
     let mut words = Vec::new();
     while stream.advance() {
-        words.push(std::mem::take(&mut stream.token_mut().text));
+        let token = stream.token();
+        words.extend(query.get(token.offset_from..token.offset_to));
     }
     words
 }
 
 impl QueryWords {
-    /// Every word's analysis, in order: remembered ones from the map, the others from `analyse`
-    /// (then remembered, unless the index changed meanwhile). `generation` is the index
-    /// generation read before the searcher `analyse` uses was taken.
+    /// Every word's analysis, in order: remembered ones from the map, the others from `analyse`,
+    /// which also says whether the word is worth remembering (it is, unless the index changed
+    /// meanwhile). `generation` is the index generation read before the searcher `analyse` uses
+    /// was taken.
     pub fn analyse<E>(
         &self,
-        words: &[String],
+        words: &[&str],
         generation: u64,
-        mut analyse: impl FnMut(&str) -> Result<WordAnalysis, E>,
+        mut analyse: impl FnMut(&str) -> Result<(WordAnalysis, bool), E>,
     ) -> Result<Vec<Arc<WordAnalysis>>, E> {
         let mut found: Vec<Option<Arc<WordAnalysis>>> = {
             let mut entries = self.entries.lock();
@@ -65,19 +67,22 @@ impl QueryWords {
                 entries.generation = generation;
             }
             let current = entries.generation == generation;
-            words.iter().map(|w| if current { entries.words.get(w.as_str()).cloned() } else { None }).collect()
+            words.iter().map(|w| if current { entries.words.get(*w).cloned() } else { None }).collect()
         };
-        let mut fresh: Vec<(&String, Arc<WordAnalysis>)> = Vec::new();
+        let mut fresh: Vec<(&str, Arc<WordAnalysis>)> = Vec::new();
         for (word, slot) in words.iter().zip(found.iter_mut()) {
             if slot.is_some() {
                 continue;
             }
-            if let Some((_, analysis)) = fresh.iter().find(|(seen, _)| *seen == word) {
+            if let Some((_, analysis)) = fresh.iter().find(|(seen, _)| seen == word) {
                 *slot = Some(Arc::clone(analysis));
                 continue;
             }
-            let analysis = Arc::new(analyse(word)?);
-            fresh.push((word, Arc::clone(&analysis)));
+            let (analysis, remember) = analyse(word)?;
+            let analysis = Arc::new(analysis);
+            if remember {
+                fresh.push((word, Arc::clone(&analysis)));
+            }
             *slot = Some(analysis);
         }
         if !fresh.is_empty() {
@@ -87,7 +92,7 @@ impl QueryWords {
                     entries.words.clear();
                 }
                 for (word, analysis) in fresh {
-                    entries.words.insert(word.as_str().into(), analysis);
+                    entries.words.insert(word.into(), analysis);
                 }
             }
         }
@@ -111,12 +116,14 @@ pub struct Weighed<'a> {
 /// Each language's terms counted once, in the message's order.
 pub fn weigh(analysed: &[Arc<WordAnalysis>], total_chunks: u64) -> Weighed<'_> {
     let mut weighed = Weighed { matching: Default::default(), titled: Default::default(), ceiling: [0.0; 4] };
-    let mut seen: [HashSet<&str>; 4] = Default::default();
+    // A message has a few dozen words: a list beats hashing each one.
+    let mut seen: [Vec<&str>; 4] = Default::default();
     for (slot, term) in analysed.iter().flat_map(|word| word.iter().enumerate()) {
         let Some(term) = term else { continue };
-        if !seen[slot].insert(&term.text) {
+        if seen[slot].contains(&&*term.text) {
             continue;
         }
+        seen[slot].push(&term.text);
         weighed.ceiling[slot] += idf(term.doc_freq, total_chunks);
         if term.doc_freq > 0 {
             weighed.matching[slot].push(&term.text);
@@ -177,7 +184,9 @@ mod tests {
         let query = split("ship ship to Canada");
         let analyse = |w: &str| {
             calls.set(calls.get() + 1);
-            Ok::<_, ()>(term(&w.to_lowercase(), 1))
+            // Digits stand for a word no language knows.
+            let known = !w.starts_with(|c: char| c.is_ascii_digit());
+            Ok::<_, ()>((term(&w.to_lowercase(), u64::from(known)), known))
         };
         let first = words.analyse(&query, 1, analyse).unwrap();
         assert_eq!(first.len(), 4);
@@ -190,5 +199,9 @@ mod tests {
         // A search that began before the change neither reads nor fills the newer map.
         words.analyse(&split("returns"), 1, analyse).unwrap();
         assert_eq!((calls.get(), words.len()), (7, 3));
+        // A word no language knows is analysed every time, never kept.
+        words.analyse(&split("order 100123"), 2, analyse).unwrap();
+        words.analyse(&split("order 100123"), 2, analyse).unwrap();
+        assert_eq!((calls.get(), words.len()), (10, 4));
     }
 }

@@ -233,8 +233,13 @@ impl KnowledgeBase {
                 return Grounding::default();
             }
         };
-        let mut message = String::from(REFERENCE_PREAMBLE);
-        let mut tokens = counter.text(REFERENCE_PREAMBLE);
+        // Room for the passages up front: the message is a few KiB, grown once instead of doubling.
+        let mut message = String::with_capacity(
+            REFERENCE_PREAMBLE.len() + passages.iter().map(|p| p.text.len() + 160).sum::<usize>(),
+        );
+        message.push_str(REFERENCE_PREAMBLE);
+        static PREAMBLE_TOKENS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+        let mut tokens = *PREAMBLE_TOKENS.get_or_init(|| counter.text_uncached(REFERENCE_PREAMBLE));
         let mut sources = Vec::new();
         let best = passages.first().cloned();
         for passage in passages {
