@@ -10,8 +10,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use tantivy::tokenizer::{SimpleTokenizer, TokenStream, Tokenizer};
 
-/// 16,384 words of at most 40 bytes and their four analyses: a few MiB at most.
-const CAPACITY: usize = 16_384;
+/// 4,096 words of at most 40 bytes and their four analyses: about 1 MiB per site's index at most
+/// (a site's everyday vocabulary fits; case variants of it cannot grow the map past this).
+const CAPACITY: usize = 4096;
+/// Every analyzer drops longer words (`RemoveLongFilter`): such a word is never remembered, so a
+/// 4,000-character "word" cannot sit in the map.
+const LONGEST_KEPT_WORD: usize = 40;
 
 /// One word in one language's field: the indexed term it becomes, in how many chunks' bodies it
 /// occurs, and whether any title holds it.
@@ -80,7 +84,7 @@ impl QueryWords {
             }
             let (analysis, remember) = analyse(word)?;
             let analysis = Arc::new(analysis);
-            if remember {
+            if remember && word.len() <= LONGEST_KEPT_WORD {
                 fresh.push((word, Arc::clone(&analysis)));
             }
             *slot = Some(analysis);
@@ -203,5 +207,9 @@ mod tests {
         words.analyse(&split("order 100123"), 2, analyse).unwrap();
         words.analyse(&split("order 100123"), 2, analyse).unwrap();
         assert_eq!((calls.get(), words.len()), (10, 4));
+        // Nor is a word longer than any analyzer keeps.
+        let long = "x".repeat(4000);
+        words.analyse(&[long.as_str()], 2, analyse).unwrap();
+        assert_eq!((calls.get(), words.len()), (11, 4));
     }
 }
