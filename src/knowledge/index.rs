@@ -2,12 +2,13 @@
 //! own stemmer and stop words). A chunk is indexed in its document's language; a query is analysed
 //! for every language and the visitor's own is boosted.
 
-use super::hit_cache::{HitCache, RankedHit};
+use super::doc_keys::{pack, unpack, DocKeys};
+use super::generation_map::GenerationMap;
 use super::language::Lang;
-use super::query_words::{self, QueryWords, Weighed, WordAnalysis, WordTerm};
+use super::query_words::{self, Weighed, WordAnalysis, WordMemory, WordTerm};
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use tantivy::collector::TopDocs;
 use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
@@ -67,29 +68,22 @@ pub struct LexicalIndex {
     /// How much more a query word counts in a title.
     title_boost: f32,
     keys: RwLock<DocKeys>,
-    ranked: HitCache,
-    words: QueryWords,
+    /// Bumped after every change searchers can see; the two maps below hold for one generation.
+    generation: AtomicU64,
+    /// Top hits per query shape. Visitors ask the same few questions in many wordings, and most
+    /// words of a message (an order number, a name) are in no chunk: messages whose indexed words
+    /// are the same share a ranking (each still gets its own relevance: its unknown words weigh in).
+    ranked: GenerationMap<Vec<RankedHit>>,
+    words: WordMemory,
 }
+
+/// 4,096 query shapes of up to 20 hits each: well under 1 MiB.
+const RANKINGS: usize = 4096;
+
+/// One ranked chunk: tantivy's score and the packed fast-field value (document key, chunk, language).
+type RankedHit = (f32, u64);
 
 const HIT_FIELD: &str = "hit";
-
-/// A chunk's document key, chunk number and language slot in one u64 (40, 20 and 4 bits).
-fn pack(key: u64, chunk: usize, slot: usize) -> u64 {
-    (key << 24) | ((chunk as u64 & 0xF_FFFF) << 4) | (slot as u64 & 0xF)
-}
-
-fn unpack(packed: u64) -> (u64, usize, usize) {
-    (packed >> 24, ((packed >> 4) & 0xF_FFFF) as usize, (packed & 0xF) as usize)
-}
-
-/// Document ids by a number the index keeps in a fast field. A document indexed again gets a new
-/// number, and the old one is forgotten once its chunks are gone from the index.
-#[derive(Default)]
-struct DocKeys {
-    ids: HashMap<u64, Arc<str>>,
-    by_id: HashMap<Arc<str>, u64>,
-    next: u64,
-}
 
 fn lang_slot(lang: Lang) -> usize {
     Lang::ALL.iter().position(|l| *l == lang).unwrap_or(0)
@@ -118,9 +112,10 @@ impl LexicalIndex {
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
         let present = Lang::ALL.map(|_| AtomicBool::new(false));
         let fields = Fields { id, hit, text, title };
-        let (keys, ranked) = (RwLock::new(DocKeys::default()), HitCache::default());
-        let words = QueryWords::default();
-        Ok(Self { index, reader, writing: Mutex::new(()), fields, present, title_boost, keys, ranked, words })
+        let (keys, generation) = (RwLock::new(DocKeys::default()), AtomicU64::new(0));
+        let (ranked, words) = (GenerationMap::new(RANKINGS), WordMemory::new(query_words::CAPACITY));
+        let writing = Mutex::new(());
+        Ok(Self { index, reader, writing, fields, present, title_boost, keys, generation, ranked, words })
     }
 
     /// Removes every chunk of `removed` documents, adds `added` chunks, and makes it searchable.
@@ -172,7 +167,9 @@ impl LexicalIndex {
             }
             self.present[slot].store(tokens > 0, Ordering::Relaxed);
         }
-        self.ranked.invalidate();
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        self.ranked.advance(generation);
+        self.words.advance(generation);
         {
             let mut keys = self.keys.write();
             for key in stale {
@@ -188,7 +185,9 @@ impl LexicalIndex {
 
     /// The best `limit` chunks for `query`, best first.
     pub fn search(&self, query: &str, visitor: Option<Lang>, limit: usize) -> Result<Vec<LexicalHit>, IndexError> {
-        let generation = self.ranked.generation();
+        // Read before the searcher is taken: nothing is remembered under a newer generation than
+        // the index it was computed from.
+        let generation = self.generation.load(Ordering::Acquire);
         let searcher = self.reader.searcher();
         let total = searcher.num_docs();
         if total == 0 || limit == 0 {
@@ -196,7 +195,8 @@ impl LexicalIndex {
         }
         let mut analyzers: [Option<TextAnalyzer>; 4] = Default::default();
         let words = query_words::split(query);
-        let analysed = self.words.analyse(&words, generation, |w| self.analyse_word(&searcher, &mut analyzers, w))?;
+        let analysed =
+            query_words::analyse(&self.words, &words, generation, |w| self.analyse_word(&searcher, &mut analyzers, w))?;
         let Weighed { matching, titled, mut ceiling } = query_words::weigh(&analysed, total);
         // The visitor's language is boosted only when another language matches too: a boost
         // changes nothing within one language, and plain term clauses let tantivy skip
@@ -208,7 +208,7 @@ impl LexicalIndex {
         }
         let boosted = mixed.then_some(visitor).flatten().map(Lang::code);
         let shape = query_words::query_shape(&matching, &titled, boosted, limit);
-        let ranked = match self.ranked.get(&shape) {
+        let ranked = match self.ranked.get(&shape, generation) {
             Some(ranked) => ranked,
             None => {
                 let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
@@ -236,7 +236,7 @@ impl LexicalIndex {
                 }
                 let top = searcher.search(&BooleanQuery::new(clauses), &TopDocs::with_limit(limit))?;
                 let ranked = self.packed(&searcher, top)?;
-                self.ranked.put(shape, generation, &ranked);
+                self.ranked.put(&shape, generation, ranked.clone());
                 ranked
             }
         };

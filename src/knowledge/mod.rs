@@ -5,10 +5,11 @@
 
 mod admin;
 mod chunk;
+mod doc_keys;
 pub mod document;
 pub mod embed;
 pub mod extract;
-mod hit_cache;
+mod generation_map;
 mod index;
 pub mod language;
 mod query_words;

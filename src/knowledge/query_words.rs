@@ -5,14 +5,16 @@
 //! few hundred words; unique ones (order numbers, names) are analysed once and pushed out when the
 //! map is full.
 
-use parking_lot::Mutex;
-use std::collections::HashMap;
+use super::generation_map::GenerationMap;
 use std::sync::Arc;
 use tantivy::tokenizer::{SimpleTokenizer, TokenStream, Tokenizer};
 
+/// The remembered analyses, per index generation.
+pub type WordMemory = GenerationMap<Arc<WordAnalysis>>;
+
 /// 4,096 words of at most 40 bytes and their four analyses: about 1 MiB per site's index at most
 /// (a site's everyday vocabulary fits; case variants of it cannot grow the map past this).
-const CAPACITY: usize = 4096;
+pub const CAPACITY: usize = 4096;
 /// Every analyzer drops longer words (`RemoveLongFilter`): such a word is never remembered, so a
 /// 4,000-character "word" cannot sit in the map.
 const LONGEST_KEPT_WORD: usize = 40;
@@ -30,17 +32,6 @@ pub struct WordTerm {
 /// analyzer drops the word (a stop word, over 40 bytes).
 pub type WordAnalysis = [Option<WordTerm>; 4];
 
-#[derive(Default)]
-pub struct QueryWords {
-    entries: Mutex<Entries>,
-}
-
-#[derive(Default)]
-struct Entries {
-    generation: u64,
-    words: HashMap<Box<str>, Arc<WordAnalysis>>,
-}
-
 /// The words of `query` as the analyzers' own tokenizer splits them (runs of letters and digits).
 pub fn split(query: &str) -> Vec<&str> {
     let mut tokenizer = SimpleTokenizer::default();
@@ -53,60 +44,34 @@ pub fn split(query: &str) -> Vec<&str> {
     words
 }
 
-impl QueryWords {
-    /// Every word's analysis, in order: remembered ones from the map, the others from `analyse`,
-    /// which also says whether the word is worth remembering (it is, unless the index changed
-    /// meanwhile). `generation` is the index generation read before the searcher `analyse` uses
-    /// was taken.
-    pub fn analyse<E>(
-        &self,
-        words: &[&str],
-        generation: u64,
-        mut analyse: impl FnMut(&str) -> Result<(WordAnalysis, bool), E>,
-    ) -> Result<Vec<Arc<WordAnalysis>>, E> {
-        let mut found: Vec<Option<Arc<WordAnalysis>>> = {
-            let mut entries = self.entries.lock();
-            if entries.generation < generation {
-                entries.words.clear();
-                entries.generation = generation;
-            }
-            let current = entries.generation == generation;
-            words.iter().map(|w| if current { entries.words.get(*w).cloned() } else { None }).collect()
-        };
-        let mut fresh: Vec<(&str, Arc<WordAnalysis>)> = Vec::new();
-        for (word, slot) in words.iter().zip(found.iter_mut()) {
-            if slot.is_some() {
-                continue;
-            }
-            if let Some((_, analysis)) = fresh.iter().find(|(seen, _)| seen == word) {
-                *slot = Some(Arc::clone(analysis));
-                continue;
-            }
-            let (analysis, remember) = analyse(word)?;
-            let analysis = Arc::new(analysis);
-            if remember && word.len() <= LONGEST_KEPT_WORD {
-                fresh.push((word, Arc::clone(&analysis)));
-            }
-            *slot = Some(analysis);
+/// Every word's analysis, in order: remembered ones from `memory`, the others from `analyse`,
+/// which also says whether the word is worth remembering. `generation` is the index generation
+/// read before the searcher `analyse` uses was taken.
+pub fn analyse<E>(
+    memory: &WordMemory,
+    words: &[&str],
+    generation: u64,
+    mut analyse: impl FnMut(&str) -> Result<(WordAnalysis, bool), E>,
+) -> Result<Vec<Arc<WordAnalysis>>, E> {
+    let mut analysed: Vec<Arc<WordAnalysis>> = Vec::with_capacity(words.len());
+    for (i, word) in words.iter().enumerate() {
+        if let Some(analysis) = memory.get(word, generation) {
+            analysed.push(analysis);
+            continue;
         }
-        if !fresh.is_empty() {
-            let mut entries = self.entries.lock();
-            if entries.generation == generation {
-                if entries.words.len() + fresh.len() > CAPACITY {
-                    entries.words.clear();
-                }
-                for (word, analysis) in fresh {
-                    entries.words.insert(word.into(), analysis);
-                }
-            }
+        // A word repeated in this message, analysed moments ago but not remembered.
+        if let Some(earlier) = words[..i].iter().position(|w| w == word) {
+            analysed.push(Arc::clone(&analysed[earlier]));
+            continue;
         }
-        Ok(found.into_iter().flatten().collect())
+        let (analysis, remember) = analyse(word)?;
+        let analysis = Arc::new(analysis);
+        if remember && word.len() <= LONGEST_KEPT_WORD {
+            memory.put(word, generation, Arc::clone(&analysis));
+        }
+        analysed.push(analysis);
     }
-
-    #[cfg(test)]
-    pub fn len(&self) -> usize {
-        self.entries.lock().words.len()
-    }
+    Ok(analysed)
 }
 
 /// A message's indexed words per language slot (in bodies, in titles) and the weight (summed idf)
@@ -183,33 +148,33 @@ mod tests {
 
     #[test]
     fn a_word_is_analysed_once_per_generation() {
-        let words = QueryWords::default();
+        let words = WordMemory::new(CAPACITY);
         let calls = std::cell::Cell::new(0);
         let query = split("ship ship to Canada");
-        let analyse = |w: &str| {
+        let analyser = |w: &str| {
             calls.set(calls.get() + 1);
             // Digits stand for a word no language knows.
             let known = !w.starts_with(|c: char| c.is_ascii_digit());
             Ok::<_, ()>((term(&w.to_lowercase(), u64::from(known)), known))
         };
-        let first = words.analyse(&query, 1, analyse).unwrap();
+        let first = analyse(&words, &query, 1, analyser).unwrap();
         assert_eq!(first.len(), 4);
         assert_eq!(first[3][0].as_ref().map(|t| &*t.text), Some("canada"));
-        words.analyse(&query, 1, analyse).unwrap();
+        analyse(&words, &query, 1, analyser).unwrap();
         assert_eq!(calls.get(), 3, "a repeated word, and the second query, come from memory");
         // The index changed: every word is analysed again (its document frequency may differ).
-        words.analyse(&query, 2, analyse).unwrap();
+        analyse(&words, &query, 2, analyser).unwrap();
         assert_eq!(calls.get(), 6);
         // A search that began before the change neither reads nor fills the newer map.
-        words.analyse(&split("returns"), 1, analyse).unwrap();
+        analyse(&words, &split("returns"), 1, analyser).unwrap();
         assert_eq!((calls.get(), words.len()), (7, 3));
         // A word no language knows is analysed every time, never kept.
-        words.analyse(&split("order 100123"), 2, analyse).unwrap();
-        words.analyse(&split("order 100123"), 2, analyse).unwrap();
+        analyse(&words, &split("order 100123"), 2, analyser).unwrap();
+        analyse(&words, &split("order 100123"), 2, analyser).unwrap();
         assert_eq!((calls.get(), words.len()), (10, 4));
         // Nor is a word longer than any analyzer keeps.
         let long = "x".repeat(4000);
-        words.analyse(&[long.as_str()], 2, analyse).unwrap();
+        analyse(&words, &[long.as_str()], 2, analyser).unwrap();
         assert_eq!((calls.get(), words.len()), (11, 4));
     }
 }

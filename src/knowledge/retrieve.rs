@@ -77,6 +77,19 @@ struct DocumentBest {
     others: Vec<f32>,
 }
 
+/// The value under `key` in a short list, pushed by `new` when missing (then `true`). A few dozen
+/// candidates at most: searching in place beats hashing their ids.
+fn entry_in<K: PartialEq, V>(list: &mut Vec<(K, V)>, key: K, new: impl FnOnce() -> V) -> (&mut V, bool) {
+    let (at, fresh) = match list.iter().position(|(k, _)| *k == key) {
+        Some(at) => (at, false),
+        None => {
+            list.push((key, new()));
+            (list.len() - 1, true)
+        }
+    };
+    (&mut list[at].1, fresh)
+}
+
 /// A document's further qualifying chunks add this share of their score to its best one's: a page
 /// that answers in several places outranks one lucky paragraph (at most two more count).
 const MORE_CHUNKS_WEIGHT: f32 = 0.1;
@@ -119,26 +132,15 @@ impl KnowledgeBase {
             tokio::join!(self.semantic(query, pool, time_left), async { self.index.search(query, visitor, pool) });
         let lexical = lexical?;
         let top = lexical.first().map_or(1.0, |hit| hit.score.max(f32::MIN_POSITIVE));
-        // A few dozen candidates at most: a list searched in place beats hashing their ids.
         let mut candidates: Vec<((Arc<str>, usize), Candidate)> = Vec::with_capacity(lexical.len() + semantic.len());
-        fn entry(list: &mut Vec<((Arc<str>, usize), Candidate)>, key: (Arc<str>, usize)) -> &mut Candidate {
-            let at = match list.iter().position(|(k, _)| *k == key) {
-                Some(at) => at,
-                None => {
-                    list.push((key, Candidate::default()));
-                    list.len() - 1
-                }
-            };
-            &mut list[at].1
-        }
         for (rank, hit) in lexical.into_iter().enumerate() {
-            let c = entry(&mut candidates, (hit.doc_id, hit.chunk));
+            let (c, _) = entry_in(&mut candidates, (hit.doc_id, hit.chunk), Candidate::default);
             c.lexical = hit.relevance;
             c.lexical_norm = hit.score / top;
             c.lexical_rank = Some(rank);
         }
         for (rank, (doc_id, chunk, similarity)) in semantic.into_iter().enumerate() {
-            let c = entry(&mut candidates, (Arc::from(doc_id), chunk));
+            let (c, _) = entry_in(&mut candidates, (Arc::from(doc_id), chunk), Candidate::default);
             c.semantic = similarity;
             c.semantic_rank = Some(rank);
         }
@@ -150,13 +152,11 @@ impl KnowledgeBase {
                 continue;
             }
             let (fused, relevance) = (self.fused(&c), c.lexical.max(c.semantic));
-            let entry = match documents.iter().position(|(id, _)| *id == doc_id) {
-                Some(at) => &mut documents[at].1,
-                None => {
-                    documents.push((doc_id, DocumentBest { chunk, fused, relevance, others: Vec::new() }));
-                    continue;
-                }
-            };
+            let new = || DocumentBest { chunk, fused, relevance, others: Vec::new() };
+            let (entry, fresh) = entry_in(&mut documents, doc_id, new);
+            if fresh {
+                continue;
+            }
             if fused > entry.fused {
                 entry.others.push(entry.fused);
                 (entry.chunk, entry.fused, entry.relevance) = (chunk, fused, relevance);
